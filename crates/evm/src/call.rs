@@ -1,0 +1,154 @@
+//! Read-only calls and gas estimation against any state in the history window.
+
+use crate::db::StoreDb;
+use crate::executor::{block_env, cfg_env, ExecutionError};
+use alloy_eips::eip2930::AccessList;
+use alloy_primitives::{Address, Bytes, Log, TxKind, U256};
+use consort_chainspec::Genesis;
+use consort_primitives::Header;
+use consort_storage::Store;
+use revm::context::result::{EVMError, ExecutionResult};
+use revm::context::TxEnv;
+use revm::database::State;
+use revm::{Context, ExecuteEvm, MainBuilder, MainContext};
+
+/// Intrinsic cost of the cheapest transaction: the lower bound of every estimate.
+const MIN_TRANSACTION_GAS: u64 = 21_000;
+
+/// The fields of `eth_call` / `eth_estimateGas`.
+#[derive(Clone, Debug, Default)]
+pub struct CallRequest {
+    /// Sender; the zero address when absent.
+    pub from: Option<Address>,
+    /// Recipient; a contract creation when absent.
+    pub to: Option<Address>,
+    /// Gas limit; the cap when absent.
+    pub gas: Option<u64>,
+    /// Legacy gas price.
+    pub gas_price: Option<u128>,
+    /// EIP-1559 fee cap.
+    pub max_fee_per_gas: Option<u128>,
+    /// EIP-1559 tip cap.
+    pub max_priority_fee_per_gas: Option<u128>,
+    /// Value sent.
+    pub value: Option<U256>,
+    /// Call data.
+    pub input: Bytes,
+    /// Nonce; the account's when absent.
+    pub nonce: Option<u64>,
+    /// EIP-2930 access list.
+    pub access_list: Option<AccessList>,
+}
+
+/// What a call did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallOutcome {
+    /// Whether it succeeded.
+    pub success: bool,
+    /// Return data, or revert data.
+    pub output: Bytes,
+    /// Gas used.
+    pub gas_used: u64,
+    /// Logs emitted.
+    pub logs: Vec<Log>,
+    /// Whether it ended in REVERT (as opposed to a halt such as out-of-gas).
+    pub reverted: bool,
+    /// The halt reason when it neither succeeded nor reverted.
+    pub halt: Option<String>,
+}
+
+fn run(store: &Store, chain: &Genesis, header: &Header, req: &CallRequest, gas: u64) -> Result<CallOutcome, ExecutionError> {
+    let view = store.state_at(header.number)?;
+    let mut cfg = cfg_env(chain, header.number, header.timestamp);
+    // As geth and Besu: no fee or balance checks unless a price is given, no EIP-3607.
+    let priced = req.gas_price.is_some() || req.max_fee_per_gas.is_some();
+    cfg.disable_base_fee = !priced;
+    cfg.disable_balance_check = !priced;
+    cfg.disable_eip3607 = true;
+    cfg.disable_nonce_check = req.nonce.is_none();
+    cfg.disable_block_gas_limit = true;
+    let block = block_env(chain, header, &cfg);
+    let tx = TxEnv {
+        tx_type: if req.max_fee_per_gas.is_some() { 2 } else if req.access_list.is_some() { 1 } else { 0 },
+        caller: req.from.unwrap_or_default(),
+        gas_limit: gas,
+        gas_price: req.max_fee_per_gas.or(req.gas_price).unwrap_or(0),
+        kind: req.to.map_or(TxKind::Create, TxKind::Call),
+        value: req.value.unwrap_or_default(),
+        data: req.input.clone(),
+        nonce: req.nonce.unwrap_or_default(),
+        chain_id: Some(chain.chain_id),
+        access_list: req.access_list.clone().unwrap_or_default(),
+        gas_priority_fee: req.max_priority_fee_per_gas,
+        ..Default::default()
+    };
+    let mut state = State::builder().with_database_ref(StoreDb::new(view)).build();
+    let mut evm = Context::mainnet().with_db(&mut state).with_cfg(cfg).with_block(block).build_mainnet();
+    let result = match evm.transact(tx) {
+        Ok(r) => r.result,
+        Err(EVMError::Transaction(e)) => return Err(ExecutionError::InvalidTransaction { index: 0, hash: Default::default(), reason: e.to_string() }),
+        Err(EVMError::Database(e)) => return Err(e.into()),
+        Err(e) => return Err(ExecutionError::Evm(e.to_string())),
+    };
+    let gas_used = result.tx_gas_used();
+    Ok(match result {
+        ExecutionResult::Success { logs, output, .. } => {
+            CallOutcome { success: true, output: output.into_data(), gas_used, logs, reverted: false, halt: None }
+        }
+        ExecutionResult::Revert { output, logs, .. } => {
+            CallOutcome { success: false, output, gas_used, logs, reverted: true, halt: None }
+        }
+        ExecutionResult::Halt { reason, logs, .. } => CallOutcome {
+            success: false,
+            output: Bytes::new(),
+            gas_used,
+            logs,
+            reverted: false,
+            halt: Some(format!("{reason:?}")),
+        },
+    })
+}
+
+/// Executes `req` on the state after block `header` without changing anything. `gas_cap` bounds
+/// the gas of a call that names none (and of one that names more).
+pub fn call(store: &Store, chain: &Genesis, header: &Header, req: &CallRequest, gas_cap: u64) -> Result<CallOutcome, ExecutionError> {
+    let gas = req.gas.unwrap_or(gas_cap).min(gas_cap);
+    run(store, chain, header, req, gas)
+}
+
+/// The least gas with which `req` succeeds, found by binary search between 21,000 and the smaller
+/// of the request's gas, the block gas limit and `gas_cap`. A call that fails even with the most
+/// gas returns its outcome as the error.
+pub fn estimate_gas(
+    store: &Store,
+    chain: &Genesis,
+    header: &Header,
+    req: &CallRequest,
+    gas_cap: u64,
+) -> Result<Result<u64, CallOutcome>, ExecutionError> {
+    let mut hi = req.gas.unwrap_or(header.gas_limit).min(header.gas_limit).min(gas_cap);
+    let top = run(store, chain, header, req, hi)?;
+    if !top.success {
+        return Ok(Err(top));
+    }
+    // Start just below what the full run used: most calls succeed with that plus refunds.
+    let mut lo = MIN_TRANSACTION_GAS.saturating_sub(1).max(top.gas_used.saturating_sub(1));
+    if lo >= hi {
+        return Ok(Ok(hi));
+    }
+    let first = lo.saturating_add(1);
+    if run(store, chain, header, req, first)?.success {
+        return Ok(Ok(first));
+    }
+    lo = first;
+    // Bounded: at most log2(hi) ≈ 30 executions.
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if run(store, chain, header, req, mid)?.success {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Ok(Ok(hi))
+}

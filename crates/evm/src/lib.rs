@@ -1,0 +1,18 @@
+//! Execution: revm over consort's storage. Executes blocks (receipts, logs, bloom, roots, gas,
+//! QBFT block rewards), recovers senders in parallel, answers read-only calls and gas estimates
+//! against any state in the history window, and runs Ethereum state tests.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing))]
+
+mod call;
+mod db;
+mod executor;
+mod spec;
+pub mod statetest;
+
+pub use call::{call, estimate_gas, CallOutcome, CallRequest};
+pub use db::{DbError, StoreDb};
+pub use executor::{
+    bundle_to_changes, execute_block, recover_senders, ExecutedBlock, ExecutionError, ExecutionMode, FailedTransaction,
+};
+pub use spec::spec_id;

@@ -1,0 +1,280 @@
+//! Opening the database, reading blocks, and committing a block atomically.
+
+use crate::schema::{self, *};
+use crate::state::PreparedState;
+use crate::{Result, StorageError};
+use alloy_consensus::ReceiptEnvelope;
+use alloy_primitives::{Bytes, B256};
+use alloy_rlp::{Decodable, Encodable};
+use consort_primitives::{Header, TxEnvelope};
+use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
+use std::path::Path;
+use std::sync::Arc;
+
+/// How the store is opened.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Blocks of historical state kept behind the head; `None` keeps all (archive).
+    pub history_window: Option<u64>,
+    /// Whether every block commit waits for the write-ahead log to reach the disk. Without it a
+    /// process crash loses nothing; a power cut may lose the last blocks, never consistency.
+    pub sync_writes: bool,
+    /// RocksDB block cache size in bytes.
+    pub cache_bytes: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self { history_window: Some(512), sync_writes: false, cache_bytes: 32 << 20 }
+    }
+}
+
+/// Where a transaction sits in the canonical chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockLocation {
+    /// Hash of the including block.
+    pub block_hash: B256,
+    /// Number of the including block.
+    pub block_number: u64,
+    /// Index in the block.
+    pub index: u64,
+}
+
+/// The chain database. Cheap to clone; reads may come from any thread, while blocks are committed
+/// by one writer.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) db: Arc<DB>,
+    pub(crate) options: StoreOptions,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.db.path()).field("options", &self.options).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path, options: StoreOptions) -> Result<Self> {
+        Self::open_with(path, options, None)
+    }
+
+    /// A store in memory (RocksDB's memory environment), for tests and state tests.
+    pub fn in_memory(options: StoreOptions) -> Result<Self> {
+        let env = rocksdb::Env::mem_env()?;
+        Self::open_with(Path::new("/consort-mem"), options, Some(env))
+    }
+
+    fn open_with(path: &Path, options: StoreOptions, env: Option<rocksdb::Env>) -> Result<Self> {
+        let mut db_opts = Options::default();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.set_max_open_files(512);
+        db_opts.set_keep_log_file_num(2);
+        if let Some(env) = &env {
+            db_opts.set_env(env);
+        }
+        let cache = rocksdb::Cache::new_lru_cache(options.cache_bytes);
+        let cfs = schema::ALL.iter().map(|name| {
+            let mut cf = Options::default();
+            cf.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            let mut table = rocksdb::BlockBasedOptions::default();
+            table.set_block_cache(&cache);
+            cf.set_block_based_table_factory(&table);
+            ColumnFamilyDescriptor::new(*name, cf)
+        });
+        let db = DB::open_cf_descriptors(&db_opts, path, cfs)?;
+        let store = Self { db: Arc::new(db), options };
+        store.check_version()?;
+        Ok(store)
+    }
+
+    fn check_version(&self) -> Result<()> {
+        match self.get(META, VERSION_KEY)? {
+            None => {
+                self.db.put_cf(self.cf(META)?, VERSION_KEY, SCHEMA_VERSION.to_be_bytes())?;
+                Ok(())
+            }
+            Some(v) if v.as_slice() == SCHEMA_VERSION.to_be_bytes() => Ok(()),
+            Some(v) => Err(StorageError::Corrupt {
+                table: META,
+                reason: format!("schema version {} is not {SCHEMA_VERSION}", hex_of(&v)),
+            }),
+        }
+    }
+
+    pub(crate) fn cf(&self, name: &'static str) -> Result<&rocksdb::ColumnFamily> {
+        self.db.cf_handle(name).ok_or(StorageError::Corrupt { table: name, reason: "column family missing".into() })
+    }
+
+    pub(crate) fn get(&self, table: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.get_cf(self.cf(table)?, key)?)
+    }
+
+    /// The history window the store was opened with.
+    pub fn options(&self) -> &StoreOptions {
+        &self.options
+    }
+
+    /// The head block's number and hash, `None` before genesis.
+    pub fn head(&self) -> Result<Option<(u64, B256)>> {
+        let Some(raw) = self.get(META, HEAD_KEY)? else { return Ok(None) };
+        let (n, h) = raw
+            .split_first_chunk::<8>()
+            .filter(|(_, h)| h.len() == 32)
+            .ok_or(StorageError::Corrupt { table: META, reason: "head pointer is not 40 bytes".into() })?;
+        Ok(Some((u64::from_be_bytes(*n), B256::from_slice(h))))
+    }
+
+    /// The head block's header.
+    pub fn head_header(&self) -> Result<Header> {
+        let (_, hash) = self.head()?.ok_or(StorageError::Empty)?;
+        self.header(&hash)?.ok_or(StorageError::Corrupt { table: HEADERS, reason: format!("head {hash} has no header") })
+    }
+
+    /// A header by block hash.
+    pub fn header(&self, hash: &B256) -> Result<Option<Header>> {
+        self.get(HEADERS, hash.as_slice())?.map(|raw| decode(HEADERS, &raw)).transpose()
+    }
+
+    /// The canonical block hash at a height.
+    pub fn canonical_hash(&self, number: u64) -> Result<Option<B256>> {
+        self.get(CANONICAL, &number_key(number))?.map(|raw| decode_b256(CANONICAL, &raw)).transpose()
+    }
+
+    /// A canonical header by number.
+    pub fn header_by_number(&self, number: u64) -> Result<Option<Header>> {
+        match self.canonical_hash(number)? {
+            Some(hash) => self.header(&hash),
+            None => Ok(None),
+        }
+    }
+
+    /// The number of a stored block.
+    pub fn block_number(&self, hash: &B256) -> Result<Option<u64>> {
+        self.get(BLOCK_NUMBERS, hash.as_slice())?
+            .map(|raw| {
+                <[u8; 8]>::try_from(raw.as_slice())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| StorageError::Corrupt { table: BLOCK_NUMBERS, reason: "not 8 bytes".into() })
+            })
+            .transpose()
+    }
+
+    /// A block's transactions.
+    pub fn transactions(&self, hash: &B256) -> Result<Option<Vec<TxEnvelope>>> {
+        self.get(BODIES, hash.as_slice())?.map(|raw| decode(BODIES, &raw)).transpose()
+    }
+
+    /// A block's receipts.
+    pub fn receipts(&self, hash: &B256) -> Result<Option<Vec<ReceiptEnvelope>>> {
+        self.get(RECEIPTS, hash.as_slice())?.map(|raw| decode(RECEIPTS, &raw)).transpose()
+    }
+
+    /// Where a transaction was included.
+    pub fn transaction_location(&self, tx_hash: &B256) -> Result<Option<BlockLocation>> {
+        let Some(raw) = self.get(TX_INDEX, tx_hash.as_slice())? else { return Ok(None) };
+        let bad = || StorageError::Corrupt { table: TX_INDEX, reason: "entry is not 48 bytes".into() };
+        let (hash, rest) = raw.split_first_chunk::<32>().ok_or_else(bad)?;
+        let (number, rest) = rest.split_first_chunk::<8>().ok_or_else(bad)?;
+        let index = <[u8; 8]>::try_from(rest).map_err(|_| bad())?;
+        Ok(Some(BlockLocation {
+            block_hash: B256::from(*hash),
+            block_number: u64::from_be_bytes(*number),
+            index: u64::from_be_bytes(index),
+        }))
+    }
+
+    /// Stores block `hash` with its receipts and prepared state as the new head, in one atomic
+    /// write. The block must be the child of the current head (or genesis of an empty store), and
+    /// `state` must have been prepared on the current head.
+    pub fn commit_block(
+        &self,
+        header: &Header,
+        hash: B256,
+        transactions: &[TxEnvelope],
+        receipts: &[ReceiptEnvelope],
+        state: PreparedState,
+    ) -> Result<()> {
+        let head = self.head()?;
+        match head {
+            None if header.number == 0 => {}
+            Some((n, h)) if header.number == n + 1 && header.parent_hash == h => {}
+            _ => {
+                let (head_number, head_hash) = head.unwrap_or_default();
+                return Err(StorageError::NotOnHead { number: header.number, hash, head_number, head_hash });
+            }
+        }
+        let prepared_on = state.parent;
+        let expected_parent = head.map(|(n, _)| n);
+        if prepared_on != expected_parent {
+            return Err(StorageError::StalePreparedState {
+                prepared_on: prepared_on.unwrap_or_default(),
+                head: expected_parent.unwrap_or_default(),
+            });
+        }
+        let mut batch = WriteBatch::default();
+        let number = header.number;
+        batch.put_cf(self.cf(HEADERS)?, hash, alloy_rlp::encode(header));
+        batch.put_cf(self.cf(BODIES)?, hash, encode_list(transactions));
+        batch.put_cf(self.cf(RECEIPTS)?, hash, encode_list(receipts));
+        batch.put_cf(self.cf(CANONICAL)?, number_key(number), hash);
+        batch.put_cf(self.cf(BLOCK_NUMBERS)?, hash, number_key(number));
+        let tx_cf = self.cf(TX_INDEX)?;
+        for (index, tx) in transactions.iter().enumerate() {
+            let mut loc = Vec::with_capacity(48);
+            loc.extend_from_slice(hash.as_slice());
+            loc.extend_from_slice(&number.to_be_bytes());
+            loc.extend_from_slice(&(index as u64).to_be_bytes());
+            batch.put_cf(tx_cf, tx.tx_hash(), loc);
+        }
+        state.write_into(self, &mut batch, number)?;
+        if let Some(window) = self.options.history_window {
+            if let Some(pruned) = number.checked_sub(window) {
+                self.prune_history(&mut batch, pruned)?;
+            }
+        }
+        let mut head_value = Vec::with_capacity(40);
+        head_value.extend_from_slice(&number.to_be_bytes());
+        head_value.extend_from_slice(hash.as_slice());
+        batch.put_cf(self.cf(META)?, HEAD_KEY, head_value);
+        let mut write_opts = WriteOptions::default();
+        write_opts.set_sync(self.options.sync_writes);
+        self.db.write_opt(batch, &write_opts)?;
+        Ok(())
+    }
+
+    /// The oldest block whose state can still be read.
+    pub fn oldest_state(&self, head: u64) -> u64 {
+        match self.options.history_window {
+            Some(window) => head.saturating_sub(window),
+            None => 0,
+        }
+    }
+}
+
+pub(crate) fn encode_list<T: Encodable>(items: &[T]) -> Vec<u8> {
+    let mut out = Vec::new();
+    alloy_rlp::encode_list(items, &mut out);
+    out
+}
+
+pub(crate) fn decode<T: Decodable>(table: &'static str, raw: &[u8]) -> Result<T> {
+    let mut buf = raw;
+    let value = T::decode(&mut buf).map_err(|e| StorageError::Corrupt { table, reason: e.to_string() })?;
+    if !buf.is_empty() {
+        return Err(StorageError::Corrupt { table, reason: format!("{} trailing bytes", buf.len()) });
+    }
+    Ok(value)
+}
+
+pub(crate) fn decode_b256(table: &'static str, raw: &[u8]) -> Result<B256> {
+    <[u8; 32]>::try_from(raw)
+        .map(B256::from)
+        .map_err(|_| StorageError::Corrupt { table, reason: format!("expected 32 bytes, got {}", raw.len()) })
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    Bytes::copy_from_slice(bytes).to_string()
+}
