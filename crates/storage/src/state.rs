@@ -264,8 +264,8 @@ impl PreparedState {
         let storage_cf = store.cf(STORAGE)?;
         let storage_trie_cf = store.cf(STORAGE_TRIE)?;
         for (address, hashed) in &self.wiped {
-            batch.delete_range_cf(storage_cf, address.as_slice(), prefix_end(address.as_slice()));
-            batch.delete_range_cf(storage_trie_cf, hashed.as_slice(), prefix_end(hashed.as_slice()));
+            batch.delete_range_cf(storage_cf, address.as_slice(), prefix_end(address.as_slice()).as_slice());
+            batch.delete_range_cf(storage_trie_cf, hashed.as_slice(), prefix_end(hashed.as_slice()).as_slice());
         }
         for (address, slot, value) in &self.storage {
             let key = storage_key(address, slot);
