@@ -3,6 +3,7 @@
 use crate::db::{DbError, StoreDb};
 use crate::spec::spec_id;
 use alloy_consensus::{Eip658Value, Receipt, ReceiptEnvelope, Transaction, TxType};
+use alloy_eips::Typed2718;
 use alloy_primitives::{address, Address, Bloom, Bytes, B256, U256};
 use consort_chainspec::{Genesis, Hardfork};
 use consort_primitives::{recover_signer, Header, SignerError, TxEnvelope, KECCAK_EMPTY};
@@ -13,6 +14,7 @@ use revm::context::result::{EVMError, ExecutionResult};
 use revm::context::{BlockEnv, CfgEnv, TxEnv};
 use revm::database::states::bundle_state::BundleRetention;
 use revm::database::{BundleState, State};
+use revm::database_interface::bal::EvmDatabaseError;
 use revm::database_interface::{Database, DatabaseCommitExt};
 use revm::handler::SystemCallCommitEvm;
 use revm::{Context, ExecuteCommitEvm, MainBuilder, MainContext};
@@ -59,6 +61,15 @@ impl From<DbError> for ExecutionError {
         match e {
             DbError::Storage(s) => ExecutionError::Storage(s),
             other => ExecutionError::Evm(other.to_string()),
+        }
+    }
+}
+
+impl From<EvmDatabaseError<DbError>> for ExecutionError {
+    fn from(e: EvmDatabaseError<DbError>) -> Self {
+        match e {
+            EvmDatabaseError::Database(db) => db.into(),
+            EvmDatabaseError::Bal(bal) => ExecutionError::Evm(format!("block access list: {bal:?}")),
         }
     }
 }
@@ -283,7 +294,7 @@ pub fn execute_block(
     Ok(out)
 }
 
-fn db_err<E: Into<ExecutionError> + std::fmt::Display>(e: E) -> ExecutionError {
+fn db_err<E: Into<ExecutionError>>(e: E) -> ExecutionError {
     e.into()
 }
 

@@ -7,6 +7,7 @@
 mod call;
 mod db;
 mod executor;
+mod genesis;
 mod spec;
 pub mod statetest;
 
@@ -15,4 +16,5 @@ pub use db::{DbError, StoreDb};
 pub use executor::{
     bundle_to_changes, execute_block, recover_senders, ExecutedBlock, ExecutionError, ExecutionMode, FailedTransaction,
 };
+pub use genesis::{genesis_changes, init_genesis, GenesisInitError};
 pub use spec::spec_id;

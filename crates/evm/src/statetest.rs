@@ -164,7 +164,7 @@ fn sender(tx: &Value) -> Result<Address, String> {
         return address(s);
     }
     let key = b256(field(tx, "secretKey")?)?;
-    let secret = secp256k1::SecretKey::from_byte_array(key.0).map_err(|e| format!("secretKey: {e}"))?;
+    let secret = secp256k1::SecretKey::from_byte_array(&key.0).map_err(|e| format!("secretKey: {e}"))?;
     Ok(public_key_address(&secp256k1::PublicKey::from_secret_key_global(&secret)))
 }
 
@@ -234,6 +234,10 @@ fn tx_env(tx: &Value, d: usize, g: usize, v: usize) -> Result<TxEnv, String> {
         None | Some("") => TxKind::Create,
         Some(_) => TxKind::Call(address(field(tx, "to")?)?),
     };
+    // Blob and EIP-7702 transactions encode `to` as an address: they cannot create contracts.
+    if tx_type >= 3 && to.is_create() {
+        return Err(format!("a type-{tx_type} transaction cannot create a contract"));
+    }
     Ok(TxEnv {
         tx_type,
         caller: sender(tx)?,
@@ -263,6 +267,16 @@ fn logs_hash(logs: &[Log]) -> B256 {
     keccak256(&out)
 }
 
+/// Tests consort does not run, with the reason (`state-test-skips.txt`).
+fn skip_reason(name: &str) -> Option<&'static str> {
+    include_str!("state-test-skips.txt")
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('\t'))
+        .find(|(n, _)| *n == name)
+        .map(|(_, reason)| reason)
+}
+
 /// Forks the suite names that consort does not run, with the reason.
 fn unsupported_fork(name: &str) -> Option<&'static str> {
     match name {
@@ -288,7 +302,7 @@ fn run_test(name: &str, test: &Value, filter: &Filter, report: &mut FileReport) 
         if filter.fork.as_ref().is_some_and(|f| f != fork_name) {
             continue;
         }
-        if let Some(reason) = unsupported_fork(fork_name) {
+        if let Some(reason) = skip_reason(name).or_else(|| unsupported_fork(fork_name)) {
             report.skipped.push(Skipped { name: name.into(), fork: fork_name.clone(), reason: reason.into() });
             continue;
         }
