@@ -9,6 +9,7 @@ mod db;
 mod executor;
 mod genesis;
 mod spec;
+mod validation;
 pub mod statetest;
 
 pub use call::{call, estimate_gas, CallOutcome, CallRequest};
@@ -18,3 +19,4 @@ pub use executor::{
 };
 pub use genesis::{genesis_changes, init_genesis, GenesisInitError};
 pub use spec::spec_id;
+pub use validation::{intrinsic_gas, validate_raw_transaction, validate_transaction, TxValidationError, ValidTransaction, MAX_INITCODE_SIZE};

@@ -12,7 +12,7 @@ pub use alloy_primitives::{
     address, b256, bytes, hex, keccak256, Address, Bloom, Bytes, Log, TxKind, B256, B64, U256,
 };
 pub use alloy_trie::{TrieAccount, EMPTY_ROOT_HASH, KECCAK_EMPTY};
-pub use signer::{recover_address, recover_signer, SignerError};
+pub use signer::{recover_address, recover_address_unchecked_s, recover_signer, SignerError};
 pub use qbft::{
     bft_onchain_hash, commit_seal_digest, public_key_address, recover_commit_seal_signer, sign_commit_seal, CommitSeal,
     QbftExtraData, QbftExtraDataError, Vote, QBFT_MIX_HASH,

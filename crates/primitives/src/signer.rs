@@ -30,6 +30,11 @@ pub fn recover_address(digest: B256, signature: &Signature) -> Result<Address, S
     if signature.s() > SECP256K1N_HALF {
         return Err(SignerError::HighS);
     }
+    recover_address_unchecked_s(digest, signature)
+}
+
+/// Recovers the signer without EIP-2's low-`s` rule (Frontier transactions).
+pub fn recover_address_unchecked_s(digest: B256, signature: &Signature) -> Result<Address, SignerError> {
     let mut compact = [0u8; 64];
     for (dst, src) in compact.iter_mut().zip(signature.r().to_be_bytes::<32>().into_iter().chain(signature.s().to_be_bytes::<32>())) {
         *dst = src;
