@@ -1,5 +1,12 @@
 //! The `consort` command: a QBFT node (in progress) and its tools.
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod state_test;
 
 use clap::{Parser, Subcommand};
@@ -46,19 +53,24 @@ enum EvmCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Genesis { command: GenesisCommand::Inspect { genesis_file } }) => {
-            match consort_chainspec::Genesis::from_file(&genesis_file) {
-                Ok(genesis) => {
-                    println!("{}", serde_json::to_string_pretty(&genesis.summary()).unwrap_or_default());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
+        Some(Command::Genesis {
+            command: GenesisCommand::Inspect { genesis_file },
+        }) => match consort_chainspec::Genesis::from_file(&genesis_file) {
+            Ok(genesis) => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&genesis.summary()).unwrap_or_default()
+                );
+                ExitCode::SUCCESS
             }
-        }
-        Some(Command::Evm { command: EvmCommand::StateTest(args) }) => state_test::run(args),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(Command::Evm {
+            command: EvmCommand::StateTest(args),
+        }) => state_test::run(args),
         None => {
             eprintln!(
                 "consort: the node (QBFT block production, JSON-RPC) is not built yet.\n\

@@ -29,8 +29,14 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let filter = Filter { fork: args.fork, name: args.name };
-    let reports: Vec<_> = files.par_iter().map(|f| (f, run_file(f, &filter))).collect();
+    let filter = Filter {
+        fork: args.fork,
+        name: args.name,
+    };
+    let reports: Vec<_> = files
+        .par_iter()
+        .map(|f| (f, run_file(f, &filter)))
+        .collect();
     let (mut passed, mut failed, mut skipped, mut broken) = (0usize, 0usize, 0usize, 0usize);
     for (file, report) in reports {
         match report {
@@ -48,13 +54,19 @@ pub fn run(args: Args) -> ExitCode {
                 for skip in &report.skipped {
                     skipped += 1;
                     if !args.quiet {
-                        println!("{}", serde_json::json!({ "name": skip.name, "fork": skip.fork, "skipped": skip.reason }));
+                        println!(
+                            "{}",
+                            serde_json::json!({ "name": skip.name, "fork": skip.fork, "skipped": skip.reason })
+                        );
                     }
                 }
             }
             Err(e) => {
                 broken += 1;
-                println!("{}", serde_json::json!({ "file": file.display().to_string(), "pass": false, "error": e }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "file": file.display().to_string(), "pass": false, "error": e })
+                );
             }
         }
     }

@@ -147,7 +147,16 @@ impl ForkSchedule {
         let forks = Hardfork::ALL
             .into_iter()
             .filter(|f| *f != Hardfork::Frontier && *f <= last)
-            .map(|f| (f, if f >= Hardfork::Shanghai { ForkCondition::Timestamp(0) } else { ForkCondition::Block(0) }))
+            .map(|f| {
+                (
+                    f,
+                    if f >= Hardfork::Shanghai {
+                        ForkCondition::Timestamp(0)
+                    } else {
+                        ForkCondition::Block(0)
+                    },
+                )
+            })
             .collect();
         Self { forks }
     }

@@ -6,7 +6,8 @@ use crate::qbft::QbftConfig;
 use crate::{GenesisError, Result};
 use alloy_primitives::{keccak256, Address, Bytes, B256, B64, U256};
 use consort_primitives::{
-    Header, QbftExtraData, TrieAccount, EMPTY_OMMER_ROOT_HASH, EMPTY_REQUESTS_HASH, EMPTY_ROOT_HASH, KECCAK_EMPTY,
+    Header, QbftExtraData, TrieAccount, EMPTY_OMMER_ROOT_HASH, EMPTY_REQUESTS_HASH,
+    EMPTY_ROOT_HASH, KECCAK_EMPTY,
 };
 use consort_trie::{MemoryNodeStore, Trie};
 use serde_json::Value;
@@ -79,8 +80,10 @@ pub struct Genesis {
 impl Genesis {
     /// Reads and parses a genesis file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| GenesisError::Io { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| GenesisError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::from_json(&text)
     }
 
@@ -89,9 +92,15 @@ impl Genesis {
         let value = normalize_keys(serde_json::from_str::<Value>(text)?);
         let root = Obj::root(&value)?;
         let empty = serde_json::Map::new();
-        let config = root.object("config")?.unwrap_or(Obj { path: "config".into(), map: &empty });
+        let config = root.object("config")?.unwrap_or(Obj {
+            path: "config".into(),
+            map: &empty,
+        });
         let qbft = match config.object("qbft")? {
-            Some(q) => Some(QbftConfig::parse(&q, config.object("transitions")?.as_ref())?),
+            Some(q) => Some(QbftConfig::parse(
+                &q,
+                config.object("transitions")?.as_ref(),
+            )?),
             None => None,
         };
         let genesis = Genesis {
@@ -120,7 +129,10 @@ impl Genesis {
             alloc: parse_alloc(&root)?,
         };
         if let Some(qbft) = &genesis.qbft {
-            if matches!(qbft.genesis.validator_selection, crate::ValidatorSelection::BlockHeader) {
+            if matches!(
+                qbft.genesis.validator_selection,
+                crate::ValidatorSelection::BlockHeader
+            ) {
                 genesis.qbft_validators()?;
             }
         }
@@ -147,7 +159,11 @@ impl Genesis {
                 nonce: account.nonce,
                 balance: account.balance,
                 storage_root: storage_root(&account.storage),
-                code_hash: if account.code.is_empty() { KECCAK_EMPTY } else { keccak256(&account.code) },
+                code_hash: if account.code.is_empty() {
+                    KECCAK_EMPTY
+                } else {
+                    keccak256(&account.code)
+                },
             };
             // Keys are distinct hashes and values non-empty: in-memory insertion cannot fail.
             let _ = trie.insert(keccak256(address).as_slice(), alloy_rlp::encode(leaf));
@@ -164,7 +180,11 @@ impl Genesis {
     pub fn header_with_state_root(&self, state_root: B256) -> Header {
         let fork = self.genesis_fork();
         let base_fee = (fork >= Hardfork::London).then(|| {
-            self.base_fee_per_gas.unwrap_or(if self.zero_base_fee { 0 } else { INITIAL_BASE_FEE })
+            self.base_fee_per_gas.unwrap_or(if self.zero_base_fee {
+                0
+            } else {
+                INITIAL_BASE_FEE
+            })
         });
         let cancun = fork >= Hardfork::Cancun;
         Header {
@@ -187,7 +207,8 @@ impl Genesis {
             withdrawals_root: (fork >= Hardfork::Shanghai).then_some(EMPTY_ROOT_HASH),
             blob_gas_used: cancun.then(|| self.blob_gas_used.unwrap_or(0)),
             excess_blob_gas: cancun.then(|| self.excess_blob_gas.unwrap_or(0)),
-            parent_beacon_block_root: cancun.then(|| self.parent_beacon_block_root.unwrap_or_default()),
+            parent_beacon_block_root: cancun
+                .then(|| self.parent_beacon_block_root.unwrap_or_default()),
             requests_hash: (fork >= Hardfork::Prague).then_some(EMPTY_REQUESTS_HASH),
             ..Default::default()
         }
@@ -214,7 +235,10 @@ impl Genesis {
         });
         if let (Some(qbft), Some(map)) = (&self.qbft, out.as_object_mut()) {
             map.insert("consensus".into(), "qbft".into());
-            map.insert("blockPeriodSeconds".into(), qbft.genesis.block_period_seconds.into());
+            map.insert(
+                "blockPeriodSeconds".into(),
+                qbft.genesis.block_period_seconds.into(),
+            );
             if let Ok(validators) = self.qbft_validators() {
                 map.insert("validators".into(), serde_json::json!(validators));
             }
@@ -242,8 +266,13 @@ fn parse_alloc(root: &Obj<'_>) -> Result<BTreeMap<Address, GenesisAccount>> {
     for (key, value) in alloc.map {
         let field = format!("alloc.{key}");
         let address = parse_address(key).map_err(|r| GenesisError::field(&field, r))?;
-        let map = value.as_object().ok_or_else(|| GenesisError::field(&field, "expected an account object"))?;
-        let obj = Obj { path: field.clone(), map };
+        let map = value
+            .as_object()
+            .ok_or_else(|| GenesisError::field(&field, "expected an account object"))?;
+        let obj = Obj {
+            path: field.clone(),
+            map,
+        };
         let mut storage = BTreeMap::new();
         if let Some(slots) = obj.object("storage")? {
             for (slot, v) in slots.map {
@@ -260,7 +289,9 @@ fn parse_alloc(root: &Obj<'_>) -> Result<BTreeMap<Address, GenesisAccount>> {
             }
         }
         let code = match obj.string("code")? {
-            Some(s) => Bytes::from(parse_hex(s).map_err(|r| GenesisError::field(obj.name("code"), r))?),
+            Some(s) => {
+                Bytes::from(parse_hex(s).map_err(|r| GenesisError::field(obj.name("code"), r))?)
+            }
             None => Bytes::new(),
         };
         let account = GenesisAccount {

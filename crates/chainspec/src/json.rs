@@ -7,9 +7,11 @@ use serde_json::{Map, Value};
 /// Lower-cases every object key, as Besu's `JsonUtil.normalizeKeys` does.
 pub(crate) fn normalize_keys(value: Value) -> Value {
     match value {
-        Value::Object(map) => {
-            Value::Object(map.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), normalize_keys(v))).collect())
-        }
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), normalize_keys(v)))
+                .collect(),
+        ),
         Value::Array(items) => Value::Array(items.into_iter().map(normalize_keys).collect()),
         other => other,
     }
@@ -25,7 +27,10 @@ impl<'a> Obj<'a> {
     pub(crate) fn root(value: &'a Value) -> Result<Self> {
         value
             .as_object()
-            .map(|map| Obj { path: String::new(), map })
+            .map(|map| Obj {
+                path: String::new(),
+                map,
+            })
             .ok_or_else(|| GenesisError::field("(root)", "the genesis must be a JSON object"))
     }
 
@@ -44,21 +49,29 @@ impl<'a> Obj<'a> {
     pub(crate) fn object(&self, key: &str) -> Result<Option<Obj<'a>>> {
         match self.get(key) {
             None => Ok(None),
-            Some(Value::Object(map)) => Ok(Some(Obj { path: self.name(key), map })),
-            Some(other) => Err(GenesisError::field(self.name(key), format!("expected an object, got {other}"))),
+            Some(Value::Object(map)) => Ok(Some(Obj {
+                path: self.name(key),
+                map,
+            })),
+            Some(other) => Err(GenesisError::field(
+                self.name(key),
+                format!("expected an object, got {other}"),
+            )),
         }
     }
 
     pub(crate) fn u256(&self, key: &str) -> Result<Option<U256>> {
-        self.get(key).map(|v| parse_u256(v).map_err(|r| GenesisError::field(self.name(key), r))).transpose()
+        self.get(key)
+            .map(|v| parse_u256(v).map_err(|r| GenesisError::field(self.name(key), r)))
+            .transpose()
     }
 
     pub(crate) fn u64(&self, key: &str) -> Result<Option<u64>> {
         match self.u256(key)? {
             None => Ok(None),
-            Some(v) => u64::try_from(v)
-                .map(Some)
-                .map_err(|_| GenesisError::field(self.name(key), format!("{v} does not fit in 64 bits"))),
+            Some(v) => u64::try_from(v).map(Some).map_err(|_| {
+                GenesisError::field(self.name(key), format!("{v} does not fit in 64 bits"))
+            }),
         }
     }
 
@@ -68,7 +81,10 @@ impl<'a> Obj<'a> {
             Some(Value::Bool(b)) => Ok(Some(*b)),
             Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
             Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
-            Some(other) => Err(GenesisError::field(self.name(key), format!("expected true or false, got {other}"))),
+            Some(other) => Err(GenesisError::field(
+                self.name(key),
+                format!("expected true or false, got {other}"),
+            )),
         }
     }
 
@@ -76,20 +92,33 @@ impl<'a> Obj<'a> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
-            Some(other) => Err(GenesisError::field(self.name(key), format!("expected a string, got {other}"))),
+            Some(other) => Err(GenesisError::field(
+                self.name(key),
+                format!("expected a string, got {other}"),
+            )),
         }
     }
 
     pub(crate) fn bytes(&self, key: &str) -> Result<Option<Bytes>> {
-        self.string(key)?.map(|s| parse_hex(s).map(Bytes::from).map_err(|r| GenesisError::field(self.name(key), r))).transpose()
+        self.string(key)?
+            .map(|s| {
+                parse_hex(s)
+                    .map(Bytes::from)
+                    .map_err(|r| GenesisError::field(self.name(key), r))
+            })
+            .transpose()
     }
 
     pub(crate) fn b256(&self, key: &str) -> Result<Option<B256>> {
-        self.string(key)?.map(|s| parse_b256(s).map_err(|r| GenesisError::field(self.name(key), r))).transpose()
+        self.string(key)?
+            .map(|s| parse_b256(s).map_err(|r| GenesisError::field(self.name(key), r)))
+            .transpose()
     }
 
     pub(crate) fn address(&self, key: &str) -> Result<Option<Address>> {
-        self.string(key)?.map(|s| parse_address(s).map_err(|r| GenesisError::field(self.name(key), r))).transpose()
+        self.string(key)?
+            .map(|s| parse_address(s).map_err(|r| GenesisError::field(self.name(key), r)))
+            .transpose()
     }
 }
 
@@ -117,7 +146,10 @@ pub(crate) fn parse_u256_str(s: &str) -> std::result::Result<U256, String> {
 }
 
 pub(crate) fn parse_hex(s: &str) -> std::result::Result<Vec<u8>, String> {
-    let h = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
+    let h = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
     // Besu accepts odd-length hex by left-padding a zero nibble.
     let padded;
     let h = if h.len() % 2 == 1 {

@@ -1,14 +1,22 @@
 //! Besu-format genesis files: parsing (case-insensitive keys, hex or decimal numbers), the fork
 //! schedule, the QBFT configuration with its transitions, and the bit-exact genesis block.
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing))]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 mod forks;
 mod genesis;
 mod json;
 mod qbft;
 
-pub use forks::{ForkCondition, Hardfork, ForkSchedule};
+pub use forks::{ForkCondition, ForkSchedule, Hardfork};
 pub use genesis::{Genesis, GenesisAccount};
 pub use qbft::{QbftConfig, QbftParams, QbftTransition, ValidatorSelection};
 
@@ -38,7 +46,10 @@ pub enum GenesisError {
 
 impl GenesisError {
     pub(crate) fn field(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self::Field { field: field.into(), reason: reason.into() }
+        Self::Field {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 

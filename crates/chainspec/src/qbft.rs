@@ -86,7 +86,10 @@ impl QbftConfig {
         let positive = |key: &str, default: u64| -> Result<u64> {
             let v = qbft.u64(key)?.unwrap_or(default);
             if v == 0 {
-                return Err(GenesisError::field(qbft.name(key), "must be greater than zero"));
+                return Err(GenesisError::field(
+                    qbft.name(key),
+                    "must be greater than zero",
+                ));
             }
             Ok(v)
         };
@@ -100,7 +103,10 @@ impl QbftConfig {
             block_period_milliseconds: qbft.u64("xblockperiodmilliseconds")?.unwrap_or(0),
             block_reward: qbft.u256("blockreward")?.unwrap_or_default(),
             mining_beneficiary: beneficiary(qbft)?.flatten(),
-            validator_selection: contract.map_or(ValidatorSelection::BlockHeader, ValidatorSelection::Contract),
+            validator_selection: contract.map_or(
+                ValidatorSelection::BlockHeader,
+                ValidatorSelection::Contract,
+            ),
             per_tx_gas_limit: qbft.u64("pertxgaslimit")?.filter(|v| *v > 0),
         };
         let mut config = QbftConfig {
@@ -156,7 +162,9 @@ fn beneficiary(obj: &Obj<'_>) -> Result<Option<Option<Address>>> {
     match obj.string("miningbeneficiary")? {
         None => Ok(None),
         Some("") => Ok(Some(None)),
-        Some(s) => parse_address(s).map(|a| Some(Some(a))).map_err(|r| GenesisError::field(obj.name("miningbeneficiary"), r)),
+        Some(s) => parse_address(s)
+            .map(|a| Some(Some(a)))
+            .map_err(|r| GenesisError::field(obj.name("miningbeneficiary"), r)),
     }
 }
 
@@ -165,19 +173,37 @@ fn parse_transitions(transitions: &Obj<'_>) -> Result<Vec<QbftTransition>> {
     let items = match transitions.get("qbft") {
         None => return Ok(Vec::new()),
         Some(Value::Array(items)) => items,
-        Some(other) => return Err(GenesisError::field(field, format!("expected an array, got {other}"))),
+        Some(other) => {
+            return Err(GenesisError::field(
+                field,
+                format!("expected an array, got {other}"),
+            ))
+        }
     };
     let mut out: Vec<QbftTransition> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let path = format!("{field}[{i}]");
-        let map = item.as_object().ok_or_else(|| GenesisError::field(&path, "expected an object"))?;
-        let obj = Obj { path: path.clone(), map };
-        let block = obj.u64("block")?.ok_or_else(|| GenesisError::field(obj.name("block"), "is required"))?;
+        let map = item
+            .as_object()
+            .ok_or_else(|| GenesisError::field(&path, "expected an object"))?;
+        let obj = Obj {
+            path: path.clone(),
+            map,
+        };
+        let block = obj
+            .u64("block")?
+            .ok_or_else(|| GenesisError::field(obj.name("block"), "is required"))?;
         if block == 0 {
-            return Err(GenesisError::field(obj.name("block"), "must be greater than zero"));
+            return Err(GenesisError::field(
+                obj.name("block"),
+                "must be greater than zero",
+            ));
         }
         if out.iter().any(|t| t.block == block) {
-            return Err(GenesisError::field(obj.name("block"), format!("block {block} has two transitions")));
+            return Err(GenesisError::field(
+                obj.name("block"),
+                format!("block {block} has two transitions"),
+            ));
         }
         let validators = match obj.get("validators") {
             None => None,
@@ -188,31 +214,54 @@ fn parse_transitions(transitions: &Obj<'_>) -> Result<Vec<QbftTransition>> {
                         let name = format!("{}[{j}]", obj.name("validators"));
                         v.as_str()
                             .ok_or_else(|| GenesisError::field(&name, "expected an address string"))
-                            .and_then(|s| parse_address(s).map_err(|r| GenesisError::field(&name, r)))
+                            .and_then(|s| {
+                                parse_address(s).map_err(|r| GenesisError::field(&name, r))
+                            })
                     })
                     .collect::<Result<Vec<_>>>()?,
             ),
-            Some(other) => return Err(GenesisError::field(obj.name("validators"), format!("expected an array, got {other}"))),
+            Some(other) => {
+                return Err(GenesisError::field(
+                    obj.name("validators"),
+                    format!("expected an array, got {other}"),
+                ))
+            }
         };
         let contract = obj.address("validatorcontractaddress")?;
-        let validator_selection = match obj.string("validatorselectionmode")?.map(str::to_ascii_lowercase).as_deref() {
+        let validator_selection = match obj
+            .string("validatorselectionmode")?
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None => contract.map(ValidatorSelection::Contract),
             Some("blockheader") => {
                 if validators.as_ref().is_none_or(Vec::is_empty) {
-                    return Err(GenesisError::field(obj.name("validators"), "blockheader mode needs a non-empty validators list"));
+                    return Err(GenesisError::field(
+                        obj.name("validators"),
+                        "blockheader mode needs a non-empty validators list",
+                    ));
                 }
                 Some(ValidatorSelection::BlockHeader)
             }
             Some("contract") => Some(ValidatorSelection::Contract(contract.ok_or_else(|| {
-                GenesisError::field(obj.name("validatorcontractaddress"), "contract mode needs a validator contract address")
+                GenesisError::field(
+                    obj.name("validatorcontractaddress"),
+                    "contract mode needs a validator contract address",
+                )
             })?)),
             Some(other) => {
-                return Err(GenesisError::field(obj.name("validatorselectionmode"), format!("`{other}` is neither blockheader nor contract")))
+                return Err(GenesisError::field(
+                    obj.name("validatorselectionmode"),
+                    format!("`{other}` is neither blockheader nor contract"),
+                ))
             }
         };
         let positive_or_none = |key: &str| -> Result<Option<u64>> {
             match obj.u64(key)? {
-                Some(0) => Err(GenesisError::field(obj.name(key), "must be greater than zero")),
+                Some(0) => Err(GenesisError::field(
+                    obj.name(key),
+                    "must be greater than zero",
+                )),
                 v => Ok(v),
             }
         };
@@ -224,7 +273,11 @@ fn parse_transitions(transitions: &Obj<'_>) -> Result<Vec<QbftTransition>> {
                 None => obj.u64("xemptyblockperiodseconds")?,
             },
             block_period_milliseconds: obj.u64("xblockperiodmilliseconds")?,
-            block_reward: obj.get("blockreward").map(parse_u256).transpose().map_err(|r| GenesisError::field(obj.name("blockreward"), r))?,
+            block_reward: obj
+                .get("blockreward")
+                .map(parse_u256)
+                .transpose()
+                .map_err(|r| GenesisError::field(obj.name("blockreward"), r))?,
             mining_beneficiary: beneficiary(&obj)?,
             per_tx_gas_limit: obj.u64("pertxgaslimit")?,
             validator_selection,

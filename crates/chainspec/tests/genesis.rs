@@ -7,7 +7,9 @@ use std::path::PathBuf;
 fn conformance(path: &str) -> PathBuf {
     std::env::var_os("CONSORT_CONFORMANCE_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"))
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
+        })
         .join(path)
 }
 
@@ -17,8 +19,14 @@ fn sepolia_genesis_hash_and_state_root() {
     assert_eq!(genesis.chain_id, 11_155_111);
     assert_eq!(genesis.genesis_fork(), Hardfork::London);
     let header = genesis.header();
-    assert_eq!(header.state_root, b256!("5eb6e371a698b8d68f665192350ffcecbbbf322916f4b51bd79bb6887da3f494"));
-    assert_eq!(header.hash_slow(), b256!("25a5cc106eea7138acab33231d7160d69cb777ee0c2c553fcddf5138993e6dd9"));
+    assert_eq!(
+        header.state_root,
+        b256!("5eb6e371a698b8d68f665192350ffcecbbbf322916f4b51bd79bb6887da3f494")
+    );
+    assert_eq!(
+        header.hash_slow(),
+        b256!("25a5cc106eea7138acab33231d7160d69cb777ee0c2c553fcddf5138993e6dd9")
+    );
 }
 
 const DOCS_EXTRA_DATA: &str = "0xf87aa00000000000000000000000000000000000000000000000000000000000000000f8549464a702e6263b7297a96638cac6ae65e6541f4169943923390ad55e90c237593b3b0e401f3b08a0318594aefdb9a738c9f433e5b6b212a6d62f6370c2f69294c7eeb9a4e00ce683cf93039b212648e01c6c6b78c080c0";
@@ -36,8 +44,14 @@ fn besu_qbft_template_boots_with_london_from_block_two() {
     assert_eq!(qbft.genesis.block_period_seconds, 1);
     assert_eq!(qbft.request_timeout_seconds, 5);
     assert_eq!(qbft.epoch_length, 30_000);
-    assert_eq!(qbft.genesis.block_reward, U256::from(5_000_000_000_000_000_000u128));
-    assert_eq!(qbft.genesis.validator_selection, ValidatorSelection::BlockHeader);
+    assert_eq!(
+        qbft.genesis.block_reward,
+        U256::from(5_000_000_000_000_000_000u128)
+    );
+    assert_eq!(
+        qbft.genesis.validator_selection,
+        ValidatorSelection::BlockHeader
+    );
     assert_eq!(genesis.qbft_validators().unwrap().len(), 4);
     assert_eq!(genesis.forks.active_at(0, 0), Hardfork::Berlin);
     assert_eq!(genesis.forks.active_at(1, 0), Hardfork::Berlin);
@@ -48,7 +62,9 @@ fn besu_qbft_template_boots_with_london_from_block_two() {
     assert_eq!(header.state_root, reference_state_root(&genesis));
     assert_eq!(genesis.alloc.len(), 3);
     // privateKey and comment are ignored; mixed-case addresses parse.
-    assert!(genesis.alloc.contains_key(&address!("627306090abaB3A6e1400e9345bC60c78a8BEf57")));
+    assert!(genesis
+        .alloc
+        .contains_key(&address!("627306090abaB3A6e1400e9345bC60c78a8BEf57")));
 }
 
 /// The state root computed independently with alloy-trie's HashBuilder.
@@ -57,7 +73,11 @@ fn reference_state_root(genesis: &Genesis) -> B256 {
         .alloc
         .iter()
         .map(|(address, account)| {
-            let mut storage: Vec<(B256, U256)> = account.storage.iter().map(|(k, v)| (keccak256(k), *v)).collect();
+            let mut storage: Vec<(B256, U256)> = account
+                .storage
+                .iter()
+                .map(|(k, v)| (keccak256(k), *v))
+                .collect();
             storage.sort();
             let mut hb = alloy_trie::HashBuilder::default();
             for (k, v) in &storage {
@@ -67,7 +87,11 @@ fn reference_state_root(genesis: &Genesis) -> B256 {
                 nonce: account.nonce,
                 balance: account.balance,
                 storage_root: hb.root(),
-                code_hash: if account.code.is_empty() { alloy_trie::KECCAK_EMPTY } else { keccak256(&account.code) },
+                code_hash: if account.code.is_empty() {
+                    alloy_trie::KECCAK_EMPTY
+                } else {
+                    keccak256(&account.code)
+                },
             };
             (keccak256(address), alloy_rlp::encode(leaf))
         })
@@ -96,8 +120,19 @@ fn keys_are_case_insensitive_and_numbers_take_every_form() {
     assert_eq!(genesis.gas_limit, 30_000_000);
     assert!(genesis.zero_base_fee);
     assert_eq!(genesis.contract_size_limit, Some(49_152));
-    assert_eq!(genesis.qbft.as_ref().unwrap().genesis.block_period_seconds, 2);
-    assert_eq!(genesis.qbft.as_ref().unwrap().genesis.empty_block_period_seconds, 30);
+    assert_eq!(
+        genesis.qbft.as_ref().unwrap().genesis.block_period_seconds,
+        2
+    );
+    assert_eq!(
+        genesis
+            .qbft
+            .as_ref()
+            .unwrap()
+            .genesis
+            .empty_block_period_seconds,
+        30
+    );
     let one = &genesis.alloc[&Address::with_last_byte(1)];
     assert_eq!((one.balance, one.nonce), (U256::from(1000), 2));
     let two = &genesis.alloc[&Address::with_last_byte(2)];
@@ -106,8 +141,14 @@ fn keys_are_case_insensitive_and_numbers_take_every_form() {
     let header = genesis.header();
     assert_eq!(genesis.genesis_fork(), Hardfork::Cancun);
     assert_eq!(header.base_fee_per_gas, Some(0));
-    assert_eq!(header.withdrawals_root, Some(consort_primitives::EMPTY_ROOT_HASH));
-    assert_eq!((header.blob_gas_used, header.excess_blob_gas), (Some(0), Some(0)));
+    assert_eq!(
+        header.withdrawals_root,
+        Some(consort_primitives::EMPTY_ROOT_HASH)
+    );
+    assert_eq!(
+        (header.blob_gas_used, header.excess_blob_gas),
+        (Some(0), Some(0))
+    );
     assert_eq!(header.parent_beacon_block_root, Some(B256::ZERO));
     assert_eq!(header.requests_hash, None);
     assert_eq!(header.state_root, reference_state_root(&genesis));
@@ -118,7 +159,10 @@ fn prague_at_genesis_adds_the_requests_hash_and_default_base_fee() {
     let json = r#"{ "config": { "chainId": 1, "londonBlock": 0, "shanghaiTime": 0, "cancunTime": 0, "pragueTime": 0 },
                     "gasLimit": "0x1c9c380", "alloc": {} }"#;
     let header = Genesis::from_json(json).unwrap().header();
-    assert_eq!(header.requests_hash, Some(consort_primitives::EMPTY_REQUESTS_HASH));
+    assert_eq!(
+        header.requests_hash,
+        Some(consort_primitives::EMPTY_REQUESTS_HASH)
+    );
     assert_eq!(header.base_fee_per_gas, Some(1_000_000_000));
     assert_eq!(header.state_root, consort_primitives::EMPTY_ROOT_HASH);
 }
@@ -135,8 +179,14 @@ fn transitions_override_parameters_from_their_block() {
     let at = |n| qbft.params_at(n);
     assert_eq!(at(9).block_period_seconds, 5);
     assert_eq!(at(9).validator_selection, ValidatorSelection::BlockHeader);
-    assert_eq!(at(10).validator_selection, ValidatorSelection::Contract(address!("0000000000000000000000000000000000008888")));
-    assert_eq!(at(19).mining_beneficiary, Some(Address::with_last_byte(0xaa)));
+    assert_eq!(
+        at(10).validator_selection,
+        ValidatorSelection::Contract(address!("0000000000000000000000000000000000008888"))
+    );
+    assert_eq!(
+        at(19).mining_beneficiary,
+        Some(Address::with_last_byte(0xaa))
+    );
     assert_eq!(at(20).block_period_seconds, 1);
     assert_eq!(at(20).mining_beneficiary, None);
     assert_eq!(at(20).block_reward, U256::from(16));
@@ -153,16 +203,56 @@ fn field_error(json: &str) -> (String, String) {
 fn bad_files_get_errors_that_name_the_field() {
     let cases: &[(&str, &str, &str)] = &[
         ("missing gas limit", r#"{"config":{}}"#, "gaslimit"),
-        ("gas limit not a number", r#"{"gasLimit":"lots"}"#, "gaslimit"),
-        ("negative chain id", r#"{"config":{"chainId":-1},"gasLimit":1}"#, "config.chainid"),
-        ("fork block is an object", r#"{"config":{"londonBlock":{}},"gasLimit":1}"#, "config.londonblock"),
-        ("bad alloc address", r#"{"gasLimit":1,"alloc":{"0x12":{"balance":"1"}}}"#, "alloc.0x12"),
-        ("bad balance", r#"{"gasLimit":1,"alloc":{"0x0000000000000000000000000000000000000001":{"balance":"1.5"}}}"#, "alloc.0x0000000000000000000000000000000000000001.balance"),
-        ("bad code hex", r#"{"gasLimit":1,"alloc":{"0x0000000000000000000000000000000000000001":{"code":"0xzz"}}}"#, "alloc.0x0000000000000000000000000000000000000001.code"),
-        ("zero block period", r#"{"gasLimit":1,"config":{"qbft":{"blockperiodseconds":0}},"extraData":"0xe5a00000000000000000000000000000000000000000000000000000000000000000c0c080c0"}"#, "config.qbft.blockperiodseconds"),
-        ("bad qbft extraData", r#"{"gasLimit":1,"config":{"qbft":{}},"extraData":"0x1234"}"#, "extradata"),
-        ("transition at block 0", r#"{"gasLimit":1,"config":{"qbft":{},"transitions":{"qbft":[{"block":0}]}},"extraData":"0xe5a00000000000000000000000000000000000000000000000000000000000000000c0c080c0"}"#, "config.transitions.qbft[0].block"),
-        ("blockheader mode without validators", r#"{"gasLimit":1,"config":{"qbft":{},"transitions":{"qbft":[{"block":3,"validatorselectionmode":"blockheader"}]}},"extraData":"0xe5a00000000000000000000000000000000000000000000000000000000000000000c0c080c0"}"#, "config.transitions.qbft[0].validators"),
+        (
+            "gas limit not a number",
+            r#"{"gasLimit":"lots"}"#,
+            "gaslimit",
+        ),
+        (
+            "negative chain id",
+            r#"{"config":{"chainId":-1},"gasLimit":1}"#,
+            "config.chainid",
+        ),
+        (
+            "fork block is an object",
+            r#"{"config":{"londonBlock":{}},"gasLimit":1}"#,
+            "config.londonblock",
+        ),
+        (
+            "bad alloc address",
+            r#"{"gasLimit":1,"alloc":{"0x12":{"balance":"1"}}}"#,
+            "alloc.0x12",
+        ),
+        (
+            "bad balance",
+            r#"{"gasLimit":1,"alloc":{"0x0000000000000000000000000000000000000001":{"balance":"1.5"}}}"#,
+            "alloc.0x0000000000000000000000000000000000000001.balance",
+        ),
+        (
+            "bad code hex",
+            r#"{"gasLimit":1,"alloc":{"0x0000000000000000000000000000000000000001":{"code":"0xzz"}}}"#,
+            "alloc.0x0000000000000000000000000000000000000001.code",
+        ),
+        (
+            "zero block period",
+            r#"{"gasLimit":1,"config":{"qbft":{"blockperiodseconds":0}},"extraData":"0xe5a00000000000000000000000000000000000000000000000000000000000000000c0c080c0"}"#,
+            "config.qbft.blockperiodseconds",
+        ),
+        (
+            "bad qbft extraData",
+            r#"{"gasLimit":1,"config":{"qbft":{}},"extraData":"0x1234"}"#,
+            "extradata",
+        ),
+        (
+            "transition at block 0",
+            r#"{"gasLimit":1,"config":{"qbft":{},"transitions":{"qbft":[{"block":0}]}},"extraData":"0xe5a00000000000000000000000000000000000000000000000000000000000000000c0c080c0"}"#,
+            "config.transitions.qbft[0].block",
+        ),
+        (
+            "blockheader mode without validators",
+            r#"{"gasLimit":1,"config":{"qbft":{},"transitions":{"qbft":[{"block":3,"validatorselectionmode":"blockheader"}]}},"extraData":"0xe5a00000000000000000000000000000000000000000000000000000000000000000c0c080c0"}"#,
+            "config.transitions.qbft[0].validators",
+        ),
         ("huge JSON number", r#"{"gasLimit":1e30}"#, "gaslimit"),
     ];
     for (what, json, field) in cases {
@@ -170,8 +260,14 @@ fn bad_files_get_errors_that_name_the_field() {
         assert_eq!(&got, field, "{what}: {reason}");
         assert!(!reason.is_empty(), "{what}");
     }
-    assert!(matches!(Genesis::from_json("{ not json"), Err(GenesisError::Json(_))));
-    assert!(matches!(Genesis::from_file(std::path::Path::new("/nonexistent/genesis.json")), Err(GenesisError::Io { .. })));
+    assert!(matches!(
+        Genesis::from_json("{ not json"),
+        Err(GenesisError::Json(_))
+    ));
+    assert!(matches!(
+        Genesis::from_file(std::path::Path::new("/nonexistent/genesis.json")),
+        Err(GenesisError::Io { .. })
+    ));
 }
 
 #[test]

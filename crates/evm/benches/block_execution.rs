@@ -31,12 +31,21 @@ fn key(i: u64) -> SecretKey {
 
 fn fixture(n: u64, token: bool) -> Fixture {
     let keys: Vec<SecretKey> = (0..n).map(key).collect();
-    let senders: Vec<Address> = keys.iter().map(|k| public_key_address(&k.public_key(SECP256K1))).collect();
+    let senders: Vec<Address> = keys
+        .iter()
+        .map(|k| public_key_address(&k.public_key(SECP256K1)))
+        .collect();
     let mut alloc = serde_json::Map::new();
     let mut token_storage = serde_json::Map::new();
     for s in &senders {
-        alloc.insert(format!("{s:x}"), serde_json::json!({ "balance": "1000000000000000000000" }));
-        token_storage.insert(format!("0x{}", hex::encode(B256::left_padding_from(s.as_slice()))), "0xffffffff".into());
+        alloc.insert(
+            format!("{s:x}"),
+            serde_json::json!({ "balance": "1000000000000000000000" }),
+        );
+        token_storage.insert(
+            format!("0x{}", hex::encode(B256::left_padding_from(s.as_slice()))),
+            "0xffffffff".into(),
+        );
     }
     alloc.insert(format!("{TOKEN:x}"), serde_json::json!({ "balance": "0", "code": format!("0x{TOKEN_CODE}"), "storage": token_storage }));
     let json = serde_json::json!({
@@ -58,10 +67,25 @@ fn fixture(n: u64, token: bool) -> Fixture {
             } else {
                 (recipient, Bytes::new(), 21_000)
             };
-            let tx = TxEip1559 { chain_id: CHAIN_ID, nonce: 0, gas_limit: gas, max_fee_per_gas: 1, max_priority_fee_per_gas: 1, to: TxKind::Call(to), value: U256::from(1), input, ..Default::default() };
-            let sig = SECP256K1.sign_ecdsa_recoverable(&Message::from_digest(tx.signature_hash().0), k);
+            let tx = TxEip1559 {
+                chain_id: CHAIN_ID,
+                nonce: 0,
+                gas_limit: gas,
+                max_fee_per_gas: 1,
+                max_priority_fee_per_gas: 1,
+                to: TxKind::Call(to),
+                value: U256::from(1),
+                input,
+                ..Default::default()
+            };
+            let sig =
+                SECP256K1.sign_ecdsa_recoverable(&Message::from_digest(tx.signature_hash().0), k);
             let (rec, c) = sig.serialize_compact();
-            TxEnvelope::Eip1559(tx.into_signed(Signature::new(U256::from_be_slice(&c[..32]), U256::from_be_slice(&c[32..]), i32::from(rec) == 1)))
+            TxEnvelope::Eip1559(tx.into_signed(Signature::new(
+                U256::from_be_slice(&c[..32]),
+                U256::from_be_slice(&c[32..]),
+                i32::from(rec) == 1,
+            )))
         })
         .collect();
     Fixture { genesis, txs }
@@ -75,21 +99,49 @@ fn fresh_store(f: &Fixture) -> (tempfile::TempDir, Store, Header, B256) {
 }
 
 fn child(parent: &Header, hash: B256) -> Header {
-    Header { parent_hash: hash, number: 1, timestamp: parent.timestamp + 1, gas_limit: parent.gas_limit, base_fee_per_gas: Some(0), mix_hash: QBFT_MIX_HASH, withdrawals_root: parent.withdrawals_root, ..Default::default() }
+    Header {
+        parent_hash: hash,
+        number: 1,
+        timestamp: parent.timestamp + 1,
+        gas_limit: parent.gas_limit,
+        base_fee_per_gas: Some(0),
+        mix_hash: QBFT_MIX_HASH,
+        withdrawals_root: parent.withdrawals_root,
+        ..Default::default()
+    }
 }
 
 /// Executes, hashes and commits the block; returns (gas used, time spent on the state root).
 fn run_block(store: &Store, f: &Fixture, parent: &Header, hash: B256) -> (u64, Duration) {
     let mut header = child(parent, hash);
     let senders = recover_senders(&f.txs).unwrap();
-    let executed = execute_block(store, &f.genesis, &header, f.txs.clone(), senders, ExecutionMode::Import).unwrap();
-    assert!(executed.receipts.iter().all(|r| r.status()), "every transfer succeeds");
+    let executed = execute_block(
+        store,
+        &f.genesis,
+        &header,
+        f.txs.clone(),
+        senders,
+        ExecutionMode::Import,
+    )
+    .unwrap();
+    assert!(
+        executed.receipts.iter().all(|r| r.status()),
+        "every transfer succeeds"
+    );
     let t = Instant::now();
     let prepared = store.prepare_state(&executed.changes).unwrap();
     let root_time = t.elapsed();
     header.state_root = prepared.state_root;
     header.gas_used = executed.gas_used;
-    store.commit_block(&header, header.hash_slow(), &executed.transactions, &executed.receipts, prepared).unwrap();
+    store
+        .commit_block(
+            &header,
+            header.hash_slow(),
+            &executed.transactions,
+            &executed.receipts,
+            prepared,
+        )
+        .unwrap();
     (executed.gas_used, root_time)
 }
 
@@ -112,7 +164,11 @@ fn bench(c: &mut Criterion) {
             let mut group = c.benchmark_group(label);
             group.sample_size(10).throughput(Throughput::Elements(n));
             group.bench_function(format!("execute_and_commit/{n}"), |b| {
-                b.iter_batched(|| fresh_store(&f), |(_d, store, parent, hash)| run_block(&store, &f, &parent, hash), BatchSize::PerIteration)
+                b.iter_batched(
+                    || fresh_store(&f),
+                    |(_d, store, parent, hash)| run_block(&store, &f, &parent, hash),
+                    BatchSize::PerIteration,
+                )
             });
             group.finish();
         }

@@ -57,7 +57,13 @@ pub struct CallOutcome {
     pub halt: Option<String>,
 }
 
-fn run(store: &Store, chain: &Genesis, header: &Header, req: &CallRequest, gas: u64) -> Result<CallOutcome, ExecutionError> {
+fn run(
+    store: &Store,
+    chain: &Genesis,
+    header: &Header,
+    req: &CallRequest,
+    gas: u64,
+) -> Result<CallOutcome, ExecutionError> {
     let view = store.state_at(header.number)?;
     let mut cfg = cfg_env(chain, header.number, header.timestamp);
     // As geth and Besu: no fee or balance checks unless a price is given, no EIP-3607.
@@ -69,7 +75,13 @@ fn run(store: &Store, chain: &Genesis, header: &Header, req: &CallRequest, gas: 
     cfg.disable_block_gas_limit = true;
     let block = block_env(chain, header, &cfg);
     let tx = TxEnv {
-        tx_type: if req.max_fee_per_gas.is_some() { 2 } else if req.access_list.is_some() { 1 } else { 0 },
+        tx_type: if req.max_fee_per_gas.is_some() {
+            2
+        } else if req.access_list.is_some() {
+            1
+        } else {
+            0
+        },
         caller: req.from.unwrap_or_default(),
         gas_limit: gas,
         gas_price: req.max_fee_per_gas.or(req.gas_price).unwrap_or(0),
@@ -82,22 +94,44 @@ fn run(store: &Store, chain: &Genesis, header: &Header, req: &CallRequest, gas: 
         gas_priority_fee: req.max_priority_fee_per_gas,
         ..Default::default()
     };
-    let mut state = State::builder().with_database_ref(StoreDb::new(view)).build();
-    let mut evm = Context::mainnet().with_db(&mut state).with_cfg(cfg).with_block(block).build_mainnet();
+    let mut state = State::builder()
+        .with_database_ref(StoreDb::new(view))
+        .build();
+    let mut evm = Context::mainnet()
+        .with_db(&mut state)
+        .with_cfg(cfg)
+        .with_block(block)
+        .build_mainnet();
     let result = match evm.transact(tx) {
         Ok(r) => r.result,
-        Err(EVMError::Transaction(e)) => return Err(ExecutionError::InvalidTransaction { index: 0, hash: Default::default(), reason: e.to_string() }),
+        Err(EVMError::Transaction(e)) => {
+            return Err(ExecutionError::InvalidTransaction {
+                index: 0,
+                hash: Default::default(),
+                reason: e.to_string(),
+            })
+        }
         Err(EVMError::Database(e)) => return Err(e.into()),
         Err(e) => return Err(ExecutionError::Evm(e.to_string())),
     };
     let gas_used = result.tx_gas_used();
     Ok(match result {
-        ExecutionResult::Success { logs, output, .. } => {
-            CallOutcome { success: true, output: output.into_data(), gas_used, logs, reverted: false, halt: None }
-        }
-        ExecutionResult::Revert { output, logs, .. } => {
-            CallOutcome { success: false, output, gas_used, logs, reverted: true, halt: None }
-        }
+        ExecutionResult::Success { logs, output, .. } => CallOutcome {
+            success: true,
+            output: output.into_data(),
+            gas_used,
+            logs,
+            reverted: false,
+            halt: None,
+        },
+        ExecutionResult::Revert { output, logs, .. } => CallOutcome {
+            success: false,
+            output,
+            gas_used,
+            logs,
+            reverted: true,
+            halt: None,
+        },
         ExecutionResult::Halt { reason, logs, .. } => CallOutcome {
             success: false,
             output: Bytes::new(),
@@ -111,7 +145,13 @@ fn run(store: &Store, chain: &Genesis, header: &Header, req: &CallRequest, gas: 
 
 /// Executes `req` on the state after block `header` without changing anything. `gas_cap` bounds
 /// the gas of a call that names none (and of one that names more).
-pub fn call(store: &Store, chain: &Genesis, header: &Header, req: &CallRequest, gas_cap: u64) -> Result<CallOutcome, ExecutionError> {
+pub fn call(
+    store: &Store,
+    chain: &Genesis,
+    header: &Header,
+    req: &CallRequest,
+    gas_cap: u64,
+) -> Result<CallOutcome, ExecutionError> {
     let gas = req.gas.unwrap_or(gas_cap).min(gas_cap);
     run(store, chain, header, req, gas)
 }
@@ -126,13 +166,19 @@ pub fn estimate_gas(
     req: &CallRequest,
     gas_cap: u64,
 ) -> Result<Result<u64, CallOutcome>, ExecutionError> {
-    let mut hi = req.gas.unwrap_or(header.gas_limit).min(header.gas_limit).min(gas_cap);
+    let mut hi = req
+        .gas
+        .unwrap_or(header.gas_limit)
+        .min(header.gas_limit)
+        .min(gas_cap);
     let top = run(store, chain, header, req, hi)?;
     if !top.success {
         return Ok(Err(top));
     }
     // Start just below what the full run used: most calls succeed with that plus refunds.
-    let mut lo = MIN_TRANSACTION_GAS.saturating_sub(1).max(top.gas_used.saturating_sub(1));
+    let mut lo = MIN_TRANSACTION_GAS
+        .saturating_sub(1)
+        .max(top.gas_used.saturating_sub(1));
     if lo >= hi {
         return Ok(Ok(hi));
     }

@@ -28,12 +28,18 @@ pub struct StoreDb {
 impl StoreDb {
     /// Reads through `view`.
     pub fn new(view: StateView) -> Self {
-        Self { view, test_block_hashes: false }
+        Self {
+            view,
+            test_block_hashes: false,
+        }
     }
 
     /// Reads through `view`, answering BLOCKHASH as the state tests expect.
     pub fn for_state_tests(view: StateView) -> Self {
-        Self { view, test_block_hashes: true }
+        Self {
+            view,
+            test_block_hashes: true,
+        }
     }
 }
 
@@ -61,7 +67,10 @@ impl DatabaseRef for StoreDb {
         if code_hash == KECCAK_EMPTY {
             return Ok(Bytecode::new());
         }
-        let raw = self.view.code(&code_hash)?.ok_or(DbError::MissingCode(code_hash))?;
+        let raw = self
+            .view
+            .code(&code_hash)?
+            .ok_or(DbError::MissingCode(code_hash))?;
         Ok(bytecode(raw))
     }
 

@@ -69,7 +69,9 @@ impl From<EvmDatabaseError<DbError>> for ExecutionError {
     fn from(e: EvmDatabaseError<DbError>) -> Self {
         match e {
             EvmDatabaseError::Database(db) => db.into(),
-            EvmDatabaseError::Bal(bal) => ExecutionError::Evm(format!("block access list: {bal:?}")),
+            EvmDatabaseError::Bal(bal) => {
+                ExecutionError::Evm(format!("block access list: {bal:?}"))
+            }
         }
     }
 }
@@ -119,7 +121,9 @@ pub enum ExecutionMode {
 pub fn recover_senders(txs: &[TxEnvelope]) -> Result<Vec<Address>, ExecutionError> {
     txs.par_iter()
         .enumerate()
-        .map(|(index, tx)| recover_signer(tx).map_err(|source| ExecutionError::InvalidSignature { index, source }))
+        .map(|(index, tx)| {
+            recover_signer(tx).map_err(|source| ExecutionError::InvalidSignature { index, source })
+        })
         .collect()
 }
 
@@ -136,7 +140,10 @@ pub(crate) fn tx_env(tx: &TxEnvelope, caller: Address) -> TxEnv {
         chain_id: tx.chain_id(),
         access_list: tx.access_list().cloned().unwrap_or_default(),
         gas_priority_fee: tx.max_priority_fee_per_gas(),
-        blob_hashes: tx.blob_versioned_hashes().map(<[B256]>::to_vec).unwrap_or_default(),
+        blob_hashes: tx
+            .blob_versioned_hashes()
+            .map(<[B256]>::to_vec)
+            .unwrap_or_default(),
         max_fee_per_blob_gas: tx.max_fee_per_blob_gas().unwrap_or_default(),
         authorization_list: tx
             .authorization_list()
@@ -169,14 +176,22 @@ pub(crate) fn block_env(chain: &Genesis, header: &Header, cfg: &CfgEnv) -> Block
         blob_excess_gas_and_price: None,
         ..Default::default()
     };
-    if chain.forks.is_active(Hardfork::Cancun, header.number, header.timestamp) {
-        block.set_blob_excess_gas_and_price(header.excess_blob_gas.unwrap_or(0), cfg.blob_base_fee_update_fraction());
+    if chain
+        .forks
+        .is_active(Hardfork::Cancun, header.number, header.timestamp)
+    {
+        block.set_blob_excess_gas_and_price(
+            header.excess_blob_gas.unwrap_or(0),
+            cfg.blob_base_fee_update_fraction(),
+        );
     }
     block
 }
 
 fn has_code<DB: Database>(state: &mut DB, address: Address) -> Result<bool, DB::Error> {
-    Ok(state.basic(address)?.is_some_and(|a| a.code_hash != KECCAK_EMPTY))
+    Ok(state
+        .basic(address)?
+        .is_some_and(|a| a.code_hash != KECCAK_EMPTY))
 }
 
 fn receipt_envelope(ty: TxType, receipt: Receipt) -> ReceiptEnvelope {
@@ -204,20 +219,38 @@ pub fn execute_block(
     let fork = chain.forks.active_at(header.number, header.timestamp);
     let cfg = cfg_env(chain, header.number, header.timestamp);
     let block = block_env(chain, header, &cfg);
-    let mut state = State::builder().with_database_ref(StoreDb::new(store.latest_state())).with_bundle_update().build();
-    let beacon_call = fork >= Hardfork::Cancun && has_code(&mut state, BEACON_ROOTS_ADDRESS).map_err(db_err)?;
-    let history_call = fork >= Hardfork::Prague && has_code(&mut state, HISTORY_STORAGE_ADDRESS).map_err(db_err)?;
-    let per_tx_cap = chain.qbft.as_ref().and_then(|q| q.params_at(header.number).per_tx_gas_limit);
+    let mut state = State::builder()
+        .with_database_ref(StoreDb::new(store.latest_state()))
+        .with_bundle_update()
+        .build();
+    let beacon_call =
+        fork >= Hardfork::Cancun && has_code(&mut state, BEACON_ROOTS_ADDRESS).map_err(db_err)?;
+    let history_call = fork >= Hardfork::Prague
+        && has_code(&mut state, HISTORY_STORAGE_ADDRESS).map_err(db_err)?;
+    let per_tx_cap = chain
+        .qbft
+        .as_ref()
+        .and_then(|q| q.params_at(header.number).per_tx_gas_limit);
 
-    let mut evm = Context::mainnet().with_db(&mut state).with_cfg(cfg).with_block(block).build_mainnet();
+    let mut evm = Context::mainnet()
+        .with_db(&mut state)
+        .with_cfg(cfg)
+        .with_block(block)
+        .build_mainnet();
     if beacon_call {
         let root = header.parent_beacon_block_root.unwrap_or_default();
-        evm.system_call_commit(BEACON_ROOTS_ADDRESS, Bytes::copy_from_slice(root.as_slice()))
-            .map_err(|e| ExecutionError::Evm(format!("beacon roots system call: {e}")))?;
+        evm.system_call_commit(
+            BEACON_ROOTS_ADDRESS,
+            Bytes::copy_from_slice(root.as_slice()),
+        )
+        .map_err(|e| ExecutionError::Evm(format!("beacon roots system call: {e}")))?;
     }
     if history_call {
-        evm.system_call_commit(HISTORY_STORAGE_ADDRESS, Bytes::copy_from_slice(header.parent_hash.as_slice()))
-            .map_err(|e| ExecutionError::Evm(format!("block hash history system call: {e}")))?;
+        evm.system_call_commit(
+            HISTORY_STORAGE_ADDRESS,
+            Bytes::copy_from_slice(header.parent_hash.as_slice()),
+        )
+        .map_err(|e| ExecutionError::Evm(format!("block hash history system call: {e}")))?;
     }
 
     let mut out = ExecutedBlock {
@@ -232,21 +265,35 @@ pub fn execute_block(
         skipped: Vec::new(),
     };
     for (index, (tx, sender)) in txs.into_iter().zip(senders).enumerate() {
-        let reject = |reason: String| ExecutionError::InvalidTransaction { index, hash: *tx.tx_hash(), reason };
+        let reject = |reason: String| ExecutionError::InvalidTransaction {
+            index,
+            hash: *tx.tx_hash(),
+            reason,
+        };
         let precheck = if tx.is_eip4844() {
             Some("blob transactions are not supported on this chain".to_string())
         } else if out.gas_used.saturating_add(tx.gas_limit()) > header.gas_limit {
-            Some(format!("gas limit {} exceeds the block's remaining gas {}", tx.gas_limit(), header.gas_limit - out.gas_used))
+            Some(format!(
+                "gas limit {} exceeds the block's remaining gas {}",
+                tx.gas_limit(),
+                header.gas_limit - out.gas_used
+            ))
         } else {
-            per_tx_cap
-                .filter(|cap| tx.gas_limit() > *cap)
-                .map(|cap| format!("gas limit {} exceeds the per-transaction cap {cap}", tx.gas_limit()))
+            per_tx_cap.filter(|cap| tx.gas_limit() > *cap).map(|cap| {
+                format!(
+                    "gas limit {} exceeds the per-transaction cap {cap}",
+                    tx.gas_limit()
+                )
+            })
         };
         if let Some(reason) = precheck {
             match mode {
                 ExecutionMode::Import => return Err(reject(reason)),
                 ExecutionMode::Build => {
-                    out.skipped.push(FailedTransaction { hash: *tx.tx_hash(), reason });
+                    out.skipped.push(FailedTransaction {
+                        hash: *tx.tx_hash(),
+                        reason,
+                    });
                     continue;
                 }
             }
@@ -256,7 +303,10 @@ pub fn execute_block(
             Err(EVMError::Transaction(e)) => match mode {
                 ExecutionMode::Import => return Err(reject(e.to_string())),
                 ExecutionMode::Build => {
-                    out.skipped.push(FailedTransaction { hash: *tx.tx_hash(), reason: e.to_string() });
+                    out.skipped.push(FailedTransaction {
+                        hash: *tx.tx_hash(),
+                        reason: e.to_string(),
+                    });
                     continue;
                 }
             },
@@ -281,9 +331,12 @@ pub fn execute_block(
     if let Some(qbft) = &chain.qbft {
         let params = qbft.params_at(header.number);
         if !params.block_reward.is_zero() {
-            let reward = u128::try_from(params.block_reward).map_err(|_| ExecutionError::RewardTooLarge(params.block_reward))?;
+            let reward = u128::try_from(params.block_reward)
+                .map_err(|_| ExecutionError::RewardTooLarge(params.block_reward))?;
             let beneficiary = params.mining_beneficiary.unwrap_or(header.beneficiary);
-            state.increment_balances([(beneficiary, reward)]).map_err(db_err)?;
+            state
+                .increment_balances([(beneficiary, reward)])
+                .map_err(db_err)?;
         }
     }
     state.merge_transitions(BundleRetention::PlainState);
@@ -305,11 +358,23 @@ pub fn bundle_to_changes(bundle: &BundleState) -> StateChanges {
     let mut changes = StateChanges::default();
     for (address, account) in &bundle.state {
         let change = match &account.info {
-            None => AccountChange { account: None, wipe_storage: true, storage: Default::default() },
+            None => AccountChange {
+                account: None,
+                wipe_storage: true,
+                storage: Default::default(),
+            },
             Some(info) => AccountChange {
-                account: Some(Account { nonce: info.nonce, balance: info.balance, code_hash: info.code_hash }),
+                account: Some(Account {
+                    nonce: info.nonce,
+                    balance: info.balance,
+                    code_hash: info.code_hash,
+                }),
                 wipe_storage: account.was_destroyed(),
-                storage: account.storage.iter().map(|(k, slot)| (*k, slot.present_value)).collect(),
+                storage: account
+                    .storage
+                    .iter()
+                    .map(|(k, slot)| (*k, slot.present_value))
+                    .collect(),
             },
         };
         changes.accounts.insert(*address, change);
@@ -321,4 +386,3 @@ pub fn bundle_to_changes(bundle: &BundleState) -> StateChanges {
     }
     changes
 }
-

@@ -12,7 +12,9 @@ pub enum GenesisInitError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     /// The store already holds a different chain.
-    #[error("the database holds a chain with genesis {found}, not {expected}: use another --data-path")]
+    #[error(
+        "the database holds a chain with genesis {found}, not {expected}: use another --data-path"
+    )]
     OtherChain {
         /// This genesis file's hash.
         expected: B256,
@@ -33,16 +35,28 @@ pub enum GenesisInitError {
 pub fn genesis_changes(genesis: &Genesis) -> StateChanges {
     let mut changes = StateChanges::default();
     for (address, account) in &genesis.alloc {
-        let code_hash = if account.code.is_empty() { KECCAK_EMPTY } else { keccak256(&account.code) };
+        let code_hash = if account.code.is_empty() {
+            KECCAK_EMPTY
+        } else {
+            keccak256(&account.code)
+        };
         if !account.code.is_empty() {
             changes.code.insert(code_hash, account.code.clone());
         }
         changes.accounts.insert(
             *address,
             AccountChange {
-                account: Some(Account { nonce: account.nonce, balance: account.balance, code_hash }),
+                account: Some(Account {
+                    nonce: account.nonce,
+                    balance: account.balance,
+                    code_hash,
+                }),
                 wipe_storage: false,
-                storage: account.storage.iter().map(|(k, v)| ((*k).into(), *v)).collect(),
+                storage: account
+                    .storage
+                    .iter()
+                    .map(|(k, v)| ((*k).into(), *v))
+                    .collect(),
             },
         );
     }
@@ -57,13 +71,19 @@ pub fn init_genesis(store: &Store, genesis: &Genesis) -> Result<(Header, B256), 
     if store.head()?.is_some() {
         let found = store.canonical_hash(0)?.unwrap_or_default();
         if found != hash {
-            return Err(GenesisInitError::OtherChain { expected: hash, found });
+            return Err(GenesisInitError::OtherChain {
+                expected: hash,
+                found,
+            });
         }
         return Ok((header, hash));
     }
     let prepared = store.prepare_state(&genesis_changes(genesis))?;
     if prepared.state_root != header.state_root {
-        return Err(GenesisInitError::StateRoot { stored: prepared.state_root, computed: header.state_root });
+        return Err(GenesisInitError::StateRoot {
+            stored: prepared.state_root,
+            computed: header.state_root,
+        });
     }
     store.commit_block(&header, hash, &[], &[], prepared)?;
     Ok((header, hash))

@@ -60,25 +60,50 @@ pub struct ValidTransaction {
 /// Intrinsic gas of a transaction under `fork` (with EIP-7623's floor from Prague).
 pub fn intrinsic_gas(tx: &TxEnvelope, fork: Hardfork) -> u64 {
     let (accounts, keys) = tx.access_list().map_or((0, 0), |l| {
-        (l.len() as u64, l.iter().map(|i| i.storage_keys.len() as u64).sum())
+        (
+            l.len() as u64,
+            l.iter().map(|i| i.storage_keys.len() as u64).sum(),
+        )
     });
     let auths = tx.authorization_list().map_or(0, |a| a.len() as u64);
-    let gas = calculate_initial_tx_gas(spec_id(fork), tx.input(), tx.kind().is_create(), accounts, keys, auths, None);
-    gas.initial_regular_gas.saturating_add(gas.initial_state_gas).max(gas.floor_gas)
+    let gas = calculate_initial_tx_gas(
+        spec_id(fork),
+        tx.input(),
+        tx.kind().is_create(),
+        accounts,
+        keys,
+        auths,
+        None,
+    );
+    gas.initial_regular_gas
+        .saturating_add(gas.initial_state_gas)
+        .max(gas.floor_gas)
 }
 
 /// Decodes an EIP-2718 transaction and applies every check that needs no state.
-pub fn validate_raw_transaction(raw: &[u8], fork: Hardfork, chain_id: u64) -> Result<ValidTransaction, TxValidationError> {
+pub fn validate_raw_transaction(
+    raw: &[u8],
+    fork: Hardfork,
+    chain_id: u64,
+) -> Result<ValidTransaction, TxValidationError> {
     let mut buf = raw;
-    let tx = TxEnvelope::decode_2718(&mut buf).map_err(|e| TxValidationError::Decode(e.to_string()))?;
+    let tx =
+        TxEnvelope::decode_2718(&mut buf).map_err(|e| TxValidationError::Decode(e.to_string()))?;
     if !buf.is_empty() {
-        return Err(TxValidationError::Decode(format!("{} trailing bytes", buf.len())));
+        return Err(TxValidationError::Decode(format!(
+            "{} trailing bytes",
+            buf.len()
+        )));
     }
     validate_transaction(tx, fork, chain_id)
 }
 
 /// Applies every check that needs no state to a decoded transaction.
-pub fn validate_transaction(tx: TxEnvelope, fork: Hardfork, chain_id: u64) -> Result<ValidTransaction, TxValidationError> {
+pub fn validate_transaction(
+    tx: TxEnvelope,
+    fork: Hardfork,
+    chain_id: u64,
+) -> Result<ValidTransaction, TxValidationError> {
     let required = match tx {
         TxEnvelope::Legacy(_) => Hardfork::Frontier,
         TxEnvelope::Eip2930(_) => Hardfork::Berlin,
@@ -87,12 +112,21 @@ pub fn validate_transaction(tx: TxEnvelope, fork: Hardfork, chain_id: u64) -> Re
         TxEnvelope::Eip7702(_) => Hardfork::Prague,
     };
     if fork < required {
-        return Err(TxValidationError::TypeNotActive(alloy_eips::Typed2718::ty(&tx), required));
+        return Err(TxValidationError::TypeNotActive(
+            alloy_eips::Typed2718::ty(&tx),
+            required,
+        ));
     }
     match tx.chain_id() {
-        Some(id) if id != chain_id => return Err(TxValidationError::ChainId(format!("{id}, this chain is {chain_id}"))),
+        Some(id) if id != chain_id => {
+            return Err(TxValidationError::ChainId(format!(
+                "{id}, this chain is {chain_id}"
+            )))
+        }
         Some(_) if matches!(tx, TxEnvelope::Legacy(_)) && fork < Hardfork::SpuriousDragon => {
-            return Err(TxValidationError::ChainId("EIP-155 signatures are not valid before Spurious Dragon".into()))
+            return Err(TxValidationError::ChainId(
+                "EIP-155 signatures are not valid before Spurious Dragon".into(),
+            ))
         }
         _ => {}
     }
@@ -109,7 +143,10 @@ pub fn validate_transaction(tx: TxEnvelope, fork: Hardfork, chain_id: u64) -> Re
     }
     let intrinsic = intrinsic_gas(&tx, fork);
     if tx.gas_limit() < intrinsic {
-        return Err(TxValidationError::IntrinsicGas { gas_limit: tx.gas_limit(), intrinsic });
+        return Err(TxValidationError::IntrinsicGas {
+            gas_limit: tx.gas_limit(),
+            intrinsic,
+        });
     }
     let sender = if fork >= Hardfork::Homestead {
         recover_signer(&tx)?
@@ -117,5 +154,9 @@ pub fn validate_transaction(tx: TxEnvelope, fork: Hardfork, chain_id: u64) -> Re
         // Frontier accepted signatures with a high s value.
         consort_primitives::recover_address_unchecked_s(tx.signature_hash(), tx.signature())?
     };
-    Ok(ValidTransaction { tx, sender, intrinsic_gas: intrinsic })
+    Ok(ValidTransaction {
+        tx,
+        sender,
+        intrinsic_gas: intrinsic,
+    })
 }

@@ -4,7 +4,10 @@
 use alloy_consensus::{SignableTransaction, Transaction, TxEip1559, TxLegacy};
 use alloy_primitives::{Address, Bytes, Signature, TxKind, B256, U256};
 use consort_chainspec::Genesis;
-use consort_evm::{call, estimate_gas, execute_block, init_genesis, recover_senders, CallRequest, ExecutionError, ExecutionMode};
+use consort_evm::{
+    call, estimate_gas, execute_block, init_genesis, recover_senders, CallRequest, ExecutionError,
+    ExecutionMode,
+};
 use consort_primitives::{public_key_address, Header, TxEnvelope};
 use consort_storage::{Store, StoreOptions};
 use secp256k1::{Message, SecretKey, SECP256K1};
@@ -26,7 +29,11 @@ fn sign<T: SignableTransaction<Signature>>(tx: T, k: &SecretKey) -> alloy_consen
     let digest = tx.signature_hash();
     let sig = SECP256K1.sign_ecdsa_recoverable(&Message::from_digest(digest.0), k);
     let (rec, compact) = sig.serialize_compact();
-    let signature = Signature::new(U256::from_be_slice(&compact[..32]), U256::from_be_slice(&compact[32..]), i32::from(rec) == 1);
+    let signature = Signature::new(
+        U256::from_be_slice(&compact[..32]),
+        U256::from_be_slice(&compact[32..]),
+        i32::from(rec) == 1,
+    );
     tx.into_signed(signature)
 }
 
@@ -95,17 +102,33 @@ fn a_block_of_transfers_and_a_deployment_executes_and_commits() {
         },
         &b,
     ));
-    let txs = vec![transfer(&a, 0, recipient, 5), transfer(&a, 1, recipient, 7), deploy];
+    let txs = vec![
+        transfer(&a, 0, recipient, 5),
+        transfer(&a, 1, recipient, 7),
+        deploy,
+    ];
     let senders = recover_senders(&txs).unwrap();
     assert_eq!(senders, vec![addr(&a), addr(&a), addr(&b)]);
 
     let mut header = child_header(&parent, parent_hash);
-    let executed = execute_block(&store, &genesis, &header, txs.clone(), senders, ExecutionMode::Import).unwrap();
+    let executed = execute_block(
+        &store,
+        &genesis,
+        &header,
+        txs.clone(),
+        senders,
+        ExecutionMode::Import,
+    )
+    .unwrap();
     assert_eq!(executed.receipts.len(), 3);
     assert!(executed.receipts.iter().all(|r| r.status()));
     assert_eq!(executed.receipts[1].cumulative_gas_used(), 42_000);
     assert!(executed.gas_used > 42_000);
-    assert_eq!(executed.receipts[2].logs().len(), 1, "the constructor's LOG0");
+    assert_eq!(
+        executed.receipts[2].logs().len(),
+        1,
+        "the constructor's LOG0"
+    );
     let contract = addr(&b).create(0);
 
     let prepared = store.prepare_state(&executed.changes).unwrap();
@@ -115,12 +138,26 @@ fn a_block_of_transfers_and_a_deployment_executes_and_commits() {
     header.transactions_root = executed.transactions_root;
     header.logs_bloom = executed.logs_bloom;
     let hash = header.hash_slow();
-    store.commit_block(&header, hash, &executed.transactions, &executed.receipts, prepared).unwrap();
+    store
+        .commit_block(
+            &header,
+            hash,
+            &executed.transactions,
+            &executed.receipts,
+            prepared,
+        )
+        .unwrap();
 
     let state = store.state_at(1).unwrap();
-    assert_eq!(state.basic_account(&recipient).unwrap().unwrap().balance, U256::from(12));
+    assert_eq!(
+        state.basic_account(&recipient).unwrap().unwrap().balance,
+        U256::from(12)
+    );
     assert_eq!(state.basic_account(&addr(&a)).unwrap().unwrap().nonce, 2);
-    assert_eq!(state.storage(&contract, &U256::ZERO).unwrap(), U256::from(42));
+    assert_eq!(
+        state.storage(&contract, &U256::ZERO).unwrap(),
+        U256::from(42)
+    );
     // Tips to the coinbase; the QBFT block reward to the configured beneficiary.
     let base_fee = u128::from(header.base_fee_per_gas.unwrap());
     let tip_total: u128 = executed
@@ -133,19 +170,51 @@ fn a_block_of_transfers_and_a_deployment_executes_and_commits() {
             Some(u128::from(used) * (tx.effective_gas_price(Some(base_fee as u64)) - base_fee))
         })
         .sum();
-    assert_eq!(state.basic_account(&header.beneficiary).unwrap().unwrap().balance, U256::from(tip_total));
-    assert_eq!(state.basic_account(&Address::with_last_byte(0xbb)).unwrap().unwrap().balance, U256::from(REWARD));
+    assert_eq!(
+        state
+            .basic_account(&header.beneficiary)
+            .unwrap()
+            .unwrap()
+            .balance,
+        U256::from(tip_total)
+    );
+    assert_eq!(
+        state
+            .basic_account(&Address::with_last_byte(0xbb))
+            .unwrap()
+            .unwrap()
+            .balance,
+        U256::from(REWARD)
+    );
     // Stored receipts and the transaction index agree with what was executed.
     assert_eq!(store.receipts(&hash).unwrap().unwrap(), executed.receipts);
-    assert_eq!(store.transaction_location(txs[2].tx_hash()).unwrap().unwrap().index, 2);
+    assert_eq!(
+        store
+            .transaction_location(txs[2].tx_hash())
+            .unwrap()
+            .unwrap()
+            .index,
+        2
+    );
 
     // eth_call reads the contract; estimates cover a plain transfer and the contract call.
-    let req = CallRequest { to: Some(contract), ..Default::default() };
+    let req = CallRequest {
+        to: Some(contract),
+        ..Default::default()
+    };
     let out = call(&store, &genesis, &header, &req, 50_000_000).unwrap();
     assert!(out.success);
     assert_eq!(U256::from_be_slice(&out.output), U256::from(42));
-    let transfer_req = CallRequest { from: Some(addr(&a)), to: Some(recipient), value: Some(U256::from(1)), ..Default::default() };
-    assert_eq!(estimate_gas(&store, &genesis, &header, &transfer_req, 50_000_000).unwrap(), Ok(21_000));
+    let transfer_req = CallRequest {
+        from: Some(addr(&a)),
+        to: Some(recipient),
+        value: Some(U256::from(1)),
+        ..Default::default()
+    };
+    assert_eq!(
+        estimate_gas(&store, &genesis, &header, &transfer_req, 50_000_000).unwrap(),
+        Ok(21_000)
+    );
     // A call against genesis state sees no contract.
     let out = call(&store, &genesis, &parent, &req, 50_000_000).unwrap();
     assert!(out.success && out.output.is_empty());
@@ -161,30 +230,70 @@ fn invalid_transactions_fail_an_import_and_are_skipped_when_building() {
         ("nonce too high", transfer(&a, 5, to, 1)),
         ("insufficient funds", transfer(&key(3), 0, to, 1)),
         ("wrong chain id", {
-            let tx = TxEip1559 { chain_id: 1, gas_limit: 21_000, max_fee_per_gas: 20_000_000_000, to: TxKind::Call(to), ..Default::default() };
+            let tx = TxEip1559 {
+                chain_id: 1,
+                gas_limit: 21_000,
+                max_fee_per_gas: 20_000_000_000,
+                to: TxKind::Call(to),
+                ..Default::default()
+            };
             TxEnvelope::Eip1559(sign(tx, &a))
         }),
         ("gas above the block limit", {
-            let tx = TxEip1559 { chain_id: CHAIN_ID, gas_limit: parent.gas_limit + 1, max_fee_per_gas: 20_000_000_000, to: TxKind::Call(to), ..Default::default() };
+            let tx = TxEip1559 {
+                chain_id: CHAIN_ID,
+                gas_limit: parent.gas_limit + 1,
+                max_fee_per_gas: 20_000_000_000,
+                to: TxKind::Call(to),
+                ..Default::default()
+            };
             TxEnvelope::Eip1559(sign(tx, &a))
         }),
     ];
     for (what, bad) in cases {
         let txs = vec![transfer(&a, 0, to, 1), bad.clone()];
         let senders = recover_senders(&txs).unwrap();
-        let err = execute_block(&store, &genesis, &header, txs.clone(), senders.clone(), ExecutionMode::Import).unwrap_err();
-        assert!(matches!(err, ExecutionError::InvalidTransaction { index: 1, .. }), "{what}: {err}");
-        let built = execute_block(&store, &genesis, &header, txs, senders, ExecutionMode::Build).unwrap();
+        let err = execute_block(
+            &store,
+            &genesis,
+            &header,
+            txs.clone(),
+            senders.clone(),
+            ExecutionMode::Import,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, ExecutionError::InvalidTransaction { index: 1, .. }),
+            "{what}: {err}"
+        );
+        let built = execute_block(
+            &store,
+            &genesis,
+            &header,
+            txs,
+            senders,
+            ExecutionMode::Build,
+        )
+        .unwrap();
         assert_eq!(built.transactions.len(), 1, "{what}");
         assert_eq!(built.skipped.len(), 1, "{what}");
         assert_eq!(built.skipped[0].hash, *bad.tx_hash(), "{what}");
     }
     // A signature with a high s value has no sender (EIP-2).
     let good = transfer(&a, 0, to, 1);
-    let TxEnvelope::Eip1559(signed) = &good else { unreachable!() };
+    let TxEnvelope::Eip1559(signed) = &good else {
+        unreachable!()
+    };
     let sig = signed.signature();
-    let n = U256::from_str_radix("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141", 16).unwrap();
+    let n = U256::from_str_radix(
+        "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141",
+        16,
+    )
+    .unwrap();
     let flipped = Signature::new(sig.r(), n - sig.s(), !sig.v());
     let high_s = TxEnvelope::Eip1559(signed.tx().clone().into_signed(flipped));
-    assert!(matches!(recover_senders(&[good, high_s]), Err(ExecutionError::InvalidSignature { index: 1, .. })));
+    assert!(matches!(
+        recover_senders(&[good, high_s]),
+        Err(ExecutionError::InvalidSignature { index: 1, .. })
+    ));
 }

@@ -8,15 +8,24 @@ use std::path::PathBuf;
 fn state_tests_dir() -> PathBuf {
     std::env::var_os("CONSORT_CONFORMANCE_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"))
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
+        })
         .join("ethereum-tests/GeneralStateTests")
 }
 
 #[test]
 fn general_state_tests_pass() {
     let files = collect_files(&[state_tests_dir()]).unwrap();
-    assert!(files.len() > 1000, "expected the conformance snapshot, found {} files", files.len());
-    let reports: Vec<_> = files.par_iter().map(|f| (f.clone(), run_file(f, &Filter::default()))).collect();
+    assert!(
+        files.len() > 1000,
+        "expected the conformance snapshot, found {} files",
+        files.len()
+    );
+    let reports: Vec<_> = files
+        .par_iter()
+        .map(|f| (f.clone(), run_file(f, &Filter::default())))
+        .collect();
     let (mut passed, mut skipped, mut failures) = (0, 0, Vec::new());
     let mut forks = std::collections::BTreeMap::<String, usize>::new();
     for (file, report) in reports {
@@ -27,15 +36,29 @@ fn general_state_tests_pass() {
                 passed += 1;
                 *forks.entry(case.fork.clone()).or_default() += 1;
             } else {
-                failures.push(format!("{} {} d{} g{} v{}: {:?}", case.name, case.fork, case.d, case.g, case.v, case.error));
+                failures.push(format!(
+                    "{} {} d{} g{} v{}: {:?}",
+                    case.name, case.fork, case.d, case.g, case.v, case.error
+                ));
             }
         }
     }
-    println!("state tests: {passed} passed, {} failed, {skipped} skipped; by fork: {forks:?}", failures.len());
-    assert!(failures.is_empty(), "{} failing cases:\n{}", failures.len(), failures.join("\n"));
+    println!(
+        "state tests: {passed} passed, {} failed, {skipped} skipped; by fork: {forks:?}",
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} failing cases:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert!(passed > 12_000, "only {passed} cases ran");
     // This snapshot is filled for Cancun only; other forks' files run the same way when given.
-    assert!(forks.get("Cancun").copied().unwrap_or(0) > 12_000, "Cancun cases: {forks:?}");
+    assert!(
+        forks.get("Cancun").copied().unwrap_or(0) > 12_000,
+        "Cancun cases: {forks:?}"
+    );
 }
 
 #[test]
@@ -47,7 +70,8 @@ fn a_wrong_expectation_is_reported_as_a_failure() {
     let test = json.as_object_mut().unwrap().values_mut().next().unwrap();
     for cases in test["post"].as_object_mut().unwrap().values_mut() {
         for case in cases.as_array_mut().unwrap() {
-            case["hash"] = "0x0000000000000000000000000000000000000000000000000000000000000001".into();
+            case["hash"] =
+                "0x0000000000000000000000000000000000000000000000000000000000000001".into();
         }
     }
     let dir = tempfile::tempdir().unwrap();
@@ -55,5 +79,9 @@ fn a_wrong_expectation_is_reported_as_a_failure() {
     std::fs::write(&path, json.to_string()).unwrap();
     let report = run_file(&path, &Filter::default()).unwrap();
     assert!(!report.cases.is_empty());
-    assert!(report.cases.iter().all(|c| !c.pass && c.error.as_deref().unwrap_or("").contains("state root mismatch")));
+    assert!(report.cases.iter().all(|c| !c.pass
+        && c.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("state root mismatch")));
 }

@@ -9,7 +9,9 @@ use std::path::PathBuf;
 fn dir() -> PathBuf {
     std::env::var_os("CONSORT_CONFORMANCE_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"))
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
+        })
         .join("ethereum-tests/TransactionTests")
 }
 
@@ -24,13 +26,16 @@ fn transaction_tests_pass() {
         .collect();
     let (mut passed, mut skipped, mut failures) = (0usize, 0usize, Vec::new());
     for file in files {
-        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
         for (name, test) in json.as_object().unwrap() {
-            let raw = alloy_primitives::hex::decode(test["txbytes"].as_str().unwrap()).unwrap_or_default();
+            let raw = alloy_primitives::hex::decode(test["txbytes"].as_str().unwrap())
+                .unwrap_or_default();
             for (fork_name, expected) in test["result"].as_object().unwrap() {
                 let fork = match fork_name.as_str() {
                     "Constantinople" => Hardfork::Constantinople,
-                    other => Hardfork::from_test_name(other).unwrap_or_else(|| panic!("unknown fork {other}")),
+                    other => Hardfork::from_test_name(other)
+                        .unwrap_or_else(|| panic!("unknown fork {other}")),
                 };
                 let got = validate_raw_transaction(&raw, fork, 1);
                 let outcome = match (expected.get("exception"), got) {
@@ -40,13 +45,23 @@ fn transaction_tests_pass() {
                     (None, Ok(valid)) => {
                         let hash: B256 = expected["hash"].as_str().unwrap().parse().unwrap();
                         let sender: Address = expected["sender"].as_str().unwrap().parse().unwrap();
-                        let intrinsic = u64::from_str_radix(expected["intrinsicGas"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+                        let intrinsic = u64::from_str_radix(
+                            expected["intrinsicGas"]
+                                .as_str()
+                                .unwrap()
+                                .trim_start_matches("0x"),
+                            16,
+                        )
+                        .unwrap();
                         if *valid.tx.tx_hash() != hash {
                             Err(format!("hash {} != {hash}", valid.tx.tx_hash()))
                         } else if valid.sender != sender {
                             Err(format!("sender {} != {sender}", valid.sender))
                         } else if valid.intrinsic_gas != intrinsic {
-                            Err(format!("intrinsic gas {} != {intrinsic}", valid.intrinsic_gas))
+                            Err(format!(
+                                "intrinsic gas {} != {intrinsic}",
+                                valid.intrinsic_gas
+                            ))
                         } else {
                             Ok(())
                         }
@@ -55,13 +70,26 @@ fn transaction_tests_pass() {
                 match outcome {
                     Ok(()) => passed += 1,
                     // A listed test must still fail only by being rejected at decode time.
-                    Err(e) if skips.iter().any(|(n, _)| n == name) && e.contains("could not be decoded") => skipped += 1,
+                    Err(e)
+                        if skips.iter().any(|(n, _)| n == name)
+                            && e.contains("could not be decoded") =>
+                    {
+                        skipped += 1
+                    }
                     Err(e) => failures.push(format!("{name} {fork_name}: {e}")),
                 }
             }
         }
     }
-    println!("transaction tests: {passed} passed, {} failed, {skipped} skipped", failures.len());
+    println!(
+        "transaction tests: {passed} passed, {} failed, {skipped} skipped",
+        failures.len()
+    );
     assert!(skipped <= 27, "more skips than the listed cases: {skipped}");
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -10,8 +10,8 @@ use secp256k1::{
 
 /// Half the secp256k1 group order: EIP-2 rejects signatures with a larger `s`.
 const SECP256K1N_HALF: U256 = U256::from_be_slice(&[
-    0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x5d, 0x57, 0x6e,
-    0x73, 0x57, 0xa4, 0x50, 0x1d, 0xdf, 0xe9, 0x2f, 0x46, 0x68, 0x1b, 0x20, 0xa0,
+    0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0x5d, 0x57, 0x6e, 0x73, 0x57, 0xa4, 0x50, 0x1d, 0xdf, 0xe9, 0x2f, 0x46, 0x68, 0x1b, 0x20, 0xa0,
 ]);
 
 /// Why a signature yields no sender.
@@ -34,14 +34,27 @@ pub fn recover_address(digest: B256, signature: &Signature) -> Result<Address, S
 }
 
 /// Recovers the signer without EIP-2's low-`s` rule (Frontier transactions).
-pub fn recover_address_unchecked_s(digest: B256, signature: &Signature) -> Result<Address, SignerError> {
+pub fn recover_address_unchecked_s(
+    digest: B256,
+    signature: &Signature,
+) -> Result<Address, SignerError> {
     let mut compact = [0u8; 64];
-    for (dst, src) in compact.iter_mut().zip(signature.r().to_be_bytes::<32>().into_iter().chain(signature.s().to_be_bytes::<32>())) {
+    for (dst, src) in compact.iter_mut().zip(
+        signature
+            .r()
+            .to_be_bytes::<32>()
+            .into_iter()
+            .chain(signature.s().to_be_bytes::<32>()),
+    ) {
         *dst = src;
     }
-    let rec_id = RecoveryId::try_from(i32::from(signature.v())).map_err(|_| SignerError::Unrecoverable)?;
-    let sig = RecoverableSignature::from_compact(&compact, rec_id).map_err(|_| SignerError::Unrecoverable)?;
-    let key = SECP256K1.recover_ecdsa(&Message::from_digest(digest.0), &sig).map_err(|_| SignerError::Unrecoverable)?;
+    let rec_id =
+        RecoveryId::try_from(i32::from(signature.v())).map_err(|_| SignerError::Unrecoverable)?;
+    let sig = RecoverableSignature::from_compact(&compact, rec_id)
+        .map_err(|_| SignerError::Unrecoverable)?;
+    let key = SECP256K1
+        .recover_ecdsa(&Message::from_digest(digest.0), &sig)
+        .map_err(|_| SignerError::Unrecoverable)?;
     Ok(public_key_address(&key))
 }
 

@@ -14,8 +14,8 @@ fn vectors() -> serde_json::Value {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
         })
         .join("qbft-vectors.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
 }
 
@@ -24,7 +24,11 @@ fn bytes(v: &serde_json::Value) -> Vec<u8> {
 }
 
 fn addresses(v: &serde_json::Value) -> Vec<Address> {
-    v.as_array().unwrap().iter().map(|a| a.as_str().unwrap().parse().unwrap()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().parse().unwrap())
+        .collect()
 }
 
 #[test]
@@ -35,20 +39,47 @@ fn besu_block_7528_hashes_and_seals() {
     let extra = QbftExtraData::decode(&header.extra_data).unwrap();
     assert_eq!(extra.round, v["round"].as_u64().unwrap() as u32);
     assert_eq!(extra.validators, addresses(&v["validators"]));
-    assert_eq!(header.beneficiary, v["coinbase"].as_str().unwrap().parse::<Address>().unwrap());
+    assert_eq!(
+        header.beneficiary,
+        v["coinbase"].as_str().unwrap().parse::<Address>().unwrap()
+    );
 
     let digest = commit_seal_digest(&header).unwrap();
-    assert_eq!(digest, v["commit_seal_digest"].as_str().unwrap().parse::<B256>().unwrap());
+    assert_eq!(
+        digest,
+        v["commit_seal_digest"]
+            .as_str()
+            .unwrap()
+            .parse::<B256>()
+            .unwrap()
+    );
     let mut for_seal = header.clone();
     for_seal.extra_data = extra.encode_for_commit_seal();
-    assert_eq!(alloy_rlp::encode(&for_seal), bytes(&v["header_rlp_for_commit_seal"]));
+    assert_eq!(
+        alloy_rlp::encode(&for_seal),
+        bytes(&v["header_rlp_for_commit_seal"])
+    );
 
     let hash = bft_onchain_hash(&header).unwrap();
-    assert_eq!(hash, v["onchain_block_hash"].as_str().unwrap().parse::<B256>().unwrap());
-    assert_ne!(header.hash_slow(), hash, "the naive hash must differ from the BFT hash");
+    assert_eq!(
+        hash,
+        v["onchain_block_hash"]
+            .as_str()
+            .unwrap()
+            .parse::<B256>()
+            .unwrap()
+    );
+    assert_ne!(
+        header.hash_slow(),
+        hash,
+        "the naive hash must differ from the BFT hash"
+    );
 
-    let signers: Vec<Address> =
-        extra.seals.iter().map(|s| recover_commit_seal_signer(digest, s).unwrap()).collect();
+    let signers: Vec<Address> = extra
+        .seals
+        .iter()
+        .map(|s| recover_commit_seal_signer(digest, s).unwrap())
+        .collect();
     assert_eq!(signers, addresses(&v["seal_signers_in_order"]));
     // Re-encoding the decoded extraData reproduces the header bytes exactly.
     assert_eq!(extra.encode(), header.extra_data);
@@ -66,7 +97,10 @@ fn besu_extra_data_codec_vector() {
     let expected = QbftExtraData {
         vanity: Bytes::from(bytes(&v["vanity"])),
         validators: addresses(&v["validators"]),
-        vote: Some(Vote { recipient: v["vote"]["recipient"].as_str().unwrap().parse().unwrap(), add: true }),
+        vote: Some(Vote {
+            recipient: v["vote"]["recipient"].as_str().unwrap().parse().unwrap(),
+            add: true,
+        }),
         round: v["round"].as_u64().unwrap() as u32,
         seals: vec![seal(1, 10), seal(10, 1)],
     };
@@ -103,14 +137,20 @@ fn malformed_extra_data_is_rejected_with_a_reason() {
     ];
     for (what, hex_str) in cases {
         let input = hex::decode(hex_str).unwrap();
-        assert!(QbftExtraData::decode(&input).is_err(), "{what} should be rejected");
+        assert!(
+            QbftExtraData::decode(&input).is_err(),
+            "{what} should be rejected"
+        );
     }
 }
 
 #[test]
 fn drop_vote_round_trips_and_legacy_zero_byte_decodes_as_drop() {
     let extra = QbftExtraData {
-        vote: Some(Vote { recipient: Address::repeat_byte(7), add: false }),
+        vote: Some(Vote {
+            recipient: Address::repeat_byte(7),
+            add: false,
+        }),
         round: 3,
         ..QbftExtraData::genesis(vec![Address::repeat_byte(1)])
     };
@@ -118,7 +158,11 @@ fn drop_vote_round_trips_and_legacy_zero_byte_decodes_as_drop() {
     assert_eq!(QbftExtraData::decode(&encoded).unwrap(), extra);
     // Replace the 0x80 drop byte with a raw 0x00 (legacy encoding).
     let mut legacy = encoded.to_vec();
-    let pos = legacy.windows(21).position(|w| w[0] == 0x94 && w[1..] == [7u8; 20]).unwrap() + 21;
+    let pos = legacy
+        .windows(21)
+        .position(|w| w[0] == 0x94 && w[1..] == [7u8; 20])
+        .unwrap()
+        + 21;
     assert_eq!(legacy[pos], 0x80);
     legacy[pos] = 0x00;
     assert_eq!(QbftExtraData::decode(&legacy).unwrap().vote, extra.vote);

@@ -18,7 +18,11 @@ pub struct Account {
 impl Account {
     /// An account with no code, nonce 0 and this balance.
     pub fn with_balance(balance: U256) -> Self {
-        Self { nonce: 0, balance, code_hash: consort_primitives::KECCAK_EMPTY }
+        Self {
+            nonce: 0,
+            balance,
+            code_hash: consort_primitives::KECCAK_EMPTY,
+        }
     }
 }
 

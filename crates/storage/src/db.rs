@@ -25,7 +25,11 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { history_window: Some(512), sync_writes: false, cache_bytes: 32 << 20 }
+        Self {
+            history_window: Some(512),
+            sync_writes: false,
+            cache_bytes: 32 << 20,
+        }
     }
 }
 
@@ -50,7 +54,10 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.db.path()).field("options", &self.options).finish()
+        f.debug_struct("Store")
+            .field("path", &self.db.path())
+            .field("options", &self.options)
+            .finish()
     }
 }
 
@@ -85,7 +92,10 @@ impl Store {
             ColumnFamilyDescriptor::new(*name, cf)
         });
         let db = DB::open_cf_descriptors(&db_opts, path, cfs)?;
-        let store = Self { db: Arc::new(db), options };
+        let store = Self {
+            db: Arc::new(db),
+            options,
+        };
         store.check_version()?;
         Ok(store)
     }
@@ -93,7 +103,8 @@ impl Store {
     fn check_version(&self) -> Result<()> {
         match self.get(META, VERSION_KEY)? {
             None => {
-                self.db.put_cf(self.cf(META)?, VERSION_KEY, SCHEMA_VERSION.to_be_bytes())?;
+                self.db
+                    .put_cf(self.cf(META)?, VERSION_KEY, SCHEMA_VERSION.to_be_bytes())?;
                 Ok(())
             }
             Some(v) if v.as_slice() == SCHEMA_VERSION.to_be_bytes() => Ok(()),
@@ -105,7 +116,10 @@ impl Store {
     }
 
     pub(crate) fn cf(&self, name: &'static str) -> Result<&rocksdb::ColumnFamily> {
-        self.db.cf_handle(name).ok_or(StorageError::Corrupt { table: name, reason: "column family missing".into() })
+        self.db.cf_handle(name).ok_or(StorageError::Corrupt {
+            table: name,
+            reason: "column family missing".into(),
+        })
     }
 
     pub(crate) fn get(&self, table: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>> {
@@ -119,28 +133,40 @@ impl Store {
 
     /// The head block's number and hash, `None` before genesis.
     pub fn head(&self) -> Result<Option<(u64, B256)>> {
-        let Some(raw) = self.get(META, HEAD_KEY)? else { return Ok(None) };
+        let Some(raw) = self.get(META, HEAD_KEY)? else {
+            return Ok(None);
+        };
         let (n, h) = raw
             .split_first_chunk::<8>()
             .filter(|(_, h)| h.len() == 32)
-            .ok_or(StorageError::Corrupt { table: META, reason: "head pointer is not 40 bytes".into() })?;
+            .ok_or(StorageError::Corrupt {
+                table: META,
+                reason: "head pointer is not 40 bytes".into(),
+            })?;
         Ok(Some((u64::from_be_bytes(*n), B256::from_slice(h))))
     }
 
     /// The head block's header.
     pub fn head_header(&self) -> Result<Header> {
         let (_, hash) = self.head()?.ok_or(StorageError::Empty)?;
-        self.header(&hash)?.ok_or(StorageError::Corrupt { table: HEADERS, reason: format!("head {hash} has no header") })
+        self.header(&hash)?.ok_or(StorageError::Corrupt {
+            table: HEADERS,
+            reason: format!("head {hash} has no header"),
+        })
     }
 
     /// A header by block hash.
     pub fn header(&self, hash: &B256) -> Result<Option<Header>> {
-        self.get(HEADERS, hash.as_slice())?.map(|raw| decode(HEADERS, &raw)).transpose()
+        self.get(HEADERS, hash.as_slice())?
+            .map(|raw| decode(HEADERS, &raw))
+            .transpose()
     }
 
     /// The canonical block hash at a height.
     pub fn canonical_hash(&self, number: u64) -> Result<Option<B256>> {
-        self.get(CANONICAL, &number_key(number))?.map(|raw| decode_b256(CANONICAL, &raw)).transpose()
+        self.get(CANONICAL, &number_key(number))?
+            .map(|raw| decode_b256(CANONICAL, &raw))
+            .transpose()
     }
 
     /// A canonical header by number.
@@ -157,25 +183,37 @@ impl Store {
             .map(|raw| {
                 <[u8; 8]>::try_from(raw.as_slice())
                     .map(u64::from_be_bytes)
-                    .map_err(|_| StorageError::Corrupt { table: BLOCK_NUMBERS, reason: "not 8 bytes".into() })
+                    .map_err(|_| StorageError::Corrupt {
+                        table: BLOCK_NUMBERS,
+                        reason: "not 8 bytes".into(),
+                    })
             })
             .transpose()
     }
 
     /// A block's transactions.
     pub fn transactions(&self, hash: &B256) -> Result<Option<Vec<TxEnvelope>>> {
-        self.get(BODIES, hash.as_slice())?.map(|raw| decode(BODIES, &raw)).transpose()
+        self.get(BODIES, hash.as_slice())?
+            .map(|raw| decode(BODIES, &raw))
+            .transpose()
     }
 
     /// A block's receipts.
     pub fn receipts(&self, hash: &B256) -> Result<Option<Vec<ReceiptEnvelope>>> {
-        self.get(RECEIPTS, hash.as_slice())?.map(|raw| decode(RECEIPTS, &raw)).transpose()
+        self.get(RECEIPTS, hash.as_slice())?
+            .map(|raw| decode(RECEIPTS, &raw))
+            .transpose()
     }
 
     /// Where a transaction was included.
     pub fn transaction_location(&self, tx_hash: &B256) -> Result<Option<BlockLocation>> {
-        let Some(raw) = self.get(TX_INDEX, tx_hash.as_slice())? else { return Ok(None) };
-        let bad = || StorageError::Corrupt { table: TX_INDEX, reason: "entry is not 48 bytes".into() };
+        let Some(raw) = self.get(TX_INDEX, tx_hash.as_slice())? else {
+            return Ok(None);
+        };
+        let bad = || StorageError::Corrupt {
+            table: TX_INDEX,
+            reason: "entry is not 48 bytes".into(),
+        };
         let (hash, rest) = raw.split_first_chunk::<32>().ok_or_else(bad)?;
         let (number, rest) = rest.split_first_chunk::<8>().ok_or_else(bad)?;
         let index = <[u8; 8]>::try_from(rest).map_err(|_| bad())?;
@@ -203,7 +241,12 @@ impl Store {
             Some((n, h)) if header.number == n + 1 && header.parent_hash == h => {}
             _ => {
                 let (head_number, head_hash) = head.unwrap_or_default();
-                return Err(StorageError::NotOnHead { number: header.number, hash, head_number, head_hash });
+                return Err(StorageError::NotOnHead {
+                    number: header.number,
+                    hash,
+                    head_number,
+                    head_hash,
+                });
             }
         }
         let prepared_on = state.parent;
@@ -262,9 +305,15 @@ pub(crate) fn encode_list<T: Encodable>(items: &[T]) -> Vec<u8> {
 
 pub(crate) fn decode<T: Decodable>(table: &'static str, raw: &[u8]) -> Result<T> {
     let mut buf = raw;
-    let value = T::decode(&mut buf).map_err(|e| StorageError::Corrupt { table, reason: e.to_string() })?;
+    let value = T::decode(&mut buf).map_err(|e| StorageError::Corrupt {
+        table,
+        reason: e.to_string(),
+    })?;
     if !buf.is_empty() {
-        return Err(StorageError::Corrupt { table, reason: format!("{} trailing bytes", buf.len()) });
+        return Err(StorageError::Corrupt {
+            table,
+            reason: format!("{} trailing bytes", buf.len()),
+        });
     }
     Ok(value)
 }
@@ -272,7 +321,10 @@ pub(crate) fn decode<T: Decodable>(table: &'static str, raw: &[u8]) -> Result<T>
 pub(crate) fn decode_b256(table: &'static str, raw: &[u8]) -> Result<B256> {
     <[u8; 32]>::try_from(raw)
         .map(B256::from)
-        .map_err(|_| StorageError::Corrupt { table, reason: format!("expected 32 bytes, got {}", raw.len()) })
+        .map_err(|_| StorageError::Corrupt {
+            table,
+            reason: format!("expected 32 bytes, got {}", raw.len()),
+        })
 }
 
 fn hex_of(bytes: &[u8]) -> String {

@@ -2,7 +2,15 @@
 //! state, path-keyed trie nodes for incremental state roots and proofs, and per-block change sets
 //! for a window of historical state. Every block lands in one atomic write batch.
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing))]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 mod changes;
 mod db;

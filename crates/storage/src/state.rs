@@ -16,7 +16,10 @@ struct AccountTrieStore<'a>(&'a Store);
 
 impl NodeStore for AccountTrieStore<'_> {
     fn node(&self, path: &[u8]) -> consort_trie::Result<Option<Bytes>> {
-        self.0.get(ACCOUNT_TRIE, path).map(|v| v.map(Bytes::from)).map_err(|e| consort_trie::TrieError::Store(e.to_string()))
+        self.0
+            .get(ACCOUNT_TRIE, path)
+            .map(|v| v.map(Bytes::from))
+            .map_err(|e| consort_trie::TrieError::Store(e.to_string()))
     }
 }
 
@@ -67,21 +70,31 @@ pub struct PreparedState {
 
 impl Store {
     fn trie_account(&self, address: &Address) -> Result<Option<TrieAccount>> {
-        self.get(ACCOUNTS, address.as_slice())?.map(|raw| decode(ACCOUNTS, &raw)).transpose()
+        self.get(ACCOUNTS, address.as_slice())?
+            .map(|raw| decode(ACCOUNTS, &raw))
+            .transpose()
     }
 
     fn flat_storage(&self, address: &Address, slot: &U256) -> Result<U256> {
-        Ok(self.get(STORAGE, &storage_key(address, slot))?.map(|v| U256::from_be_slice(&v)).unwrap_or_default())
+        Ok(self
+            .get(STORAGE, &storage_key(address, slot))?
+            .map(|v| U256::from_be_slice(&v))
+            .unwrap_or_default())
     }
 
     /// Every stored slot of an account.
     fn all_storage(&self, address: &Address) -> Result<Vec<(U256, U256)>> {
         let cf = self.cf(STORAGE)?;
         let mut out = Vec::new();
-        let iter = self.db.iterator_cf(cf, IteratorMode::From(address.as_slice(), Direction::Forward));
+        let iter = self.db.iterator_cf(
+            cf,
+            IteratorMode::From(address.as_slice(), Direction::Forward),
+        );
         for item in iter {
             let (key, value) = item?;
-            let Some(slot) = key.strip_prefix(address.as_slice()) else { break };
+            let Some(slot) = key.strip_prefix(address.as_slice()) else {
+                break;
+            };
             out.push((U256::from_be_slice(slot), U256::from_be_slice(&value)));
         }
         Ok(out)
@@ -114,7 +127,10 @@ impl Store {
         };
         for (address, change) in &changes.accounts {
             let old_raw = self.get(ACCOUNTS, address.as_slice())?;
-            let old: Option<TrieAccount> = old_raw.as_deref().map(|raw| decode(ACCOUNTS, raw)).transpose()?;
+            let old: Option<TrieAccount> = old_raw
+                .as_deref()
+                .map(|raw| decode(ACCOUNTS, raw))
+                .transpose()?;
             let hashed = keccak256(address);
             let wipe = change.wipe_storage || change.account.is_none();
             // Old values of every slot this block changes, for the history.
@@ -133,7 +149,13 @@ impl Store {
                         (Some(o), false) => o.storage_root,
                         _ => EMPTY_ROOT_HASH,
                     };
-                    let mut trie = Trie::new(StorageTrieStore { store: self, hashed_address: hashed }, base_root);
+                    let mut trie = Trie::new(
+                        StorageTrieStore {
+                            store: self,
+                            hashed_address: hashed,
+                        },
+                        base_root,
+                    );
                     for (slot, value) in &change.storage {
                         if !wipe {
                             let before = self.flat_storage(address, slot)?;
@@ -154,7 +176,12 @@ impl Store {
                     if !update.writes.is_empty() || !update.deletes.is_empty() {
                         out.storage_tries.push((hashed, update));
                     }
-                    Some(TrieAccount { nonce: account.nonce, balance: account.balance, storage_root, code_hash: account.code_hash })
+                    Some(TrieAccount {
+                        nonce: account.nonce,
+                        balance: account.balance,
+                        storage_root,
+                        code_hash: account.code_hash,
+                    })
                 }
             };
             for (slot, before) in old_slots {
@@ -167,10 +194,13 @@ impl Store {
                 continue;
             }
             match &new {
-                Some(account) => account_trie.insert(hashed.as_slice(), alloy_rlp::encode(account))?,
+                Some(account) => {
+                    account_trie.insert(hashed.as_slice(), alloy_rlp::encode(account))?
+                }
                 None => account_trie.remove(hashed.as_slice())?,
             }
-            out.account_history.push((*address, old_raw.unwrap_or_default()));
+            out.account_history
+                .push((*address, old_raw.unwrap_or_default()));
             out.accounts.push((*address, new));
         }
         out.account_trie = account_trie.commit();
@@ -179,7 +209,9 @@ impl Store {
     }
 
     pub(crate) fn prune_history(&self, batch: &mut WriteBatch, block: u64) -> Result<()> {
-        let Some(raw) = self.get(CHANGE_SETS, &number_key(block))? else { return Ok(()) };
+        let Some(raw) = self.get(CHANGE_SETS, &number_key(block))? else {
+            return Ok(());
+        };
         let set: ChangeSet = decode(CHANGE_SETS, &raw)?;
         let account_cf = self.cf(ACCOUNT_HISTORY)?;
         for address in &set.accounts {
@@ -187,7 +219,10 @@ impl Store {
         }
         let storage_cf = self.cf(STORAGE_HISTORY)?;
         for key in &set.slots {
-            batch.delete_cf(storage_cf, storage_history_key(&key.address, &key.slot, block));
+            batch.delete_cf(
+                storage_cf,
+                storage_history_key(&key.address, &key.slot, block),
+            );
         }
         batch.delete_cf(self.cf(CHANGE_SETS)?, number_key(block));
         Ok(())
@@ -195,7 +230,10 @@ impl Store {
 
     /// The state as of the head, read without pinning (for the block executor).
     pub fn latest_state(&self) -> StateView {
-        StateView { store: self.clone(), at: None }
+        StateView {
+            store: self.clone(),
+            at: None,
+        }
     }
 
     /// The state as of block `number` (after its transactions), if inside the history window.
@@ -203,9 +241,16 @@ impl Store {
         let (head, _) = self.head()?.ok_or(StorageError::Empty)?;
         let oldest = self.oldest_state(head);
         if number > head || number < oldest {
-            return Err(StorageError::StateUnavailable { requested: number, oldest, head });
+            return Err(StorageError::StateUnavailable {
+                requested: number,
+                oldest,
+                head,
+            });
         }
-        Ok(StateView { store: self.clone(), at: Some(number) })
+        Ok(StateView {
+            store: self.clone(),
+            at: Some(number),
+        })
     }
 
     /// Contract code by hash.
@@ -221,13 +266,23 @@ impl Store {
         &self,
         address: &Address,
         slots: &[B256],
-    ) -> Result<(Option<TrieAccount>, Vec<Bytes>, Vec<(B256, U256, Vec<Bytes>)>)> {
+    ) -> Result<(
+        Option<TrieAccount>,
+        Vec<Bytes>,
+        Vec<(B256, U256, Vec<Bytes>)>,
+    )> {
         let mut trie = Trie::new(AccountTrieStore(self), self.head_state_root()?);
         let hashed = keccak256(address);
         let account_proof = trie.proof(hashed.as_slice())?;
         let account = self.trie_account(address)?;
         let storage_root = account.map_or(EMPTY_ROOT_HASH, |a| a.storage_root);
-        let mut storage_trie = Trie::new(StorageTrieStore { store: self, hashed_address: hashed }, storage_root);
+        let mut storage_trie = Trie::new(
+            StorageTrieStore {
+                store: self,
+                hashed_address: hashed,
+            },
+            storage_root,
+        );
         let mut storage_proofs = Vec::with_capacity(slots.len());
         for slot in slots {
             let value = self.flat_storage(address, &U256::from_be_bytes(slot.0))?;
@@ -260,12 +315,25 @@ impl Store {
 }
 
 impl PreparedState {
-    pub(crate) fn write_into(self, store: &Store, batch: &mut WriteBatch, number: u64) -> Result<()> {
+    pub(crate) fn write_into(
+        self,
+        store: &Store,
+        batch: &mut WriteBatch,
+        number: u64,
+    ) -> Result<()> {
         let storage_cf = store.cf(STORAGE)?;
         let storage_trie_cf = store.cf(STORAGE_TRIE)?;
         for (address, hashed) in &self.wiped {
-            batch.delete_range_cf(storage_cf, address.as_slice(), prefix_end(address.as_slice()).as_slice());
-            batch.delete_range_cf(storage_trie_cf, hashed.as_slice(), prefix_end(hashed.as_slice()).as_slice());
+            batch.delete_range_cf(
+                storage_cf,
+                address.as_slice(),
+                prefix_end(address.as_slice()).as_slice(),
+            );
+            batch.delete_range_cf(
+                storage_trie_cf,
+                hashed.as_slice(),
+                prefix_end(hashed.as_slice()).as_slice(),
+            );
         }
         for (address, slot, value) in &self.storage {
             let key = storage_key(address, slot);
@@ -306,17 +374,36 @@ impl PreparedState {
         }
         let account_history_cf = store.cf(ACCOUNT_HISTORY)?;
         for (address, old) in &self.account_history {
-            batch.put_cf(account_history_cf, account_history_key(address, number), old);
+            batch.put_cf(
+                account_history_cf,
+                account_history_key(address, number),
+                old,
+            );
         }
         let storage_history_cf = store.cf(STORAGE_HISTORY)?;
         for (address, slot, old) in &self.storage_history {
-            batch.put_cf(storage_history_cf, storage_history_key(address, slot, number), old.to_be_bytes::<32>());
+            batch.put_cf(
+                storage_history_cf,
+                storage_history_key(address, slot, number),
+                old.to_be_bytes::<32>(),
+            );
         }
         let set = ChangeSet {
             accounts: self.account_history.iter().map(|(a, _)| *a).collect(),
-            slots: self.storage_history.iter().map(|(address, slot, _)| SlotKey { address: *address, slot: *slot }).collect(),
+            slots: self
+                .storage_history
+                .iter()
+                .map(|(address, slot, _)| SlotKey {
+                    address: *address,
+                    slot: *slot,
+                })
+                .collect(),
         };
-        batch.put_cf(store.cf(CHANGE_SETS)?, number_key(number), alloy_rlp::encode(set));
+        batch.put_cf(
+            store.cf(CHANGE_SETS)?,
+            number_key(number),
+            alloy_rlp::encode(set),
+        );
         Ok(())
     }
 }
@@ -338,11 +425,16 @@ impl StateView {
     /// The value of `prefix` before the first change after `self.at`, if one was recorded.
     fn history(&self, table: &'static str, prefix: &[u8]) -> Result<Option<Vec<u8>>> {
         let Some(at) = self.at else { return Ok(None) };
-        let Some(next) = at.checked_add(1) else { return Ok(None) };
+        let Some(next) = at.checked_add(1) else {
+            return Ok(None);
+        };
         let mut key = prefix.to_vec();
         key.extend_from_slice(&next.to_be_bytes());
         let cf = self.store.cf(table)?;
-        let mut iter = self.store.db.iterator_cf(cf, IteratorMode::From(&key, Direction::Forward));
+        let mut iter = self
+            .store
+            .db
+            .iterator_cf(cf, IteratorMode::From(&key, Direction::Forward));
         match iter.next() {
             Some(item) => {
                 let (k, v) = item?;
@@ -363,7 +455,11 @@ impl StateView {
 
     /// An account's nonce, balance and code hash.
     pub fn basic_account(&self, address: &Address) -> Result<Option<Account>> {
-        Ok(self.account(address)?.map(|a| Account { nonce: a.nonce, balance: a.balance, code_hash: a.code_hash }))
+        Ok(self.account(address)?.map(|a| Account {
+            nonce: a.nonce,
+            balance: a.balance,
+            code_hash: a.code_hash,
+        }))
     }
 
     /// A storage slot (zero when unset).

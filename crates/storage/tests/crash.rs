@@ -19,7 +19,9 @@ const KILLS: u64 = 25;
 #[test]
 #[ignore = "run by kill_during_commits_never_corrupts_the_database as a child process"]
 fn crash_child() {
-    let Some(dir) = std::env::var_os(CHILD_ENV) else { return };
+    let Some(dir) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
     let store = Store::open(std::path::Path::new(&dir), StoreOptions::default()).unwrap();
     loop {
         let next = store.head().unwrap().map_or(0, |(n, _)| n + 1);
@@ -30,18 +32,32 @@ fn crash_child() {
 
 fn check_consistent(store: &Store) -> u64 {
     store.verify_head_state().unwrap();
-    let Some((number, hash)) = store.head().unwrap() else { return 0 };
+    let Some((number, hash)) = store.head().unwrap() else {
+        return 0;
+    };
     let header = store.header(&hash).unwrap().expect("head header");
     assert_eq!(header.number, number);
     assert_eq!(store.canonical_hash(number).unwrap(), Some(hash));
-    assert_eq!(store.receipts(&hash).unwrap().expect("head receipts"), vec![receipt(number)]);
-    assert_eq!(store.transactions(&hash).unwrap().expect("head body"), vec![transaction(number)]);
+    assert_eq!(
+        store.receipts(&hash).unwrap().expect("head receipts"),
+        vec![receipt(number)]
+    );
+    assert_eq!(
+        store.transactions(&hash).unwrap().expect("head body"),
+        vec![transaction(number)]
+    );
     // The last block's account has exactly what that block wrote, in flat state and in the trie.
     let address = account(number % 50);
     let view = store.state_at(number).unwrap();
-    let flat = view.account(&address).unwrap().expect("account written by the head block");
+    let flat = view
+        .account(&address)
+        .unwrap()
+        .expect("account written by the head block");
     assert_eq!(flat.balance, U256::from(number));
-    assert_eq!(view.storage(&address, &U256::from(number % 7)).unwrap(), U256::from(number));
+    assert_eq!(
+        view.storage(&address, &U256::from(number % 7)).unwrap(),
+        U256::from(number)
+    );
     let (_, proof, _) = store.proof(&address, &[]).unwrap();
     let proven = verify_proof(header.state_root, keccak256(address).as_slice(), &proof).unwrap();
     assert_eq!(proven, Some(alloy_rlp::encode(flat).into()));
@@ -57,7 +73,13 @@ fn kill_during_commits_never_corrupts_the_database() {
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     for round in 0..KILLS {
         let mut child = Command::new(&exe)
-            .args(["--ignored", "--exact", "crash_child", "--nocapture", "--test-threads=1"])
+            .args([
+                "--ignored",
+                "--exact",
+                "crash_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -66,7 +88,10 @@ fn kill_during_commits_never_corrupts_the_database() {
         // Wait until the child has committed at least one block in this round.
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         loop {
-            let line = lines.next().expect("child exited before committing").unwrap();
+            let line = lines
+                .next()
+                .expect("child exited before committing")
+                .unwrap();
             if line.starts_with("committed") {
                 break;
             }
@@ -82,7 +107,10 @@ fn kill_during_commits_never_corrupts_the_database() {
         let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
         let head = check_consistent(&store);
         if let Some(prev) = last {
-            assert!(head > prev, "round {round}: head {head} did not advance past {prev}");
+            assert!(
+                head > prev,
+                "round {round}: head {head} did not advance past {prev}"
+            );
         }
         last = Some(head);
     }

@@ -9,7 +9,14 @@ use consort_storage::{Account, AccountChange, StateChanges, StorageError, Store,
 use consort_trie::verify_proof;
 
 fn open(dir: &std::path::Path, window: Option<u64>) -> Store {
-    Store::open(dir, StoreOptions { history_window: window, ..Default::default() }).unwrap()
+    Store::open(
+        dir,
+        StoreOptions {
+            history_window: window,
+            ..Default::default()
+        },
+    )
+    .unwrap()
 }
 
 #[test]
@@ -21,13 +28,25 @@ fn blocks_receipts_and_transactions_read_back() {
     let one = commit_next(&store, &changes_for(1));
     assert_eq!(store.head().unwrap(), Some((1, one)));
     assert_eq!(store.canonical_hash(0).unwrap(), Some(genesis));
-    assert_eq!(store.header_by_number(1).unwrap().unwrap().parent_hash, genesis);
+    assert_eq!(
+        store.header_by_number(1).unwrap().unwrap().parent_hash,
+        genesis
+    );
     assert_eq!(store.block_number(&one).unwrap(), Some(1));
-    assert_eq!(store.transactions(&one).unwrap().unwrap(), vec![transaction(1)]);
+    assert_eq!(
+        store.transactions(&one).unwrap().unwrap(),
+        vec![transaction(1)]
+    );
     assert_eq!(store.receipts(&one).unwrap().unwrap(), vec![receipt(1)]);
-    let loc = store.transaction_location(transaction(1).tx_hash()).unwrap().unwrap();
+    let loc = store
+        .transaction_location(transaction(1).tx_hash())
+        .unwrap()
+        .unwrap();
     assert_eq!((loc.block_hash, loc.block_number, loc.index), (one, 1, 0));
-    assert_eq!(store.transaction_location(&B256::repeat_byte(9)).unwrap(), None);
+    assert_eq!(
+        store.transaction_location(&B256::repeat_byte(9)).unwrap(),
+        None
+    );
 }
 
 #[test]
@@ -36,17 +55,36 @@ fn a_block_that_does_not_extend_the_head_is_rejected_and_nothing_is_written() {
     let store = open(dir.path(), Some(512));
     commit_next(&store, &changes_for(0));
     let prepared = store.prepare_state(&changes_for(5)).unwrap();
-    let header = consort_primitives::Header { number: 5, state_root: prepared.state_root, ..Default::default() };
-    let err = store.commit_block(&header, header.hash_slow(), &[], &[], prepared).unwrap_err();
-    assert!(matches!(err, StorageError::NotOnHead { number: 5, .. }), "{err}");
+    let header = consort_primitives::Header {
+        number: 5,
+        state_root: prepared.state_root,
+        ..Default::default()
+    };
+    let err = store
+        .commit_block(&header, header.hash_slow(), &[], &[], prepared)
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::NotOnHead { number: 5, .. }),
+        "{err}"
+    );
     assert_eq!(store.head().unwrap().unwrap().0, 0);
 
     // State prepared before another block landed is refused.
     let stale = store.prepare_state(&changes_for(1)).unwrap();
     let one = commit_next(&store, &changes_for(1));
-    let header = consort_primitives::Header { number: 2, parent_hash: one, state_root: stale.state_root, ..Default::default() };
-    let err = store.commit_block(&header, header.hash_slow(), &[], &[], stale).unwrap_err();
-    assert!(matches!(err, StorageError::StalePreparedState { .. }), "{err}");
+    let header = consort_primitives::Header {
+        number: 2,
+        parent_hash: one,
+        state_root: stale.state_root,
+        ..Default::default()
+    };
+    let err = store
+        .commit_block(&header, header.hash_slow(), &[], &[], stale)
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::StalePreparedState { .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -61,13 +99,34 @@ fn historical_state_is_readable_inside_the_window_only() {
     for at in 7..=10u64 {
         let view = store.state_at(at).unwrap();
         let expected = if at >= 9 { Some(U256::from(9)) } else { None };
-        assert_eq!(view.basic_account(&a9).unwrap().map(|a| a.balance), expected, "balance at {at}");
+        assert_eq!(
+            view.basic_account(&a9).unwrap().map(|a| a.balance),
+            expected,
+            "balance at {at}"
+        );
         let slot = if at >= 9 { U256::from(9) } else { U256::ZERO };
-        assert_eq!(view.storage(&a9, &U256::from(2)).unwrap(), slot, "slot at {at}");
+        assert_eq!(
+            view.storage(&a9, &U256::from(2)).unwrap(),
+            slot,
+            "slot at {at}"
+        );
     }
     let err = store.state_at(6).unwrap_err();
-    assert!(matches!(err, StorageError::StateUnavailable { requested: 6, oldest: 7, head: 10 }), "{err}");
-    assert!(matches!(store.state_at(11).unwrap_err(), StorageError::StateUnavailable { .. }));
+    assert!(
+        matches!(
+            err,
+            StorageError::StateUnavailable {
+                requested: 6,
+                oldest: 7,
+                head: 10
+            }
+        ),
+        "{err}"
+    );
+    assert!(matches!(
+        store.state_at(11).unwrap_err(),
+        StorageError::StateUnavailable { .. }
+    ));
 }
 
 #[test]
@@ -77,8 +136,24 @@ fn archive_mode_keeps_all_history() {
     for n in 0..=20 {
         commit_next(&store, &changes_for(n));
     }
-    assert_eq!(store.state_at(1).unwrap().basic_account(&account(1)).unwrap().unwrap().balance, U256::from(1));
-    assert_eq!(store.state_at(0).unwrap().basic_account(&account(1)).unwrap(), None);
+    assert_eq!(
+        store
+            .state_at(1)
+            .unwrap()
+            .basic_account(&account(1))
+            .unwrap()
+            .unwrap()
+            .balance,
+        U256::from(1)
+    );
+    assert_eq!(
+        store
+            .state_at(0)
+            .unwrap()
+            .basic_account(&account(1))
+            .unwrap(),
+        None
+    );
 }
 
 #[test]
@@ -92,7 +167,12 @@ fn wiping_and_deleting_accounts_clears_storage_and_history_remembers_it() {
         AccountChange {
             account: Some(Account::with_balance(U256::from(5))),
             wipe_storage: false,
-            storage: [(U256::from(1), U256::from(11)), (U256::from(2), U256::from(22))].into_iter().collect(),
+            storage: [
+                (U256::from(1), U256::from(11)),
+                (U256::from(2), U256::from(22)),
+            ]
+            .into_iter()
+            .collect(),
         },
     );
     commit_next(&store, &genesis);
@@ -115,13 +195,31 @@ fn wiping_and_deleting_accounts_clears_storage_and_history_remembers_it() {
     assert_eq!(before.storage(&a, &U256::from(2)).unwrap(), U256::from(22));
 
     // The storage root equals a fresh trie with only the surviving slot.
-    let mut expected = consort_trie::Trie::new(consort_trie::MemoryNodeStore::default(), consort_trie::empty_root());
-    expected.insert(keccak256(U256::from(2).to_be_bytes::<32>()).as_slice(), alloy_rlp::encode(U256::from(33))).unwrap();
-    assert_eq!(now.account(&a).unwrap().unwrap().storage_root, expected.root_hash());
+    let mut expected = consort_trie::Trie::new(
+        consort_trie::MemoryNodeStore::default(),
+        consort_trie::empty_root(),
+    );
+    expected
+        .insert(
+            keccak256(U256::from(2).to_be_bytes::<32>()).as_slice(),
+            alloy_rlp::encode(U256::from(33)),
+        )
+        .unwrap();
+    assert_eq!(
+        now.account(&a).unwrap().unwrap().storage_root,
+        expected.root_hash()
+    );
 
     // Block 2: the account is deleted.
     let mut delete = StateChanges::default();
-    delete.accounts.insert(a, AccountChange { account: None, wipe_storage: true, storage: Default::default() });
+    delete.accounts.insert(
+        a,
+        AccountChange {
+            account: None,
+            wipe_storage: true,
+            storage: Default::default(),
+        },
+    );
     commit_next(&store, &delete);
     let gone = store.state_at(2).unwrap();
     assert_eq!(gone.account(&a).unwrap(), None);
@@ -142,11 +240,20 @@ fn proofs_verify_against_the_head_state_root() {
         let slots = [B256::from(U256::from(3).to_be_bytes::<32>()), B256::ZERO];
         let (acct, proof, storage) = store.proof(&address, &slots).unwrap();
         let proven = verify_proof(root, keccak256(address).as_slice(), &proof).unwrap();
-        assert_eq!(proven, acct.map(|a: TrieAccount| alloy_rlp::encode(a).into()), "account {i}");
+        assert_eq!(
+            proven,
+            acct.map(|a: TrieAccount| alloy_rlp::encode(a).into()),
+            "account {i}"
+        );
         for (slot, value, proof) in storage {
             let storage_root = acct.map_or(consort_trie::empty_root(), |a| a.storage_root);
             let proven = verify_proof(storage_root, keccak256(slot).as_slice(), &proof).unwrap();
-            assert_eq!(proven.map(|v| alloy_rlp::decode_exact::<U256>(&v).unwrap()).unwrap_or_default(), value);
+            assert_eq!(
+                proven
+                    .map(|v| alloy_rlp::decode_exact::<U256>(&v).unwrap())
+                    .unwrap_or_default(),
+                value
+            );
         }
     }
 }
@@ -176,7 +283,9 @@ fn incremental_state_root_matches_a_full_rebuild() {
     for n in 0..40 {
         let changes = changes_for(n);
         for (a, c) in &changes.accounts {
-            let entry = all.entry(*a).or_insert_with(|| (Account::default(), std::collections::BTreeMap::new()));
+            let entry = all
+                .entry(*a)
+                .or_insert_with(|| (Account::default(), std::collections::BTreeMap::new()));
             entry.0 = c.account.unwrap();
             for (k, v) in &c.storage {
                 entry.1.insert(*k, *v);
@@ -189,7 +298,17 @@ fn incremental_state_root_matches_a_full_rebuild() {
     let fresh = open(fresh_dir.path(), Some(0));
     let mut changes = StateChanges::default();
     for (a, (acct, storage)) in all {
-        changes.accounts.insert(a, AccountChange { account: Some(acct), wipe_storage: false, storage });
+        changes.accounts.insert(
+            a,
+            AccountChange {
+                account: Some(acct),
+                wipe_storage: false,
+                storage,
+            },
+        );
     }
-    assert_eq!(fresh.prepare_state(&changes).unwrap().state_root, store.head_state_root().unwrap());
+    assert_eq!(
+        fresh.prepare_state(&changes).unwrap().state_root,
+        store.head_state_root().unwrap()
+    );
 }

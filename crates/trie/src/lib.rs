@@ -2,7 +2,15 @@
 //! accounts rehashes only the paths to them. Used for the account trie, every storage trie and
 //! Merkle proofs (`eth_getProof`). Storage backends implement [`NodeStore`].
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing))]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 mod node;
 mod proof;
@@ -63,5 +71,7 @@ pub fn to_nibbles(key: &[u8]) -> Vec<u8> {
 }
 
 pub(crate) fn path_string(path: &[u8]) -> String {
-    path.iter().map(|n| char::from_digit(u32::from(*n), 16).unwrap_or('?')).collect()
+    path.iter()
+        .map(|n| char::from_digit(u32::from(*n), 16).unwrap_or('?'))
+        .collect()
 }

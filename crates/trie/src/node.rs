@@ -40,22 +40,42 @@ impl NodeRef {
 #[derive(Clone, Debug)]
 pub(crate) enum Node {
     Empty,
-    Leaf { key: Vec<u8>, value: Bytes, cache: Option<NodeRef> },
-    Extension { key: Vec<u8>, child: Box<Node>, cache: Option<NodeRef> },
-    Branch { children: Box<[Node; 16]>, value: Option<Bytes>, cache: Option<NodeRef> },
+    Leaf {
+        key: Vec<u8>,
+        value: Bytes,
+        cache: Option<NodeRef>,
+    },
+    Extension {
+        key: Vec<u8>,
+        child: Box<Node>,
+        cache: Option<NodeRef>,
+    },
+    Branch {
+        children: Box<[Node; 16]>,
+        value: Option<Bytes>,
+        cache: Option<NodeRef>,
+    },
     Stored(B256),
 }
 
 impl Node {
     pub(crate) fn leaf(key: Vec<u8>, value: Bytes) -> Self {
-        Node::Leaf { key, value, cache: None }
+        Node::Leaf {
+            key,
+            value,
+            cache: None,
+        }
     }
 
     pub(crate) fn extension(key: Vec<u8>, child: Node) -> Self {
         if key.is_empty() {
             return child;
         }
-        Node::Extension { key, child: Box::new(child), cache: None }
+        Node::Extension {
+            key,
+            child: Box::new(child),
+            cache: None,
+        }
     }
 
     pub(crate) fn empty_children() -> Box<[Node; 16]> {
@@ -67,17 +87,17 @@ impl Node {
         match self {
             Node::Empty => None,
             Node::Stored(h) => Some(NodeRef::Hash(*h)),
-            Node::Leaf { cache, .. } | Node::Extension { cache, .. } | Node::Branch { cache, .. } => {
-                cache.clone()
-            }
+            Node::Leaf { cache, .. }
+            | Node::Extension { cache, .. }
+            | Node::Branch { cache, .. } => cache.clone(),
         }
     }
 
     pub(crate) fn set_cache(&mut self, r: NodeRef) {
         match self {
-            Node::Leaf { cache, .. } | Node::Extension { cache, .. } | Node::Branch { cache, .. } => {
-                *cache = Some(r)
-            }
+            Node::Leaf { cache, .. }
+            | Node::Extension { cache, .. }
+            | Node::Branch { cache, .. } => *cache = Some(r),
             Node::Empty | Node::Stored(_) => {}
         }
     }
@@ -123,7 +143,11 @@ pub(crate) fn encode_leaf(key: &[u8], value: &[u8]) -> Vec<u8> {
     let hp = hex_prefix(key, true);
     let payload = hp.as_slice().length() + value.length();
     let mut out = Vec::with_capacity(payload + 3);
-    Header { list: true, payload_length: payload }.encode(&mut out);
+    Header {
+        list: true,
+        payload_length: payload,
+    }
+    .encode(&mut out);
     hp.as_slice().encode(&mut out);
     value.encode(&mut out);
     out
@@ -133,17 +157,28 @@ pub(crate) fn encode_extension(key: &[u8], child: &NodeRef) -> Vec<u8> {
     let hp = hex_prefix(key, false);
     let payload = hp.as_slice().length() + child.encoded_len();
     let mut out = Vec::with_capacity(payload + 3);
-    Header { list: true, payload_length: payload }.encode(&mut out);
+    Header {
+        list: true,
+        payload_length: payload,
+    }
+    .encode(&mut out);
     hp.as_slice().encode(&mut out);
     child.encode(&mut out);
     out
 }
 
 pub(crate) fn encode_branch(children: &[Option<NodeRef>; 16], value: Option<&[u8]>) -> Vec<u8> {
-    let payload = children.iter().map(|c| c.as_ref().map_or(1, NodeRef::encoded_len)).sum::<usize>()
+    let payload = children
+        .iter()
+        .map(|c| c.as_ref().map_or(1, NodeRef::encoded_len))
+        .sum::<usize>()
         + value.map_or(1, |v| v.length());
     let mut out = Vec::with_capacity(payload + 3);
-    Header { list: true, payload_length: payload }.encode(&mut out);
+    Header {
+        list: true,
+        payload_length: payload,
+    }
+    .encode(&mut out);
     for child in children {
         match child {
             Some(r) => r.encode(&mut out),
@@ -159,16 +194,25 @@ pub(crate) fn encode_branch(children: &[Option<NodeRef>; 16], value: Option<&[u8
 
 /// Decodes a node's RLP; `path` names it in errors.
 pub(crate) fn decode_node(rlp: &[u8], path: &[u8]) -> Result<Node> {
-    let malformed = |reason: &str| TrieError::Malformed { path: path_string(path), reason: reason.into() };
+    let malformed = |reason: &str| TrieError::Malformed {
+        path: path_string(path),
+        reason: reason.into(),
+    };
     let items = list_items(rlp).ok_or_else(|| malformed("not an RLP list of items"))?;
     let own = NodeRef::from_rlp(rlp);
     match items.as_slice() {
         [key, second] => {
             let key = string_payload(key).ok_or_else(|| malformed("key is not a string"))?;
-            let (key, leaf) = decode_hex_prefix(key).ok_or_else(|| malformed("bad hex-prefix key"))?;
+            let (key, leaf) =
+                decode_hex_prefix(key).ok_or_else(|| malformed("bad hex-prefix key"))?;
             if leaf {
-                let value = string_payload(second).ok_or_else(|| malformed("leaf value is not a string"))?;
-                Ok(Node::Leaf { key, value: Bytes::copy_from_slice(value), cache: Some(own) })
+                let value = string_payload(second)
+                    .ok_or_else(|| malformed("leaf value is not a string"))?;
+                Ok(Node::Leaf {
+                    key,
+                    value: Bytes::copy_from_slice(value),
+                    cache: Some(own),
+                })
             } else {
                 let mut child_path = path.to_vec();
                 child_path.extend_from_slice(&key);
@@ -176,7 +220,11 @@ pub(crate) fn decode_node(rlp: &[u8], path: &[u8]) -> Result<Node> {
                 if matches!(child, Node::Empty) {
                     return Err(malformed("extension without a child"));
                 }
-                Ok(Node::Extension { key, child: Box::new(child), cache: Some(own) })
+                Ok(Node::Extension {
+                    key,
+                    child: Box::new(child),
+                    cache: Some(own),
+                })
             }
         }
         [children @ .., value] if children.len() == 16 => {
@@ -189,9 +237,14 @@ pub(crate) fn decode_node(rlp: &[u8], path: &[u8]) -> Result<Node> {
                 }
                 *slot = decode_child(item, &child_path)?;
             }
-            let value = string_payload(value).ok_or_else(|| malformed("branch value is not a string"))?;
+            let value =
+                string_payload(value).ok_or_else(|| malformed("branch value is not a string"))?;
             let value = (!value.is_empty()).then(|| Bytes::copy_from_slice(value));
-            Ok(Node::Branch { children: decoded, value, cache: Some(own) })
+            Ok(Node::Branch {
+                children: decoded,
+                value,
+                cache: Some(own),
+            })
         }
         _ => Err(malformed("a node has 2 or 17 items")),
     }
@@ -204,7 +257,10 @@ fn decode_child(item: &[u8], path: &[u8]) -> Result<Node> {
     match string_payload(item) {
         Some([]) => Ok(Node::Empty),
         Some(h) if h.len() == 32 => Ok(Node::Stored(B256::from_slice(h))),
-        _ => Err(TrieError::Malformed { path: path_string(path), reason: "child reference is neither a hash nor an inline node".into() }),
+        _ => Err(TrieError::Malformed {
+            path: path_string(path),
+            reason: "child reference is neither a hash nor an inline node".into(),
+        }),
     }
 }
 

@@ -42,11 +42,16 @@ pub fn verify_proof(root: B256, key: &[u8], proof: &[Bytes]) -> Result<Option<By
                 }
                 None => return Ok(None),
             },
-            Node::Branch { children, value, .. } => match rest.split_first() {
+            Node::Branch {
+                children, value, ..
+            } => match rest.split_first() {
                 None => return Ok(value),
                 Some((i, r)) => {
                     rest = r;
-                    (*children).into_iter().nth(usize::from(*i)).unwrap_or(Node::Empty)
+                    (*children)
+                        .into_iter()
+                        .nth(usize::from(*i))
+                        .unwrap_or(Node::Empty)
                 }
             },
         };

@@ -42,8 +42,17 @@ fn common_prefix(a: &[u8], b: &[u8]) -> usize {
 impl<S: NodeStore> Trie<S> {
     /// Opens the trie with `root` over `store`.
     pub fn new(store: S, root: B256) -> Self {
-        let root = if root == crate::empty_root() { Node::Empty } else { Node::Stored(root) };
-        Self { root, store, removed: BTreeSet::new(), pending: Vec::new() }
+        let root = if root == crate::empty_root() {
+            Node::Empty
+        } else {
+            Node::Stored(root)
+        };
+        Self {
+            root,
+            store,
+            removed: BTreeSet::new(),
+            pending: Vec::new(),
+        }
     }
 
     /// The store the trie reads from.
@@ -52,11 +61,21 @@ impl<S: NodeStore> Trie<S> {
     }
 
     fn load(&self, hash: B256, path: &[u8]) -> Result<Node> {
-        let rlp = self.store.node(path)?.ok_or_else(|| TrieError::MissingNode { path: path_string(path), hash })?;
+        let rlp = self
+            .store
+            .node(path)?
+            .ok_or_else(|| TrieError::MissingNode {
+                path: path_string(path),
+                hash,
+            })?;
         let found = keccak256(&rlp);
         // The root may be shorter than 32 bytes and is still referenced by its hash.
         if found != hash {
-            return Err(TrieError::HashMismatch { path: path_string(path), expected: hash, found });
+            return Err(TrieError::HashMismatch {
+                path: path_string(path),
+                expected: hash,
+                found,
+            });
         }
         decode_node(&rlp, path)
     }
@@ -90,7 +109,9 @@ impl<S: NodeStore> Trie<S> {
                 Some(rest) => self.get_in(child, &concat(path, k), rest),
                 None => Ok(None),
             },
-            Node::Branch { children, value, .. } => match key.split_first() {
+            Node::Branch {
+                children, value, ..
+            } => match key.split_first() {
                 None => Ok(value.clone()),
                 Some((i, rest)) => match children.get(usize::from(*i)) {
                     Some(child) => self.get_in(child, &concat(path, &[*i]), rest),
@@ -117,28 +138,63 @@ impl<S: NodeStore> Trie<S> {
         Ok(match node {
             Node::Empty => Node::leaf(key.to_vec(), value),
             Node::Stored(_) => unreachable_stored(&path)?,
-            Node::Leaf { key: k, value: old, cache } => {
+            Node::Leaf {
+                key: k,
+                value: old,
+                cache,
+            } => {
                 if k.as_slice() == key {
                     if old == value {
-                        return Ok(Node::Leaf { key: k, value: old, cache });
+                        return Ok(Node::Leaf {
+                            key: k,
+                            value: old,
+                            cache,
+                        });
                     }
                     return Ok(Node::leaf(k, value));
                 }
                 let c = common_prefix(&k, key);
                 let mut children = Node::empty_children();
                 let mut branch_value = None;
-                Self::place(&mut children, &mut branch_value, k.get(c..).unwrap_or_default(), old);
-                Self::place(&mut children, &mut branch_value, key.get(c..).unwrap_or_default(), value);
-                let branch = Node::Branch { children, value: branch_value, cache: None };
+                Self::place(
+                    &mut children,
+                    &mut branch_value,
+                    k.get(c..).unwrap_or_default(),
+                    old,
+                );
+                Self::place(
+                    &mut children,
+                    &mut branch_value,
+                    key.get(c..).unwrap_or_default(),
+                    value,
+                );
+                let branch = Node::Branch {
+                    children,
+                    value: branch_value,
+                    cache: None,
+                };
                 Node::extension(key.get(..c).unwrap_or_default().to_vec(), branch)
             }
-            Node::Extension { key: k, child, cache } => {
+            Node::Extension {
+                key: k,
+                child,
+                cache,
+            } => {
                 let c = common_prefix(&k, key);
                 if c == k.len() {
                     let child_path = concat(&path, &k);
-                    let new_child = self.insert_at(*child, child_path, key.get(c..).unwrap_or_default(), value)?;
+                    let new_child = self.insert_at(
+                        *child,
+                        child_path,
+                        key.get(c..).unwrap_or_default(),
+                        value,
+                    )?;
                     if new_child.cached().is_some() && cache.is_some() {
-                        return Ok(Node::Extension { key: k, child: Box::new(new_child), cache });
+                        return Ok(Node::Extension {
+                            key: k,
+                            child: Box::new(new_child),
+                            cache,
+                        });
                     }
                     return Ok(Node::extension(k, new_child));
                 }
@@ -152,24 +208,51 @@ impl<S: NodeStore> Trie<S> {
                     *slot = Node::extension(rest, *child);
                 }
                 let mut branch_value = None;
-                Self::place(&mut children, &mut branch_value, key.get(c..).unwrap_or_default(), value);
-                let branch = Node::Branch { children, value: branch_value, cache: None };
+                Self::place(
+                    &mut children,
+                    &mut branch_value,
+                    key.get(c..).unwrap_or_default(),
+                    value,
+                );
+                let branch = Node::Branch {
+                    children,
+                    value: branch_value,
+                    cache: None,
+                };
                 Node::extension(key.get(..c).unwrap_or_default().to_vec(), branch)
             }
-            Node::Branch { mut children, value: bv, cache } => match key.split_first() {
+            Node::Branch {
+                mut children,
+                value: bv,
+                cache,
+            } => match key.split_first() {
                 None => {
                     if bv.as_ref() == Some(&value) {
-                        return Ok(Node::Branch { children, value: bv, cache });
+                        return Ok(Node::Branch {
+                            children,
+                            value: bv,
+                            cache,
+                        });
                     }
-                    Node::Branch { children, value: Some(value), cache: None }
+                    Node::Branch {
+                        children,
+                        value: Some(value),
+                        cache: None,
+                    }
                 }
                 Some((i, rest)) => {
-                    let slot = children.get_mut(usize::from(*i)).ok_or_else(|| corrupt(&path, "nibble out of range"))?;
+                    let slot = children
+                        .get_mut(usize::from(*i))
+                        .ok_or_else(|| corrupt(&path, "nibble out of range"))?;
                     let child = std::mem::replace(slot, Node::Empty);
                     let new_child = self.insert_at(child, concat(&path, &[*i]), rest, value)?;
                     let unchanged = cache.is_some() && new_child.cached().is_some();
                     *slot = new_child;
-                    Node::Branch { children, value: bv, cache: if unchanged { cache } else { None } }
+                    Node::Branch {
+                        children,
+                        value: bv,
+                        cache: if unchanged { cache } else { None },
+                    }
                 }
             },
         })
@@ -200,42 +283,76 @@ impl<S: NodeStore> Trie<S> {
         match node {
             Node::Empty => Ok(Node::Empty),
             Node::Stored(_) => unreachable_stored(&path),
-            Node::Leaf { key: k, value, cache } => {
+            Node::Leaf {
+                key: k,
+                value,
+                cache,
+            } => {
                 if k.as_slice() == key {
                     self.removed.insert(path);
                     Ok(Node::Empty)
                 } else {
-                    Ok(Node::Leaf { key: k, value, cache })
+                    Ok(Node::Leaf {
+                        key: k,
+                        value,
+                        cache,
+                    })
                 }
             }
-            Node::Extension { key: k, child, cache } => {
+            Node::Extension {
+                key: k,
+                child,
+                cache,
+            } => {
                 let Some(rest) = key.strip_prefix(k.as_slice()) else {
-                    return Ok(Node::Extension { key: k, child, cache });
+                    return Ok(Node::Extension {
+                        key: k,
+                        child,
+                        cache,
+                    });
                 };
                 let child_path = concat(&path, &k);
                 let new_child = self.remove_at(*child, child_path.clone(), rest)?;
                 if new_child.cached().is_some() && cache.is_some() {
-                    return Ok(Node::Extension { key: k, child: Box::new(new_child), cache });
+                    return Ok(Node::Extension {
+                        key: k,
+                        child: Box::new(new_child),
+                        cache,
+                    });
                 }
                 self.merge_into_prefix(k, new_child, &path, child_path)
             }
-            Node::Branch { mut children, value, cache } => {
+            Node::Branch {
+                mut children,
+                value,
+                cache,
+            } => {
                 let mut value = value;
                 match key.split_first() {
                     None => {
                         if value.is_none() {
-                            return Ok(Node::Branch { children, value, cache });
+                            return Ok(Node::Branch {
+                                children,
+                                value,
+                                cache,
+                            });
                         }
                         value = None;
                     }
                     Some((i, rest)) => {
-                        let slot = children.get_mut(usize::from(*i)).ok_or_else(|| corrupt(&path, "nibble out of range"))?;
+                        let slot = children
+                            .get_mut(usize::from(*i))
+                            .ok_or_else(|| corrupt(&path, "nibble out of range"))?;
                         let child = std::mem::replace(slot, Node::Empty);
                         let new_child = self.remove_at(child, concat(&path, &[*i]), rest)?;
                         let unchanged = cache.is_some() && new_child.cached().is_some();
                         *slot = new_child;
                         if unchanged {
-                            return Ok(Node::Branch { children, value, cache });
+                            return Ok(Node::Branch {
+                                children,
+                                value,
+                                cache,
+                            });
                         }
                     }
                 }
@@ -245,9 +362,18 @@ impl<S: NodeStore> Trie<S> {
     }
 
     /// A branch left with fewer than two entries collapses into a leaf or an extension.
-    fn normalize_branch(&mut self, mut children: Box<[Node; 16]>, value: Option<Bytes>, path: Vec<u8>) -> Result<Node> {
-        let occupied: Vec<usize> =
-            children.iter().enumerate().filter(|(_, c)| !matches!(c, Node::Empty)).map(|(i, _)| i).collect();
+    fn normalize_branch(
+        &mut self,
+        mut children: Box<[Node; 16]>,
+        value: Option<Bytes>,
+        path: Vec<u8>,
+    ) -> Result<Node> {
+        let occupied: Vec<usize> = children
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !matches!(c, Node::Empty))
+            .map(|(i, _)| i)
+            .collect();
         match (occupied.as_slice(), value) {
             ([], None) => {
                 self.removed.insert(path);
@@ -256,17 +382,29 @@ impl<S: NodeStore> Trie<S> {
             ([], Some(v)) => Ok(Node::leaf(Vec::new(), v)),
             ([only], None) => {
                 let nibble = *only as u8;
-                let slot = children.get_mut(*only).ok_or_else(|| corrupt(&path, "nibble out of range"))?;
+                let slot = children
+                    .get_mut(*only)
+                    .ok_or_else(|| corrupt(&path, "nibble out of range"))?;
                 let child = std::mem::replace(slot, Node::Empty);
                 let child_path = concat(&path, &[nibble]);
                 self.merge_into_prefix(vec![nibble], child, &path, child_path)
             }
-            (_, value) => Ok(Node::Branch { children, value, cache: None }),
+            (_, value) => Ok(Node::Branch {
+                children,
+                value,
+                cache: None,
+            }),
         }
     }
 
     /// Joins `prefix` (the key from `path` to `child_path`) with what remains below it.
-    fn merge_into_prefix(&mut self, prefix: Vec<u8>, child: Node, path: &[u8], child_path: Vec<u8>) -> Result<Node> {
+    fn merge_into_prefix(
+        &mut self,
+        prefix: Vec<u8>,
+        child: Node,
+        path: &[u8],
+        child_path: Vec<u8>,
+    ) -> Result<Node> {
         let child = self.resolve(child, &child_path)?;
         Ok(match child {
             Node::Empty => {
@@ -279,9 +417,17 @@ impl<S: NodeStore> Trie<S> {
             }
             Node::Extension { key, child, .. } => {
                 self.removed.insert(child_path);
-                Node::Extension { key: concat(&prefix, &key), child, cache: None }
+                Node::Extension {
+                    key: concat(&prefix, &key),
+                    child,
+                    cache: None,
+                }
             }
-            branch @ Node::Branch { .. } => Node::Extension { key: prefix, child: Box::new(branch), cache: None },
+            branch @ Node::Branch { .. } => Node::Extension {
+                key: prefix,
+                child: Box::new(branch),
+                cache: None,
+            },
             Node::Stored(_) => unreachable_stored(&child_path)?,
         })
     }
@@ -294,10 +440,16 @@ impl<S: NodeStore> Trie<S> {
             Node::Stored(h) => *h,
             _ => {
                 let was_clean = root.cached().is_some();
-                let rlp = hash_node(&mut root, &mut Vec::new(), &mut self.pending, &mut self.removed);
+                let rlp = hash_node(
+                    &mut root,
+                    &mut Vec::new(),
+                    &mut self.pending,
+                    &mut self.removed,
+                );
                 // The root is always stored, even when its encoding is short.
                 if !was_clean && rlp.len() < 32 {
-                    self.pending.push((Vec::new(), Bytes::copy_from_slice(&rlp)));
+                    self.pending
+                        .push((Vec::new(), Bytes::copy_from_slice(&rlp)));
                 }
                 keccak256(&rlp)
             }
@@ -314,8 +466,15 @@ impl<S: NodeStore> Trie<S> {
         let root = self.root_hash();
         let writes = std::mem::take(&mut self.pending);
         let written: BTreeSet<&Vec<u8>> = writes.iter().map(|(p, _)| p).collect();
-        let deletes = std::mem::take(&mut self.removed).into_iter().filter(|p| !written.contains(p)).collect();
-        TrieUpdate { root, writes, deletes }
+        let deletes = std::mem::take(&mut self.removed)
+            .into_iter()
+            .filter(|p| !written.contains(p))
+            .collect();
+        TrieUpdate {
+            root,
+            writes,
+            deletes,
+        }
     }
 
     /// The nodes on the path to `key`, root first, as `eth_getProof` returns them.
@@ -362,11 +521,13 @@ impl<S: NodeStore> Trie<S> {
             }
         }
     }
-
 }
 
 fn corrupt(path: &[u8], reason: &str) -> TrieError {
-    TrieError::Malformed { path: path_string(path), reason: reason.into() }
+    TrieError::Malformed {
+        path: path_string(path),
+        reason: reason.into(),
+    }
 }
 
 fn unreachable_stored<T>(path: &[u8]) -> Result<T> {
@@ -377,9 +538,17 @@ fn unreachable_stored<T>(path: &[u8]) -> Result<T> {
 fn encode_clean(node: &Node) -> Vec<u8> {
     match node {
         Node::Leaf { key, value, .. } => encode_leaf(key, value),
-        Node::Extension { key, child, .. } => encode_extension(key, &child.cached().unwrap_or(NodeRef::Inline(Bytes::from_static(&[EMPTY_STRING_CODE])))),
-        Node::Branch { children, value, .. } => {
-            let refs: [Option<NodeRef>; 16] = std::array::from_fn(|i| children.get(i).and_then(Node::cached));
+        Node::Extension { key, child, .. } => encode_extension(
+            key,
+            &child
+                .cached()
+                .unwrap_or(NodeRef::Inline(Bytes::from_static(&[EMPTY_STRING_CODE]))),
+        ),
+        Node::Branch {
+            children, value, ..
+        } => {
+            let refs: [Option<NodeRef>; 16] =
+                std::array::from_fn(|i| children.get(i).and_then(Node::cached));
             encode_branch(&refs, value.as_ref().map(|v| v.as_ref()))
         }
         Node::Empty | Node::Stored(_) => vec![EMPTY_STRING_CODE],
@@ -388,7 +557,12 @@ fn encode_clean(node: &Node) -> Vec<u8> {
 
 /// Hashes a node and its dirty descendants; returns the node's RLP. Nodes of 32 bytes or more
 /// are queued for storage at their path.
-fn hash_node(node: &mut Node, path: &mut Vec<u8>, writes: &mut Vec<(Vec<u8>, Bytes)>, emptied: &mut BTreeSet<Vec<u8>>) -> Vec<u8> {
+fn hash_node(
+    node: &mut Node,
+    path: &mut Vec<u8>,
+    writes: &mut Vec<(Vec<u8>, Bytes)>,
+    emptied: &mut BTreeSet<Vec<u8>>,
+) -> Vec<u8> {
     if let Some(NodeRef::Inline(rlp)) = node.cached() {
         return rlp.to_vec();
     }
@@ -404,7 +578,9 @@ fn hash_node(node: &mut Node, path: &mut Vec<u8>, writes: &mut Vec<(Vec<u8>, Byt
             path.truncate(len);
             encode_extension(key, &child_ref)
         }
-        Node::Branch { children, value, .. } => {
+        Node::Branch {
+            children, value, ..
+        } => {
             let mut refs: [Option<NodeRef>; 16] = Default::default();
             for (i, (child, r)) in children.iter_mut().zip(refs.iter_mut()).enumerate() {
                 if matches!(child, Node::Empty) {
@@ -429,7 +605,12 @@ fn hash_node(node: &mut Node, path: &mut Vec<u8>, writes: &mut Vec<(Vec<u8>, Byt
     rlp
 }
 
-fn child_ref(child: &mut Node, path: &mut Vec<u8>, writes: &mut Vec<(Vec<u8>, Bytes)>, emptied: &mut BTreeSet<Vec<u8>>) -> NodeRef {
+fn child_ref(
+    child: &mut Node,
+    path: &mut Vec<u8>,
+    writes: &mut Vec<(Vec<u8>, Bytes)>,
+    emptied: &mut BTreeSet<Vec<u8>>,
+) -> NodeRef {
     if let Some(r) = child.cached() {
         return r;
     }

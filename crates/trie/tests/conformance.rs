@@ -6,14 +6,19 @@ use consort_trie::{verify_proof, MemoryNodeStore, Trie};
 use std::path::PathBuf;
 
 fn conformance_dir() -> PathBuf {
-    std::env::var_os("CONSORT_CONFORMANCE_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
-    })
+    std::env::var_os("CONSORT_CONFORMANCE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
+        })
 }
 
 fn load(name: &str) -> serde_json::Map<String, serde_json::Value> {
-    let path = conformance_dir().join("ethereum-tests/TrieTests").join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let path = conformance_dir()
+        .join("ethereum-tests/TrieTests")
+        .join(name);
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
 }
 
@@ -31,7 +36,11 @@ fn run(ops: &[(Vec<u8>, Option<Vec<u8>>)], secure: bool, expected: B256, name: &
     let mut root = consort_trie::empty_root();
     let mut model = std::collections::BTreeMap::new();
     for (key, value) in ops {
-        let key = if secure { keccak256(key).to_vec() } else { key.clone() };
+        let key = if secure {
+            keccak256(key).to_vec()
+        } else {
+            key.clone()
+        };
         let mut trie = Trie::new(&store, root);
         match value {
             Some(v) if !v.is_empty() => {
@@ -50,9 +59,17 @@ fn run(ops: &[(Vec<u8>, Option<Vec<u8>>)], secure: bool, expected: B256, name: &
     assert_eq!(root, expected, "{name}: root");
     let mut trie = Trie::new(&store, root);
     for (key, value) in &model {
-        assert_eq!(trie.get(key).unwrap().map(|b| b.to_vec()), Some(value.clone()), "{name}: get");
+        assert_eq!(
+            trie.get(key).unwrap().map(|b| b.to_vec()),
+            Some(value.clone()),
+            "{name}: get"
+        );
         let proof = trie.proof(key).unwrap();
-        assert_eq!(verify_proof(root, key, &proof).unwrap().map(|b| b.to_vec()), Some(value.clone()), "{name}: proof");
+        assert_eq!(
+            verify_proof(root, key, &proof).unwrap().map(|b| b.to_vec()),
+            Some(value.clone()),
+            "{name}: proof"
+        );
     }
 }
 
@@ -62,11 +79,17 @@ fn run_file(name: &str, secure: bool) -> usize {
         let ops: Vec<(Vec<u8>, Option<Vec<u8>>)> = match &body["in"] {
             serde_json::Value::Array(items) => items
                 .iter()
-                .map(|kv| (decode_str(kv[0].as_str().unwrap()), kv[1].as_str().map(decode_str)))
+                .map(|kv| {
+                    (
+                        decode_str(kv[0].as_str().unwrap()),
+                        kv[1].as_str().map(decode_str),
+                    )
+                })
                 .collect(),
-            serde_json::Value::Object(map) => {
-                map.iter().map(|(k, v)| (decode_str(k), v.as_str().map(decode_str))).collect()
-            }
+            serde_json::Value::Object(map) => map
+                .iter()
+                .map(|(k, v)| (decode_str(k), v.as_str().map(decode_str)))
+                .collect(),
             other => panic!("{case}: unexpected input {other}"),
         };
         let expected: B256 = body["root"].as_str().unwrap().parse().unwrap();
@@ -156,15 +179,31 @@ fn random_incremental_updates_match_an_independent_root() {
         let mut trie = Trie::new(&store, root);
         for (key, value) in model.iter().take(20) {
             let proof: Vec<Bytes> = trie.proof(key.as_slice()).unwrap();
-            assert_eq!(verify_proof(root, key.as_slice(), &proof).unwrap().map(|b| b.to_vec()), Some(value.clone()));
-            alloy_trie::proof::verify_proof(root, alloy_trie::Nibbles::unpack(key), Some(value.clone()), &proof)
-                .unwrap_or_else(|e| panic!("seed {seed}: alloy-trie rejects proof: {e:?}"));
+            assert_eq!(
+                verify_proof(root, key.as_slice(), &proof)
+                    .unwrap()
+                    .map(|b| b.to_vec()),
+                Some(value.clone())
+            );
+            alloy_trie::proof::verify_proof(
+                root,
+                alloy_trie::Nibbles::unpack(key),
+                Some(value.clone()),
+                &proof,
+            )
+            .unwrap_or_else(|e| panic!("seed {seed}: alloy-trie rejects proof: {e:?}"));
         }
         let absent = keccak256(b"absent");
         if !model.contains_key(&absent) {
             let proof = trie.proof(absent.as_slice()).unwrap();
             assert_eq!(verify_proof(root, absent.as_slice(), &proof).unwrap(), None);
-            alloy_trie::proof::verify_proof(root, alloy_trie::Nibbles::unpack(absent), None, &proof).unwrap();
+            alloy_trie::proof::verify_proof(
+                root,
+                alloy_trie::Nibbles::unpack(absent),
+                None,
+                &proof,
+            )
+            .unwrap();
         }
         // Emptying the trie removes every stored node but none that is still referenced.
         let mut trie = Trie::new(&store, root);

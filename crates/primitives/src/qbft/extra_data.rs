@@ -47,7 +47,11 @@ const VOTE_ADD: u8 = 0xff;
 impl QbftExtraData {
     /// The genesis extraData for a validator set: zero vanity, no vote, round 0, no seals.
     pub fn genesis(validators: Vec<Address>) -> Self {
-        Self { vanity: Bytes::from(vec![0u8; 32]), validators, ..Self::default() }
+        Self {
+            vanity: Bytes::from(vec![0u8; 32]),
+            validators,
+            ..Self::default()
+        }
     }
 
     /// Decodes extraData as Besu does: trailing items inside the list are ignored.
@@ -57,8 +61,9 @@ impl QbftExtraData {
         if !outer.list {
             return Err(alloy_rlp::Error::UnexpectedString.into());
         }
-        let (mut payload, rest) =
-            buf.split_at_checked(outer.payload_length).ok_or(alloy_rlp::Error::InputTooShort)?;
+        let (mut payload, rest) = buf
+            .split_at_checked(outer.payload_length)
+            .ok_or(alloy_rlp::Error::InputTooShort)?;
         if !rest.is_empty() {
             return Err(QbftExtraDataError::TrailingBytes(rest.len()));
         }
@@ -67,7 +72,13 @@ impl QbftExtraData {
         let vote = decode_vote(&mut payload)?;
         let round = u32::decode(&mut payload)?;
         let seals = Vec::<CommitSeal>::decode(&mut payload)?;
-        Ok(Self { vanity, validators, vote, round, seals })
+        Ok(Self {
+            vanity,
+            validators,
+            vote,
+            round,
+            seals,
+        })
     }
 
     /// The full encoding, as stored in a sealed block header.
@@ -86,19 +97,27 @@ impl QbftExtraData {
     }
 
     fn encode_parts(&self, round: u32, seals: &[CommitSeal]) -> Bytes {
-        let vote = self.vote.map(|v| VoteItem(v));
+        let vote = self.vote.map(VoteItem);
         let payload_length = self.vanity.length()
             + self.validators.length()
             + vote.as_ref().map_or(1, Encodable::length)
             + round.length()
             + alloy_rlp::list_length::<CommitSeal, CommitSeal>(seals);
         let mut out = Vec::with_capacity(payload_length + 4);
-        RlpHeader { list: true, payload_length }.encode(&mut out);
+        RlpHeader {
+            list: true,
+            payload_length,
+        }
+        .encode(&mut out);
         self.vanity.encode(&mut out);
         self.validators.encode(&mut out);
         match &vote {
             Some(v) => v.encode(&mut out),
-            None => RlpHeader { list: true, payload_length: 0 }.encode(&mut out),
+            None => RlpHeader {
+                list: true,
+                payload_length: 0,
+            }
+            .encode(&mut out),
         }
         round.encode(&mut out);
         alloy_rlp::encode_list::<CommitSeal, CommitSeal>(seals, &mut out);
@@ -121,7 +140,11 @@ impl VoteItem {
 impl Encodable for VoteItem {
     fn encode(&self, out: &mut dyn alloy_rlp::BufMut) {
         let payload_length = self.0.recipient.length() + self.type_len();
-        RlpHeader { list: true, payload_length }.encode(out);
+        RlpHeader {
+            list: true,
+            payload_length,
+        }
+        .encode(out);
         self.0.recipient.encode(out);
         if self.0.add {
             VOTE_ADD.encode(out);
@@ -141,8 +164,9 @@ fn decode_vote(buf: &mut &[u8]) -> Result<Option<Vote>, QbftExtraDataError> {
     if !header.list {
         return Err(alloy_rlp::Error::UnexpectedString.into());
     }
-    let (mut item, rest) =
-        buf.split_at_checked(header.payload_length).ok_or(alloy_rlp::Error::InputTooShort)?;
+    let (mut item, rest) = buf
+        .split_at_checked(header.payload_length)
+        .ok_or(alloy_rlp::Error::InputTooShort)?;
     *buf = rest;
     if item.is_empty() {
         return Ok(None);
@@ -152,7 +176,9 @@ fn decode_vote(buf: &mut &[u8]) -> Result<Option<Vote>, QbftExtraDataError> {
     if type_header.list {
         return Err(alloy_rlp::Error::UnexpectedList.into());
     }
-    let type_bytes = item.get(..type_header.payload_length).ok_or(alloy_rlp::Error::InputTooShort)?;
+    let type_bytes = item
+        .get(..type_header.payload_length)
+        .ok_or(alloy_rlp::Error::InputTooShort)?;
     let add = match type_bytes {
         [] | [0x00] => false,
         [VOTE_ADD] => true,

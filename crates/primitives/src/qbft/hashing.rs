@@ -40,7 +40,10 @@ pub fn sign_commit_seal(digest: B256, key: &SecretKey) -> CommitSeal {
     let (rec_id, compact) = sig.serialize_compact();
     let rec = i32::from(rec_id) as u8;
     let mut out = [0u8; 65];
-    for (slot, byte) in out.iter_mut().zip(compact.iter().chain(std::iter::once(&rec))) {
+    for (slot, byte) in out
+        .iter_mut()
+        .zip(compact.iter().chain(std::iter::once(&rec)))
+    {
         *slot = *byte;
     }
     CommitSeal::from(out)
@@ -52,7 +55,9 @@ pub fn recover_commit_seal_signer(digest: B256, seal: &CommitSeal) -> Option<Add
     let (compact, rec) = seal.0.split_at(64);
     let rec_id = RecoveryId::try_from(i32::from(*rec.first()?)).ok()?;
     let sig = RecoverableSignature::from_compact(compact, rec_id).ok()?;
-    let key = SECP256K1.recover_ecdsa(&Message::from_digest(digest.0), &sig).ok()?;
+    let key = SECP256K1
+        .recover_ecdsa(&Message::from_digest(digest.0), &sig)
+        .ok()?;
     Some(public_key_address(&key))
 }
 

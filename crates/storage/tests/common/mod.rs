@@ -18,19 +18,39 @@ pub fn changes_for(n: u64) -> StateChanges {
     storage.insert(U256::from(n % 7), U256::from(n));
     changes.accounts.insert(
         account(n % 50),
-        AccountChange { account: Some(Account { nonce: n, ..Account::with_balance(U256::from(n)) }), wipe_storage: false, storage },
+        AccountChange {
+            account: Some(Account {
+                nonce: n,
+                ..Account::with_balance(U256::from(n))
+            }),
+            wipe_storage: false,
+            storage,
+        },
     );
     changes
 }
 
 pub fn transaction(n: u64) -> TxEnvelope {
-    let tx = TxLegacy { nonce: n, gas_price: 1, gas_limit: 21_000, to: TxKind::Call(account(n)), ..Default::default() };
+    let tx = TxLegacy {
+        nonce: n,
+        gas_price: 1,
+        gas_limit: 21_000,
+        to: TxKind::Call(account(n)),
+        ..Default::default()
+    };
     let sig = Signature::new(U256::from(n + 1), U256::from(n + 2), false);
     TxEnvelope::Legacy(Signed::new_unhashed(tx, sig))
 }
 
 pub fn receipt(n: u64) -> ReceiptEnvelope {
-    ReceiptEnvelope::Legacy(Receipt { status: true.into(), cumulative_gas_used: 21_000 + n, logs: vec![] }.with_bloom())
+    ReceiptEnvelope::Legacy(
+        Receipt {
+            status: true.into(),
+            cumulative_gas_used: 21_000 + n,
+            logs: vec![],
+        }
+        .with_bloom(),
+    )
 }
 
 /// Commits the next block with `changes`, one transaction and its receipt; returns its hash.
@@ -40,8 +60,22 @@ pub fn commit_next(store: &Store, changes: &StateChanges) -> B256 {
         None => (0, B256::ZERO),
     };
     let prepared = store.prepare_state(changes).unwrap();
-    let header = Header { number, parent_hash, state_root: prepared.state_root, timestamp: number, ..Default::default() };
+    let header = Header {
+        number,
+        parent_hash,
+        state_root: prepared.state_root,
+        timestamp: number,
+        ..Default::default()
+    };
     let hash = header.hash_slow();
-    store.commit_block(&header, hash, &[transaction(number)], &[receipt(number)], prepared).unwrap();
+    store
+        .commit_block(
+            &header,
+            hash,
+            &[transaction(number)],
+            &[receipt(number)],
+            prepared,
+        )
+        .unwrap();
     hash
 }
