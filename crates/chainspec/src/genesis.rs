@@ -214,6 +214,26 @@ impl Genesis {
         }
     }
 
+    /// The base fee of the child of `parent` (EIP-1559): `None` before London, 0 with
+    /// `zeroBaseFee`, the initial 1 gwei on London's first block, otherwise derived from the
+    /// parent's gas use.
+    pub fn child_base_fee(&self, parent: &Header, child_timestamp: u64) -> Option<u64> {
+        let number = parent.number.saturating_add(1);
+        if !self
+            .forks
+            .is_active(Hardfork::London, number, child_timestamp)
+        {
+            return None;
+        }
+        if self.zero_base_fee {
+            return Some(0);
+        }
+        match parent.base_fee_per_gas {
+            None => Some(INITIAL_BASE_FEE),
+            Some(_) => parent.next_block_base_fee(alloy_eips::eip1559::BaseFeeParams::ethereum()),
+        }
+    }
+
     /// What `consort genesis inspect` prints: hash, state root, chain id and fork schedule.
     pub fn summary(&self) -> Value {
         let header = self.header();

@@ -286,3 +286,42 @@ fn a_large_allocation_loads_and_matches_an_independent_root() {
     assert_eq!(genesis.alloc.len(), 5_000);
     assert_eq!(genesis.state_root(), reference_state_root(&genesis));
 }
+
+#[test]
+fn child_base_fee_follows_eip1559_and_zero_base_fee() {
+    let genesis = Genesis::from_json(&besu_template()).unwrap();
+    let g = genesis.header();
+    // London activates at block 2: block 1 has no base fee, block 2 starts at 1 gwei.
+    assert_eq!(genesis.child_base_fee(&g, 1), None);
+    let one = consort_primitives::Header {
+        number: 1,
+        gas_limit: g.gas_limit,
+        ..Default::default()
+    };
+    assert_eq!(genesis.child_base_fee(&one, 2), Some(1_000_000_000));
+    // After that: an empty parent lowers it by 1/8, a full one raises it by 1/8, half-full keeps it.
+    let two = consort_primitives::Header {
+        number: 2,
+        gas_limit: 30_000_000,
+        base_fee_per_gas: Some(1_000_000_000),
+        ..Default::default()
+    };
+    assert_eq!(genesis.child_base_fee(&two, 3), Some(875_000_000));
+    let full = consort_primitives::Header {
+        gas_used: 30_000_000,
+        ..two.clone()
+    };
+    assert_eq!(genesis.child_base_fee(&full, 3), Some(1_125_000_000));
+    let half = consort_primitives::Header {
+        gas_used: 15_000_000,
+        ..two.clone()
+    };
+    assert_eq!(genesis.child_base_fee(&half, 3), Some(1_000_000_000));
+    let zero = Genesis::from_json(&besu_template().replace(
+        "\"londonBlock\": 2,",
+        "\"londonBlock\": 2, \"zeroBaseFee\": true,",
+    ))
+    .unwrap();
+    assert!(zero.zero_base_fee);
+    assert_eq!(zero.child_base_fee(&full, 3), Some(0));
+}

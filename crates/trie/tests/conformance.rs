@@ -160,7 +160,7 @@ fn random_incremental_updates_match_an_independent_root() {
             let mut trie = Trie::new(&store, root);
             for _ in 0..(rng.next() % 60) {
                 let key = keccak256((rng.next() % universe).to_be_bytes());
-                if rng.next() % 3 == 0 {
+                if rng.next().is_multiple_of(3) {
                     trie.remove(key.as_slice()).unwrap();
                     model.remove(&key);
                 } else {

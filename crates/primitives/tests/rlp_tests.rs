@@ -1,0 +1,112 @@
+//! Ethereum RLPTests: encodings are bit-exact and every invalid input is rejected by alloy-rlp's
+//! strict decoder, which every consort codec uses.
+
+use alloy_primitives::U256;
+use alloy_rlp::{Encodable, Header};
+use std::path::PathBuf;
+
+fn dir() -> PathBuf {
+    std::env::var_os("CONSORT_CONFORMANCE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
+        })
+        .join("ethereum-tests/RLPTests")
+}
+
+fn encode(v: &serde_json::Value, out: &mut Vec<u8>) {
+    match v {
+        serde_json::Value::String(s) => match s.strip_prefix('#') {
+            Some(big) => U256::from_str_radix(big, 10).unwrap().encode(out),
+            None => s.as_bytes().encode(out),
+        },
+        serde_json::Value::Number(n) => n.as_u64().unwrap().encode(out),
+        serde_json::Value::Array(items) => {
+            let mut payload = Vec::new();
+            for item in items {
+                encode(item, &mut payload);
+            }
+            Header {
+                list: true,
+                payload_length: payload.len(),
+            }
+            .encode(out);
+            out.extend_from_slice(&payload);
+        }
+        other => panic!("unexpected input {other}"),
+    }
+}
+
+/// Walks an RLP item strictly; the whole input must be exactly one item.
+fn decode_item(buf: &mut &[u8]) -> Result<(), alloy_rlp::Error> {
+    let header = Header::decode(buf)?;
+    if buf.len() < header.payload_length {
+        return Err(alloy_rlp::Error::InputTooShort);
+    }
+    let (mut payload, rest) = buf.split_at(header.payload_length);
+    *buf = rest;
+    if header.list {
+        while !payload.is_empty() {
+            decode_item(&mut payload)?;
+        }
+    }
+    Ok(())
+}
+
+fn decode_all(bytes: &[u8]) -> Result<(), alloy_rlp::Error> {
+    let mut buf = bytes;
+    decode_item(&mut buf)?;
+    if buf.is_empty() {
+        Ok(())
+    } else {
+        Err(alloy_rlp::Error::UnexpectedLength)
+    }
+}
+
+fn cases(file: PathBuf) -> Vec<(String, serde_json::Value, Vec<u8>)> {
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    json.as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v["in"].clone(),
+                alloy_primitives::hex::decode(v["out"].as_str().unwrap()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn rlp_tests() {
+    let mut files = vec![
+        dir().join("rlptest.json"),
+        dir().join("invalidRLPTest.json"),
+    ];
+    files.extend(
+        std::fs::read_dir(dir().join("RandomRLPTests"))
+            .unwrap()
+            .map(|e| e.unwrap().path()),
+    );
+    let mut count = 0;
+    for file in files {
+        for (name, input, out) in cases(file) {
+            match input.as_str() {
+                Some("INVALID") => {
+                    assert!(decode_all(&out).is_err(), "{name}: invalid input accepted")
+                }
+                Some("VALID") => assert!(decode_all(&out).is_ok(), "{name}: valid input rejected"),
+                _ => {
+                    let mut encoded = Vec::new();
+                    encode(&input, &mut encoded);
+                    assert_eq!(encoded, out, "{name}");
+                    decode_all(&out).unwrap_or_else(|e| panic!("{name}: {e}"));
+                }
+            }
+            count += 1;
+        }
+    }
+    assert!(count > 50, "only {count} RLP cases");
+}
