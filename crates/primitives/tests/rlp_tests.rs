@@ -1,7 +1,6 @@
 //! Ethereum RLPTests: encodings are bit-exact and every invalid input is rejected by alloy-rlp's
 //! strict decoder, which every consort codec uses.
 
-use alloy_primitives::U256;
 use alloy_rlp::{Encodable, Header};
 use std::path::PathBuf;
 
@@ -17,7 +16,7 @@ fn dir() -> PathBuf {
 fn encode(v: &serde_json::Value, out: &mut Vec<u8>) {
     match v {
         serde_json::Value::String(s) => match s.strip_prefix('#') {
-            Some(big) => U256::from_str_radix(big, 10).unwrap().encode(out),
+            Some(big) => decimal_be_bytes(big).as_slice().encode(out),
             None => s.as_bytes().encode(out),
         },
         serde_json::Value::Number(n) => n.as_u64().unwrap().encode(out),
@@ -35,6 +34,24 @@ fn encode(v: &serde_json::Value, out: &mut Vec<u8>) {
         }
         other => panic!("unexpected input {other}"),
     }
+}
+
+/// A decimal integer of any size as minimal big-endian bytes (RLP's integer form).
+fn decimal_be_bytes(decimal: &str) -> Vec<u8> {
+    let mut out: Vec<u8> = Vec::new();
+    for digit in decimal.bytes().map(|b| u32::from(b - b'0')) {
+        let mut carry = digit;
+        for byte in out.iter_mut().rev() {
+            let v = u32::from(*byte) * 10 + carry;
+            *byte = (v & 0xff) as u8;
+            carry = v >> 8;
+        }
+        while carry > 0 {
+            out.insert(0, (carry & 0xff) as u8);
+            carry >>= 8;
+        }
+    }
+    out
 }
 
 /// Walks an RLP item strictly; the whole input must be exactly one item.
