@@ -80,10 +80,10 @@ pub fn collect_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
             let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
                 .map(|e| e.map(|e| e.path()))
                 .collect::<Result<_, _>>()?;
+            // Inside directories only test files count; a file named explicitly always does.
+            entries.retain(|p| p.is_dir() || p.extension().is_some_and(|e| e == "json"));
             entries.sort();
             out.extend(collect_files(&entries)?);
-        } else if path.extension().is_some_and(|e| e == "json") {
-            out.push(path.clone());
         } else if path.is_file() {
             out.push(path.clone());
         } else {
