@@ -1,0 +1,21 @@
+//! The transaction pool: validates transactions against the head state, keeps them per sender as
+//! pending (executable now) or queued (waiting for a lower nonce), bounds them per sender and in
+//! total, and hands the block builder the best executable transactions first.
+
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+mod error;
+mod pool;
+
+pub use error::PoolError;
+pub use pool::{
+    AccountState, HeadContext, PoolConfig, PoolContent, PoolStatus, PooledTransaction, TxPool,
+};
