@@ -1,0 +1,576 @@
+//! Besu's QBFT messages: payloads, signed wrappers and their RLP, as on the `istanbul/100` wire.
+//! A signature covers `keccak(rlp([code, payload]))`, with the payload exactly as received.
+
+use crate::block::Block;
+use alloy_primitives::{keccak256, Address, B256};
+use alloy_rlp::{Decodable, Encodable, Header as RlpHeader};
+use consort_primitives::{recover_commit_seal_signer, sign_commit_seal, CommitSeal};
+use secp256k1::SecretKey;
+
+/// Rounds above this are rejected (Besu's `MAX_ALLOWED_ROUND`, GHSA-23rh-rrqg-wq82).
+pub const MAX_ROUND: u32 = 1000;
+
+const PROPOSAL: u8 = 0x12;
+const PREPARE: u8 = 0x13;
+const COMMIT: u8 = 0x14;
+const ROUND_CHANGE: u8 = 0x15;
+
+/// Why bytes are not a valid QBFT message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MessageError {
+    /// Malformed RLP or a wrong shape.
+    #[error("malformed QBFT message: {0}")]
+    Rlp(String),
+    /// The message code is not one of QBFT's.
+    #[error("unknown QBFT message code {0:#x}")]
+    UnknownCode(u8),
+    /// The signature does not recover an author.
+    #[error("QBFT message signature is invalid")]
+    BadSignature,
+    /// The round is above [`MAX_ROUND`].
+    #[error("round {0} is above the limit {MAX_ROUND}")]
+    RoundTooHigh(u32),
+}
+
+impl From<alloy_rlp::Error> for MessageError {
+    fn from(e: alloy_rlp::Error) -> Self {
+        MessageError::Rlp(e.to_string())
+    }
+}
+
+/// `[sequence, round, digest]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PreparePayload {
+    /// Block height.
+    pub height: u64,
+    /// Round.
+    pub round: u32,
+    /// Commit-seal digest of the proposed block.
+    pub digest: B256,
+}
+
+/// `[sequence, round, digest, committedSeal]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitPayload {
+    /// Block height.
+    pub height: u64,
+    /// Round.
+    pub round: u32,
+    /// Commit-seal digest of the proposed block.
+    pub digest: B256,
+    /// The author's seal over `digest`.
+    pub seal: CommitSeal,
+}
+
+/// The round a validator prepared in and the digest of the block it prepared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PreparedRound {
+    /// The prepared round.
+    pub round: u32,
+    /// The prepared block's commit-seal digest.
+    pub digest: B256,
+}
+
+/// `[sequence, targetRound, [] | [preparedRound, preparedBlockHash]]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoundChangePayload {
+    /// Block height.
+    pub height: u64,
+    /// The round the author wants to move to.
+    pub round: u32,
+    /// What the author last prepared at this height, if anything.
+    pub prepared: Option<PreparedRound>,
+}
+
+/// `[sequence, round, block]`, or with a fourth block-access-list item (Besu ≥ 26.1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProposalPayload {
+    /// Block height.
+    pub height: u64,
+    /// Round.
+    pub round: u32,
+    /// The proposed block (extraData round = `round`, no seals).
+    pub block: Block,
+    /// Whether the payload carried Besu 26's (empty) block-access-list item.
+    pub with_bal: bool,
+}
+
+/// A payload, its signature and the author recovered from it. `raw` is the payload's RLP as
+/// signed, kept so a message re-encodes to exactly what was received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signed<P> {
+    /// The payload.
+    pub payload: P,
+    /// 65-byte `r || s || recovery id` signature.
+    pub signature: CommitSeal,
+    /// The signer.
+    pub author: Address,
+    raw: Vec<u8>,
+}
+
+/// Payloads that can be signed: their code and RLP body. Not nameable outside the crate.
+pub trait Payload: Sized {
+    /// The message code.
+    const CODE: u8;
+    /// Appends the payload's RLP.
+    fn encode_payload(&self, out: &mut Vec<u8>);
+    /// Reads the payload's RLP.
+    fn decode_payload(buf: &mut &[u8]) -> Result<Self, MessageError>;
+}
+
+fn signing_hash(code: u8, raw_payload: &[u8]) -> B256 {
+    let mut out = Vec::with_capacity(raw_payload.len() + 8);
+    RlpHeader {
+        list: true,
+        payload_length: code.length() + raw_payload.len(),
+    }
+    .encode(&mut out);
+    code.encode(&mut out);
+    out.extend_from_slice(raw_payload);
+    keccak256(out)
+}
+
+impl<P: Payload> Signed<P> {
+    /// Signs `payload` with `key`.
+    fn sign(payload: P, key: &SecretKey, author: Address) -> Self {
+        let mut raw = Vec::new();
+        payload.encode_payload(&mut raw);
+        let signature = sign_commit_seal(signing_hash(P::CODE, &raw), key);
+        Signed {
+            payload,
+            signature,
+            author,
+            raw,
+        }
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        RlpHeader {
+            list: true,
+            payload_length: self.raw.len() + self.signature.0.as_slice().length(),
+        }
+        .encode(out);
+        out.extend_from_slice(&self.raw);
+        self.signature.0.as_slice().encode(out);
+    }
+
+    fn decode(buf: &mut &[u8]) -> Result<Self, MessageError> {
+        let mut body = list(buf)?;
+        let start = body;
+        let payload = P::decode_payload(&mut body)?;
+        let raw = start
+            .get(..start.len() - body.len())
+            .ok_or_else(|| MessageError::Rlp("payload length".into()))?
+            .to_vec();
+        let sig = alloy_primitives::Bytes::decode(&mut body)?;
+        let signature = CommitSeal::try_from(sig.as_ref())
+            .map_err(|_| MessageError::Rlp(format!("signature of {} bytes", sig.len())))?;
+        if !body.is_empty() {
+            return Err(MessageError::Rlp("trailing items in signed data".into()));
+        }
+        let author = recover_commit_seal_signer(signing_hash(P::CODE, &raw), &signature)
+            .ok_or(MessageError::BadSignature)?;
+        Ok(Signed {
+            payload,
+            signature,
+            author,
+            raw,
+        })
+    }
+}
+
+/// Reads a list header and returns its body, advancing `buf` past the list.
+fn list<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8], MessageError> {
+    let header = RlpHeader::decode(buf)?;
+    if !header.list {
+        return Err(MessageError::Rlp("expected a list".into()));
+    }
+    let (body, rest) = buf
+        .split_at_checked(header.payload_length)
+        .ok_or_else(|| MessageError::Rlp("list longer than the input".into()))?;
+    *buf = rest;
+    Ok(body)
+}
+
+fn list_header(payload_length: usize, out: &mut Vec<u8>) {
+    RlpHeader {
+        list: true,
+        payload_length,
+    }
+    .encode(out);
+}
+
+fn round(buf: &mut &[u8]) -> Result<u32, MessageError> {
+    let r = u32::decode(buf)?;
+    if r > MAX_ROUND {
+        return Err(MessageError::RoundTooHigh(r));
+    }
+    Ok(r)
+}
+
+fn finish(body: &[u8]) -> Result<(), MessageError> {
+    if body.is_empty() {
+        Ok(())
+    } else {
+        Err(MessageError::Rlp("trailing items in payload".into()))
+    }
+}
+
+impl Payload for PreparePayload {
+    const CODE: u8 = PREPARE;
+    fn encode_payload(&self, out: &mut Vec<u8>) {
+        list_header(
+            self.height.length() + self.round.length() + self.digest.length(),
+            out,
+        );
+        self.height.encode(out);
+        self.round.encode(out);
+        self.digest.encode(out);
+    }
+    fn decode_payload(buf: &mut &[u8]) -> Result<Self, MessageError> {
+        let mut body = list(buf)?;
+        let p = PreparePayload {
+            height: u64::decode(&mut body)?,
+            round: round(&mut body)?,
+            digest: B256::decode(&mut body)?,
+        };
+        finish(body)?;
+        Ok(p)
+    }
+}
+
+impl Payload for CommitPayload {
+    const CODE: u8 = COMMIT;
+    fn encode_payload(&self, out: &mut Vec<u8>) {
+        let seal = self.seal.0.as_slice();
+        list_header(
+            self.height.length() + self.round.length() + self.digest.length() + seal.length(),
+            out,
+        );
+        self.height.encode(out);
+        self.round.encode(out);
+        self.digest.encode(out);
+        seal.encode(out);
+    }
+    fn decode_payload(buf: &mut &[u8]) -> Result<Self, MessageError> {
+        let mut body = list(buf)?;
+        let height = u64::decode(&mut body)?;
+        let round = round(&mut body)?;
+        let digest = B256::decode(&mut body)?;
+        let seal = alloy_primitives::Bytes::decode(&mut body)?;
+        let seal = CommitSeal::try_from(seal.as_ref())
+            .map_err(|_| MessageError::Rlp(format!("commit seal of {} bytes", seal.len())))?;
+        finish(body)?;
+        Ok(CommitPayload {
+            height,
+            round,
+            digest,
+            seal,
+        })
+    }
+}
+
+impl Payload for RoundChangePayload {
+    const CODE: u8 = ROUND_CHANGE;
+    fn encode_payload(&self, out: &mut Vec<u8>) {
+        let prepared_len = self
+            .prepared
+            .map_or(0, |p| p.round.length() + p.digest.length());
+        let prepared_total = alloy_rlp::length_of_length(prepared_len) + prepared_len;
+        list_header(
+            self.height.length() + self.round.length() + prepared_total,
+            out,
+        );
+        self.height.encode(out);
+        self.round.encode(out);
+        list_header(prepared_len, out);
+        if let Some(p) = self.prepared {
+            p.round.encode(out);
+            p.digest.encode(out);
+        }
+    }
+    fn decode_payload(buf: &mut &[u8]) -> Result<Self, MessageError> {
+        let mut body = list(buf)?;
+        let height = u64::decode(&mut body)?;
+        let target = round(&mut body)?;
+        let mut meta = list(&mut body)?;
+        let prepared = if meta.is_empty() {
+            None
+        } else {
+            let p = PreparedRound {
+                round: round(&mut meta)?,
+                digest: B256::decode(&mut meta)?,
+            };
+            finish(meta)?;
+            Some(p)
+        };
+        finish(body)?;
+        Ok(RoundChangePayload {
+            height,
+            round: target,
+            prepared,
+        })
+    }
+}
+
+impl Payload for ProposalPayload {
+    const CODE: u8 = PROPOSAL;
+    fn encode_payload(&self, out: &mut Vec<u8>) {
+        let bal = if self.with_bal { 1 } else { 0 };
+        list_header(
+            self.height.length() + self.round.length() + self.block.length() + bal,
+            out,
+        );
+        self.height.encode(out);
+        self.round.encode(out);
+        self.block.encode(out);
+        if self.with_bal {
+            out.push(alloy_rlp::EMPTY_STRING_CODE);
+        }
+    }
+    fn decode_payload(buf: &mut &[u8]) -> Result<Self, MessageError> {
+        let mut body = list(buf)?;
+        let height = u64::decode(&mut body)?;
+        let round = round(&mut body)?;
+        let block = Block::decode(&mut body)?;
+        let with_bal = match body.first() {
+            None => false,
+            Some(&alloy_rlp::EMPTY_STRING_CODE) if body.len() == 1 => true,
+            Some(_) => {
+                return Err(MessageError::Rlp(
+                    "proposals with a block access list are not supported".into(),
+                ))
+            }
+        };
+        Ok(ProposalPayload {
+            height,
+            round,
+            block,
+            with_bal,
+        })
+    }
+}
+
+/// A QBFT message as it travels between validators.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QbftMessage {
+    /// A block proposal with its justification (empty in round 0).
+    Proposal {
+        /// The signed proposal.
+        proposal: Signed<ProposalPayload>,
+        /// Round-change certificate: the round changes that justify a round > 0.
+        round_changes: Vec<Signed<RoundChangePayload>>,
+        /// Prepares of the best prepared certificate among them.
+        prepares: Vec<Signed<PreparePayload>>,
+    },
+    /// A vote that the proposal is valid.
+    Prepare(Signed<PreparePayload>),
+    /// A vote to commit, with the author's seal.
+    Commit(Signed<CommitPayload>),
+    /// A request to move to a higher round, carrying the author's prepared certificate.
+    RoundChange {
+        /// The signed round change.
+        round_change: Signed<RoundChangePayload>,
+        /// The prepared block, if the author prepared one.
+        prepared_block: Option<Block>,
+        /// The prepares for it.
+        prepares: Vec<Signed<PreparePayload>>,
+    },
+}
+
+fn encode_signed_list<P: Payload>(items: &[Signed<P>], out: &mut Vec<u8>) {
+    let mut body = Vec::new();
+    for item in items {
+        item.encode(&mut body);
+    }
+    list_header(body.len(), out);
+    out.extend_from_slice(&body);
+}
+
+fn decode_signed_list<P: Payload>(buf: &mut &[u8], limit: usize) -> Result<Vec<Signed<P>>, MessageError> {
+    let mut body = list(buf)?;
+    let mut items = Vec::new();
+    while !body.is_empty() {
+        if items.len() >= limit {
+            return Err(MessageError::Rlp(format!("more than {limit} justification items")));
+        }
+        items.push(Signed::decode(&mut body)?);
+    }
+    Ok(items)
+}
+
+/// Most round changes or prepares a justification may carry (more than any validator set).
+const MAX_JUSTIFICATION: usize = 1024;
+
+impl QbftMessage {
+    /// Signs a Prepare.
+    pub fn prepare(payload: PreparePayload, key: &SecretKey, author: Address) -> Self {
+        QbftMessage::Prepare(Signed::sign(payload, key, author))
+    }
+
+    /// Signs a Commit.
+    pub fn commit(payload: CommitPayload, key: &SecretKey, author: Address) -> Self {
+        QbftMessage::Commit(Signed::sign(payload, key, author))
+    }
+
+    /// Signs a Proposal (legacy three-item payload, which every Besu and GoQuorum decodes).
+    pub fn proposal(
+        height: u64,
+        round: u32,
+        block: Block,
+        round_changes: Vec<Signed<RoundChangePayload>>,
+        prepares: Vec<Signed<PreparePayload>>,
+        key: &SecretKey,
+        author: Address,
+    ) -> Self {
+        let payload = ProposalPayload {
+            height,
+            round,
+            block,
+            with_bal: false,
+        };
+        QbftMessage::Proposal {
+            proposal: Signed::sign(payload, key, author),
+            round_changes,
+            prepares,
+        }
+    }
+
+    /// Signs a RoundChange.
+    pub fn round_change(
+        payload: RoundChangePayload,
+        prepared_block: Option<Block>,
+        prepares: Vec<Signed<PreparePayload>>,
+        key: &SecretKey,
+        author: Address,
+    ) -> Self {
+        QbftMessage::RoundChange {
+            round_change: Signed::sign(payload, key, author),
+            prepared_block,
+            prepares,
+        }
+    }
+
+    /// The message code (0x12 to 0x15).
+    pub fn code(&self) -> u8 {
+        match self {
+            QbftMessage::Proposal { .. } => PROPOSAL,
+            QbftMessage::Prepare(_) => PREPARE,
+            QbftMessage::Commit(_) => COMMIT,
+            QbftMessage::RoundChange { .. } => ROUND_CHANGE,
+        }
+    }
+
+    /// The signer of the message.
+    pub fn author(&self) -> Address {
+        match self {
+            QbftMessage::Proposal { proposal, .. } => proposal.author,
+            QbftMessage::Prepare(s) => s.author,
+            QbftMessage::Commit(s) => s.author,
+            QbftMessage::RoundChange { round_change, .. } => round_change.author,
+        }
+    }
+
+    /// Height and round the message is about.
+    pub fn height_and_round(&self) -> (u64, u32) {
+        match self {
+            QbftMessage::Proposal { proposal, .. } => {
+                (proposal.payload.height, proposal.payload.round)
+            }
+            QbftMessage::Prepare(s) => (s.payload.height, s.payload.round),
+            QbftMessage::Commit(s) => (s.payload.height, s.payload.round),
+            QbftMessage::RoundChange { round_change, .. } => {
+                (round_change.payload.height, round_change.payload.round)
+            }
+        }
+    }
+
+    /// The message's RLP (without its code, which the transport carries).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            QbftMessage::Prepare(s) => s.encode(&mut out),
+            QbftMessage::Commit(s) => s.encode(&mut out),
+            QbftMessage::Proposal {
+                proposal,
+                round_changes,
+                prepares,
+            } => {
+                let mut body = Vec::new();
+                proposal.encode(&mut body);
+                let mut justification = Vec::new();
+                encode_signed_list(round_changes, &mut justification);
+                encode_signed_list(prepares, &mut justification);
+                list_header(justification.len(), &mut body);
+                body.extend_from_slice(&justification);
+                list_header(body.len(), &mut out);
+                out.extend_from_slice(&body);
+            }
+            QbftMessage::RoundChange {
+                round_change,
+                prepared_block,
+                prepares,
+            } => {
+                let mut body = Vec::new();
+                round_change.encode(&mut body);
+                match prepared_block {
+                    Some(b) => b.encode(&mut body),
+                    None => list_header(0, &mut body),
+                }
+                encode_signed_list(prepares, &mut body);
+                list_header(body.len(), &mut out);
+                out.extend_from_slice(&body);
+            }
+        }
+        out
+    }
+
+    /// Decodes a message of type `code`, checking every signature in it.
+    pub fn decode(code: u8, bytes: &[u8]) -> Result<Self, MessageError> {
+        let mut buf = bytes;
+        let msg = match code {
+            PREPARE => QbftMessage::Prepare(Signed::decode(&mut buf)?),
+            COMMIT => QbftMessage::Commit(Signed::decode(&mut buf)?),
+            PROPOSAL => {
+                let mut body = list(&mut buf)?;
+                let proposal = Signed::decode(&mut body)?;
+                let mut justification = list(&mut body)?;
+                let round_changes = decode_signed_list(&mut justification, MAX_JUSTIFICATION)?;
+                let prepares = decode_signed_list(&mut justification, MAX_JUSTIFICATION)?;
+                finish(justification)?;
+                finish(body)?;
+                QbftMessage::Proposal {
+                    proposal,
+                    round_changes,
+                    prepares,
+                }
+            }
+            ROUND_CHANGE => {
+                let mut body = list(&mut buf)?;
+                let round_change = Signed::decode(&mut body)?;
+                let prepared_block = if body.first() == Some(&alloy_rlp::EMPTY_LIST_CODE) {
+                    body = body.get(1..).unwrap_or_default();
+                    None
+                } else {
+                    Some(Block::decode(&mut body)?)
+                };
+                // Besu ≥ 26.1 inserts an (empty) block access list before the prepares.
+                if body.first() == Some(&alloy_rlp::EMPTY_STRING_CODE) {
+                    body = body.get(1..).unwrap_or_default();
+                }
+                let prepares = decode_signed_list(&mut body, MAX_JUSTIFICATION)?;
+                finish(body)?;
+                QbftMessage::RoundChange {
+                    round_change,
+                    prepared_block,
+                    prepares,
+                }
+            }
+            other => return Err(MessageError::UnknownCode(other)),
+        };
+        if !buf.is_empty() {
+            return Err(MessageError::Rlp("trailing bytes after message".into()));
+        }
+        Ok(msg)
+    }
+}
