@@ -1,9 +1,12 @@
 //! Read-only calls and gas estimation against any state in the history window.
 
-use crate::db::StoreDb;
+use crate::db::{bytecode, DbError, StoreDb};
 use crate::executor::{block_env, cfg_env, ExecutionError};
 use alloy_eips::eip2930::AccessList;
-use alloy_primitives::{Address, Bytes, Log, TxKind, U256};
+use alloy_primitives::{Address, Bytes, Log, TxKind, B256, U256};
+use revm::database_interface::DatabaseRef;
+use revm::state::{AccountInfo, Bytecode};
+use std::collections::BTreeMap;
 use consort_chainspec::Genesis;
 use consort_primitives::Header;
 use consort_storage::Store;
@@ -38,6 +41,83 @@ pub struct CallRequest {
     pub nonce: Option<u64>,
     /// EIP-2930 access list.
     pub access_list: Option<AccessList>,
+    /// Accounts to pretend are different for this call (`eth_call`'s state override set).
+    pub overrides: BTreeMap<Address, AccountOverride>,
+}
+
+/// One account of a state override set: each field replaces what the state holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccountOverride {
+    /// Balance.
+    pub balance: Option<U256>,
+    /// Nonce.
+    pub nonce: Option<u64>,
+    /// Code.
+    pub code: Option<Bytes>,
+    /// The whole storage: slots not named read as zero.
+    pub state: Option<BTreeMap<B256, B256>>,
+    /// Individual slots; the rest read through.
+    pub state_diff: BTreeMap<B256, B256>,
+}
+
+/// The store's state with a call's overrides on top.
+#[derive(Debug)]
+struct OverrideDb<'a> {
+    inner: StoreDb,
+    overrides: &'a BTreeMap<Address, AccountOverride>,
+}
+
+impl DatabaseRef for OverrideDb<'_> {
+    type Error = DbError;
+
+    fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, DbError> {
+        let base = self.inner.basic_ref(address)?;
+        let Some(o) = self.overrides.get(&address) else {
+            return Ok(base);
+        };
+        let mut info = base.unwrap_or_default();
+        if let Some(b) = o.balance {
+            info.balance = b;
+        }
+        if let Some(n) = o.nonce {
+            info.nonce = n;
+        }
+        if let Some(code) = &o.code {
+            let code = bytecode(code.clone());
+            info.code_hash = code.hash_slow();
+            info.code = Some(code);
+        }
+        Ok(Some(info))
+    }
+
+    fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, DbError> {
+        for o in self.overrides.values() {
+            if let Some(code) = &o.code {
+                let code = bytecode(code.clone());
+                if code.hash_slow() == code_hash {
+                    return Ok(code);
+                }
+            }
+        }
+        self.inner.code_by_hash_ref(code_hash)
+    }
+
+    fn storage_ref(&self, address: Address, index: U256) -> Result<U256, DbError> {
+        if let Some(o) = self.overrides.get(&address) {
+            let slot = B256::from(index);
+            if let Some(v) = o.state_diff.get(&slot) {
+                return Ok(U256::from_be_bytes(v.0));
+            }
+            if let Some(state) = &o.state {
+                return Ok(state.get(&slot).map_or(U256::ZERO, |v| U256::from_be_bytes(v.0)));
+            }
+        }
+        self.inner.storage_ref(address, index)
+    }
+
+    fn block_hash_ref(&self, number: u64) -> Result<B256, DbError> {
+        self.inner.block_hash_ref(number)
+    }
 }
 
 /// What a call did.
@@ -95,7 +175,10 @@ fn run(
         ..Default::default()
     };
     let mut state = State::builder()
-        .with_database_ref(StoreDb::new(view))
+        .with_database_ref(OverrideDb {
+            inner: StoreDb::new(view),
+            overrides: &req.overrides,
+        })
         .build();
     let mut evm = Context::mainnet()
         .with_db(&mut state)
