@@ -1,0 +1,219 @@
+//! The `net_`, `web3_`, `txpool_`, `qbft_`, `debug_` and `admin_` methods.
+
+use crate::convert::rpc_transaction;
+use crate::error::{RpcError, RpcResult};
+use crate::eth::{head, next, optional, resolve, to_json};
+use crate::server::method;
+use crate::RpcContext;
+use alloy_eips::eip2718::Encodable2718;
+use alloy_primitives::{keccak256, Address, Bytes, B256};
+use alloy_rpc_types_eth::{BlockId, BlockNumberOrTag};
+use consort_primitives::QbftExtraData;
+use jsonrpsee::server::RpcModule;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub(crate) fn net(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
+    let mut m = RpcModule::new(ctx);
+    method(&mut m, "net_version", |ctx, _| Ok(Value::String(ctx.chain.chain_id.to_string())));
+    // No peer-to-peer listener exists yet: a single node has no peers.
+    method(&mut m, "net_listening", |_, _| Ok(Value::Bool(false)));
+    method(&mut m, "net_peerCount", |_, _| Ok(Value::String("0x0".into())));
+    m
+}
+
+pub(crate) fn web3(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
+    let mut m = RpcModule::new(ctx);
+    method(&mut m, "web3_clientVersion", |ctx, _| Ok(Value::String(ctx.info.client_version.clone())));
+    method(&mut m, "web3_sha3", |_, p| {
+        let data: Bytes = next(&mut p.sequence())?;
+        to_json(keccak256(data))
+    });
+    m
+}
+
+pub(crate) fn txpool(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
+    let mut m = RpcModule::new(ctx);
+    method(&mut m, "txpool_status", |ctx, _| {
+        let status = ctx
+            .pool
+            .lock()
+            .map_err(|_| RpcError::Internal("pool lock poisoned".into()))?
+            .status();
+        Ok(json!({
+            "pending": format!("{:#x}", status.pending),
+            "queued": format!("{:#x}", status.queued),
+        }))
+    });
+    method(&mut m, "txpool_content", |ctx, _| {
+        let (pending, queued) = ctx
+            .pool
+            .lock()
+            .map_err(|_| RpcError::Internal("pool lock poisoned".into()))?
+            .content();
+        let side = |content: consort_txpool::PoolContent| -> RpcResult<Value> {
+            let mut out = Map::new();
+            for (sender, txs) in content {
+                let mut by_nonce = Map::new();
+                for (nonce, tx) in txs {
+                    by_nonce.insert(nonce.to_string(), to_json(rpc_transaction(tx.tx.clone(), tx.sender, None))?);
+                }
+                out.insert(sender.to_checksum(None), Value::Object(by_nonce));
+            }
+            Ok(Value::Object(out))
+        };
+        Ok(json!({ "pending": side(pending)?, "queued": side(queued)? }))
+    });
+    m
+}
+
+/// Validators recorded in a block's extraData (the set that sealed it), sorted.
+fn validators_of(ctx: &RpcContext, hash: B256) -> RpcResult<Value> {
+    let Some(header) = ctx.store.header(&hash)? else {
+        return Ok(Value::Null);
+    };
+    let extra = QbftExtraData::decode(&header.extra_data)
+        .map_err(|e| RpcError::Internal(format!("block {hash} has no QBFT extraData: {e}")))?;
+    let mut validators = extra.validators;
+    validators.sort();
+    to_json(validators)
+}
+
+pub(crate) fn qbft(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
+    let mut m = RpcModule::new(ctx);
+    method(&mut m, "qbft_getValidatorsByBlockNumber", |ctx, p| {
+        let tag: BlockNumberOrTag = next(&mut p.sequence())?;
+        match resolve(ctx, BlockId::Number(tag))? {
+            Some((_, hash)) => validators_of(ctx, hash),
+            None => Ok(Value::Null),
+        }
+    });
+    method(&mut m, "qbft_getValidatorsByBlockHash", |ctx, p| {
+        let hash: B256 = next(&mut p.sequence())?;
+        validators_of(ctx, hash)
+    });
+    method(&mut m, "qbft_getRequestTimeoutSeconds", |ctx, _| {
+        let timeout = ctx
+            .chain
+            .qbft
+            .as_ref()
+            .map(|q| q.request_timeout_seconds)
+            .ok_or_else(|| RpcError::Execution("the chain is not a QBFT chain".into()))?;
+        Ok(json!(timeout))
+    });
+    method(&mut m, "qbft_getSignerMetrics", |ctx, p| {
+        let mut seq = p.sequence();
+        let from: Option<BlockNumberOrTag> = optional(&mut seq)?;
+        let to: Option<BlockNumberOrTag> = optional(&mut seq)?;
+        let (head, _) = head(ctx)?;
+        let number = |t: Option<BlockNumberOrTag>, default: u64| match t {
+            Some(BlockNumberOrTag::Number(n)) => n,
+            Some(BlockNumberOrTag::Earliest) => 0,
+            Some(_) => head,
+            None => default,
+        };
+        let to = number(to, head);
+        let from = number(from, to.saturating_sub(100));
+        if from >= to && !(from == 0 && to == 0) {
+            return Err(RpcError::InvalidParams("fromBlock must be lower than toBlock".into()));
+        }
+        let mut stats: BTreeMap<Address, (u64, u64)> = BTreeMap::new();
+        let mut last_validators = Vec::new();
+        for n in from..to.max(from + 1).min(head.saturating_add(1)) {
+            let Some(header) = ctx.store.header_by_number(n)? else { break };
+            if n > 0 {
+                let e = stats.entry(header.beneficiary).or_insert((0, 0));
+                e.0 += 1;
+                e.1 = n;
+            }
+            if let Ok(extra) = QbftExtraData::decode(&header.extra_data) {
+                last_validators = extra.validators;
+            }
+        }
+        for v in last_validators {
+            stats.entry(v).or_insert((0, 0));
+        }
+        Ok(Value::Array(
+            stats
+                .into_iter()
+                .map(|(address, (count, last))| {
+                    json!({
+                        "address": address,
+                        "proposedBlockCount": format!("{count:#x}"),
+                        "lastProposedBlockNumber": format!("{last:#x}"),
+                    })
+                })
+                .collect(),
+        ))
+    });
+    m
+}
+
+pub(crate) fn debug(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
+    let mut m = RpcModule::new(ctx);
+    fn hash_of(ctx: &RpcContext, p: jsonrpsee::types::Params<'_>) -> RpcResult<Option<B256>> {
+        let id: BlockId = next(&mut p.sequence())?;
+        Ok(resolve(ctx, id)?.map(|(_, h)| h))
+    }
+    method(&mut m, "debug_getRawHeader", |ctx, p| {
+        let Some(hash) = hash_of(ctx, p)? else { return Ok(Value::Null) };
+        let header = ctx.store.header(&hash)?;
+        to_json(header.map(|h| Bytes::from(alloy_rlp::encode(&h))))
+    });
+    method(&mut m, "debug_getRawBlock", |ctx, p| {
+        let Some(hash) = hash_of(ctx, p)? else { return Ok(Value::Null) };
+        let Some(header) = ctx.store.header(&hash)? else { return Ok(Value::Null) };
+        let transactions = ctx.store.transactions(&hash)?.unwrap_or_default();
+        let withdrawals = header.withdrawals_root.map(|_| Default::default());
+        let block = alloy_consensus::Block {
+            header,
+            body: alloy_consensus::BlockBody { transactions, ommers: vec![], withdrawals },
+        };
+        to_json(Bytes::from(alloy_rlp::encode(&block)))
+    });
+    method(&mut m, "debug_getRawReceipts", |ctx, p| {
+        let Some(hash) = hash_of(ctx, p)? else { return Ok(Value::Null) };
+        let receipts = ctx.store.receipts(&hash)?.unwrap_or_default();
+        to_json(receipts.iter().map(|r| Bytes::from(r.encoded_2718())).collect::<Vec<_>>())
+    });
+    method(&mut m, "debug_getRawTransaction", |ctx, p| {
+        let hash: B256 = next(&mut p.sequence())?;
+        let Some(loc) = ctx.store.transaction_location(&hash)? else {
+            let pooled = ctx
+                .pool
+                .lock()
+                .map_err(|_| RpcError::Internal("pool lock poisoned".into()))?
+                .get(&hash);
+            return to_json(pooled.map(|t| Bytes::from(t.tx.encoded_2718())));
+        };
+        let txs = ctx.store.transactions(&loc.block_hash)?.unwrap_or_default();
+        let tx = usize::try_from(loc.index).ok().and_then(|i| txs.get(i));
+        to_json(tx.map(|t| Bytes::from(t.encoded_2718())))
+    });
+    m
+}
+
+pub(crate) fn admin(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
+    let mut m = RpcModule::new(ctx);
+    method(&mut m, "admin_nodeInfo", |ctx, _| {
+        let (number, hash) = head(ctx)?;
+        let genesis = ctx.store.canonical_hash(0)?.unwrap_or_default();
+        Ok(json!({
+            "enode": format!("enode://{}@127.0.0.1:30303", ctx.info.enode_id),
+            "id": ctx.info.enode_id,
+            "name": ctx.info.client_version,
+            "ports": { "discovery": 0, "listener": 0 },
+            "protocols": { "eth": {
+                "config": { "chainId": ctx.chain.chain_id },
+                "difficulty": number,
+                "genesis": genesis,
+                "head": hash,
+                "network": ctx.chain.chain_id,
+            }},
+        }))
+    });
+    // Peers arrive with the peer-to-peer network; a single node has none.
+    method(&mut m, "admin_peers", |_, _| Ok(json!([])));
+    m
+}

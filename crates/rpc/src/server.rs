@@ -1,0 +1,303 @@
+//! The HTTP and WebSocket servers: API groups per transport, host allowlist, CORS, batch and
+//! body limits, and the wrapper that times every method.
+
+use crate::error::{RpcError, RpcResult};
+use crate::RpcContext;
+use jsonrpsee::server::middleware::http::HostFilterLayer;
+use jsonrpsee::server::{BatchRequestConfig, RpcModule, Server, ServerConfig, ServerHandle};
+use jsonrpsee::types::{ErrorObjectOwned, Params};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+
+/// Besu's JSON-RPC API groups (`--rpc-http-api`, `--rpc-ws-api`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ApiGroup {
+    /// `eth_*`
+    Eth,
+    /// `net_*`
+    Net,
+    /// `web3_*`
+    Web3,
+    /// `txpool_*`
+    Txpool,
+    /// `qbft_*`
+    Qbft,
+    /// `debug_*`
+    Debug,
+    /// `admin_*`
+    Admin,
+    /// `perm_*` (permissioning; its methods arrive with permissioning)
+    Perm,
+}
+
+impl ApiGroup {
+    /// Every group, in Besu's order.
+    pub const ALL: [ApiGroup; 8] = [
+        ApiGroup::Eth,
+        ApiGroup::Net,
+        ApiGroup::Web3,
+        ApiGroup::Txpool,
+        ApiGroup::Qbft,
+        ApiGroup::Debug,
+        ApiGroup::Admin,
+        ApiGroup::Perm,
+    ];
+
+    /// The method prefix of the group.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            ApiGroup::Eth => "eth_",
+            ApiGroup::Net => "net_",
+            ApiGroup::Web3 => "web3_",
+            ApiGroup::Txpool => "txpool_",
+            ApiGroup::Qbft => "qbft_",
+            ApiGroup::Debug => "debug_",
+            ApiGroup::Admin => "admin_",
+            ApiGroup::Perm => "perm_",
+        }
+    }
+}
+
+impl std::str::FromStr for ApiGroup {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        ApiGroup::ALL
+            .into_iter()
+            .find(|g| g.prefix().trim_end_matches('_').eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                format!("unknown JSON-RPC API group '{s}' (expected ETH, NET, WEB3, TXPOOL, QBFT, DEBUG, ADMIN or PERM)")
+            })
+    }
+}
+
+/// One transport's settings.
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    /// Address to listen on.
+    pub addr: SocketAddr,
+    /// Groups served.
+    pub apis: Vec<ApiGroup>,
+}
+
+/// Settings of both servers.
+#[derive(Debug, Clone)]
+pub struct RpcServerConfig {
+    /// HTTP (`--rpc-http-enabled`), if enabled.
+    pub http: Option<TransportConfig>,
+    /// WebSocket (`--rpc-ws-enabled`), if enabled.
+    pub ws: Option<TransportConfig>,
+    /// `--host-allowlist`: host names, `*` or `all`.
+    pub host_allowlist: Vec<String>,
+    /// `--rpc-http-cors-origins`: origins, `*` or `all`; empty denies cross-origin requests.
+    pub cors_origins: Vec<String>,
+    /// Most requests in one batch (Besu `--rpc-http-max-batch-size`).
+    pub max_batch: u32,
+    /// Largest request body in bytes.
+    pub max_request_bytes: u32,
+    /// Most open connections per server (Besu `--rpc-http-max-active-connections`).
+    pub max_connections: u32,
+}
+
+impl Default for RpcServerConfig {
+    fn default() -> Self {
+        RpcServerConfig {
+            http: None,
+            ws: None,
+            host_allowlist: vec!["localhost".into(), "127.0.0.1".into()],
+            cors_origins: vec![],
+            max_batch: 1_024,
+            max_request_bytes: 5 * 1024 * 1024,
+            max_connections: 80,
+        }
+    }
+}
+
+/// The running servers and where they listen.
+#[derive(Debug)]
+pub struct RpcServerHandle {
+    /// HTTP address, if enabled.
+    pub http_addr: Option<SocketAddr>,
+    /// WebSocket address, if enabled.
+    pub ws_addr: Option<SocketAddr>,
+    handles: Vec<ServerHandle>,
+}
+
+impl RpcServerHandle {
+    /// Stops both servers and waits for them.
+    pub async fn stop(self) {
+        for h in self.handles {
+            let _ = h.stop();
+            h.stopped().await;
+        }
+    }
+}
+
+/// Registers a method that runs on the blocking pool, timed and counted under its name.
+pub(crate) fn method<F>(module: &mut RpcModule<Arc<RpcContext>>, name: &'static str, f: F)
+where
+    F: Fn(&RpcContext, Params<'_>) -> RpcResult<Value> + Clone + Send + Sync + 'static,
+{
+    let registered = module.register_blocking_method(name, move |params, ctx, _| {
+        let start = Instant::now();
+        let result = f(&ctx, params);
+        ctx.metrics
+            .request_time
+            .with_label_values(&[name])
+            .observe(start.elapsed().as_secs_f64());
+        if let Err(e) = &result {
+            ctx.metrics.errors.with_label_values(&[name, e.kind()]).inc();
+        }
+        result.map_err(ErrorObjectOwned::from)
+    });
+    if let Err(e) = registered {
+        tracing::error!("JSON-RPC method {name} registered twice: {e}");
+    }
+}
+
+/// Every method, by group.
+fn modules(ctx: &Arc<RpcContext>) -> Vec<(ApiGroup, RpcModule<Arc<RpcContext>>)> {
+    vec![
+        (ApiGroup::Eth, crate::eth::module(ctx.clone())),
+        (ApiGroup::Net, crate::misc::net(ctx.clone())),
+        (ApiGroup::Web3, crate::misc::web3(ctx.clone())),
+        (ApiGroup::Txpool, crate::misc::txpool(ctx.clone())),
+        (ApiGroup::Qbft, crate::misc::qbft(ctx.clone())),
+        (ApiGroup::Debug, crate::misc::debug(ctx.clone())),
+        (ApiGroup::Admin, crate::misc::admin(ctx.clone())),
+    ]
+}
+
+fn module_for(ctx: &Arc<RpcContext>, apis: &[ApiGroup]) -> RpcResult<RpcModule<()>> {
+    let mut out = RpcModule::new(());
+    for (group, module) in modules(ctx) {
+        if apis.contains(&group) {
+            out.merge(module)
+                .map_err(|e| RpcError::Internal(e.to_string()))?;
+        }
+    }
+    let names: Vec<String> = apis
+        .iter()
+        .map(|g| g.prefix().trim_end_matches('_').to_string())
+        .collect();
+    out.register_method("rpc_modules", move |_, _, _| {
+        Value::Object(
+            names
+                .iter()
+                .map(|n| (n.clone(), Value::from("1.0")))
+                .collect(),
+        )
+    })
+    .map_err(|e| RpcError::Internal(e.to_string()))?;
+    Ok(out)
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let any = origins.iter().any(|o| o == "*" || o.eq_ignore_ascii_case("all"));
+    let layer = CorsLayer::new().allow_methods(Any).allow_headers(Any);
+    if any {
+        layer.allow_origin(Any)
+    } else {
+        let list: Vec<_> = origins.iter().filter_map(|o| o.parse().ok()).collect();
+        layer.allow_origin(AllowOrigin::list(list))
+    }
+}
+
+/// Starts the enabled servers.
+pub async fn start(ctx: Arc<RpcContext>, config: RpcServerConfig) -> RpcResult<RpcServerHandle> {
+    // Pending-transaction filters hear of new pool transactions.
+    let mut pending = ctx.pending_txs.subscribe();
+    let feeder = ctx.clone();
+    tokio::spawn(async move {
+        loop {
+            match pending.recv().await {
+                Ok(hash) => {
+                    if let Ok(mut f) = feeder.filters.lock() {
+                        f.on_pending_transaction(hash);
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => break,
+            }
+        }
+    });
+    let mut handle = RpcServerHandle {
+        http_addr: None,
+        ws_addr: None,
+        handles: vec![],
+    };
+    let any_host = config
+        .host_allowlist
+        .iter()
+        .any(|h| h == "*" || h.eq_ignore_ascii_case("all"));
+    for (transport, is_ws) in [(&config.http, false), (&config.ws, true)] {
+        let Some(t) = transport else { continue };
+        let hosts: Vec<String> = if any_host {
+            vec![]
+        } else {
+            config
+                .host_allowlist
+                .iter()
+                .flat_map(|h| [h.clone(), format!("{h}:*")])
+                .collect()
+        };
+        let host_filter = (!any_host)
+            .then(|| HostFilterLayer::new(hosts))
+            .transpose()
+            .map_err(|e| RpcError::InvalidParams(format!("invalid --host-allowlist: {e}")))?;
+        let middleware = tower::ServiceBuilder::new()
+            .option_layer(host_filter)
+            .layer(cors(&config.cors_origins));
+        let settings = ServerConfig::builder()
+            .max_request_body_size(config.max_request_bytes)
+            .max_response_body_size(u32::MAX / 2)
+            .max_connections(config.max_connections)
+            .set_batch_request_config(BatchRequestConfig::Limit(config.max_batch))
+            .set_id_provider(HexIdProvider::default());
+        let settings = if is_ws {
+            settings.ws_only()
+        } else {
+            settings.http_only()
+        };
+        let builder = Server::builder()
+            .set_config(settings.build())
+            .set_http_middleware(middleware);
+        let server = builder
+            .build(t.addr)
+            .await
+            .map_err(|e| RpcError::Internal(format!("JSON-RPC could not listen on {}: {e}", t.addr)))?;
+        let addr = server
+            .local_addr()
+            .map_err(|e| RpcError::Internal(e.to_string()))?;
+        let module = module_for(&ctx, &t.apis)?;
+        handle.handles.push(server.start(module));
+        if is_ws {
+            handle.ws_addr = Some(addr);
+        } else {
+            handle.http_addr = Some(addr);
+        }
+    }
+    Ok(handle)
+}
+
+/// Subscription ids as geth writes them: `0x` and 32 hex digits.
+#[derive(Debug, Default)]
+struct HexIdProvider {
+    counter: std::sync::atomic::AtomicU64,
+}
+
+impl jsonrpsee::core::traits::IdProvider for HexIdProvider {
+    fn next_id(&self) -> jsonrpsee::types::SubscriptionId<'static> {
+        let n = self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let mut seed = n.to_be_bytes().to_vec();
+        seed.extend_from_slice(&nanos.to_be_bytes());
+        let hash = alloy_primitives::keccak256(seed);
+        let id = alloy_primitives::hex::encode(hash.get(..16).unwrap_or_default());
+        jsonrpsee::types::SubscriptionId::Str(format!("0x{}", id.trim_start_matches('0')).into())
+    }
+}
