@@ -1,0 +1,238 @@
+//! Building, checking and importing QBFT blocks on top of the stored head.
+
+use crate::metrics::ChainMetrics;
+use alloy_primitives::{Address, Bytes, B256, U256};
+use consort_chainspec::{Genesis, Hardfork};
+use consort_evm::{execute_block, recover_senders, ExecutedBlock, ExecutionError, ExecutionMode};
+use consort_primitives::{
+    bft_onchain_hash, commit_seal_digest, recover_commit_seal_signer, Header, QbftExtraData,
+    TxEnvelope, EMPTY_OMMER_ROOT_HASH, EMPTY_REQUESTS_HASH, EMPTY_ROOT_HASH, QBFT_MIX_HASH,
+};
+use consort_qbft::{quorum, Block};
+use consort_storage::{PreparedState, StorageError, Store};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Why a block could not be built or imported.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// The store failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// Execution failed.
+    #[error(transparent)]
+    Execution(#[from] ExecutionError),
+    /// The block breaks a header or consensus rule.
+    #[error("invalid block {number}: {reason}")]
+    Invalid {
+        /// Its number.
+        number: u64,
+        /// The rule it breaks.
+        reason: String,
+    },
+}
+
+/// A block executed on the current head, ready to commit once sealed.
+#[derive(Debug)]
+pub struct ExecutedProposal {
+    /// The commit-seal digest of the unsealed block (identifies it whatever the seals).
+    pub digest: B256,
+    /// Receipts to store.
+    pub executed: ExecutedBlock,
+    /// State writes to store.
+    pub prepared: PreparedState,
+}
+
+/// The chain as the consensus driver sees it.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    /// The database.
+    pub store: Arc<Store>,
+    /// The genesis configuration.
+    pub genesis: Arc<Genesis>,
+    /// Block metrics.
+    pub metrics: ChainMetrics,
+}
+
+/// The validators recorded in a block's extraData, sorted (block-header validator mode).
+pub fn validators_of(header: &Header) -> Vec<Address> {
+    let mut v = QbftExtraData::decode(&header.extra_data)
+        .map(|e| e.validators)
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+impl Chain {
+    /// The validators for the block after `parent`. Votes are not tallied yet, so the set is
+    /// the parent's.
+    pub fn validators_after(&self, parent: &Header) -> Vec<Address> {
+        validators_of(parent)
+    }
+
+    fn fork(&self, number: u64, timestamp: u64) -> Hardfork {
+        self.genesis.forks.active_at(number, timestamp)
+    }
+
+    /// The header of a new block on `parent`, before execution fills in roots and gas.
+    fn template(&self, parent: &Header, parent_hash: B256, round: u32, coinbase: Address, timestamp: u64) -> Header {
+        let number = parent.number.saturating_add(1);
+        let fork = self.fork(number, timestamp);
+        let extra = QbftExtraData {
+            vanity: Bytes::from(vec![0u8; 32]),
+            validators: self.validators_after(parent),
+            vote: None,
+            round,
+            seals: vec![],
+        };
+        let cancun = fork >= Hardfork::Cancun;
+        Header {
+            parent_hash,
+            ommers_hash: EMPTY_OMMER_ROOT_HASH,
+            beneficiary: coinbase,
+            difficulty: U256::from(1),
+            number,
+            gas_limit: parent.gas_limit,
+            timestamp,
+            extra_data: extra.encode(),
+            mix_hash: QBFT_MIX_HASH,
+            base_fee_per_gas: self.genesis.child_base_fee(parent, timestamp),
+            withdrawals_root: (fork >= Hardfork::Shanghai).then_some(EMPTY_ROOT_HASH),
+            blob_gas_used: cancun.then_some(0),
+            excess_blob_gas: cancun.then_some(0),
+            parent_beacon_block_root: cancun.then_some(B256::ZERO),
+            requests_hash: (fork >= Hardfork::Prague).then_some(EMPTY_REQUESTS_HASH),
+            ..Header::default()
+        }
+    }
+
+    /// Builds a block for `round` on the head `parent` from `candidates` (best first), executing
+    /// it and preparing its state. Transactions that fail or do not fit are left out.
+    pub fn build(
+        &self,
+        parent: &Header,
+        parent_hash: B256,
+        round: u32,
+        coinbase: Address,
+        timestamp: u64,
+        candidates: Vec<(TxEnvelope, Address)>,
+    ) -> Result<(Block, ExecutedProposal), ChainError> {
+        let start = Instant::now();
+        let mut header = self.template(parent, parent_hash, round, coinbase, timestamp);
+        let (txs, senders): (Vec<_>, Vec<_>) = candidates.into_iter().unzip();
+        let executed = execute_block(&self.store, &self.genesis, &header, txs, senders, ExecutionMode::Build)?;
+        let (block, proposal) = self.finish(&mut header, executed)?;
+        self.metrics.build_time.observe(start.elapsed().as_secs_f64());
+        Ok((block, proposal))
+    }
+
+    fn finish(&self, header: &mut Header, executed: ExecutedBlock) -> Result<(Block, ExecutedProposal), ChainError> {
+        header.transactions_root = executed.transactions_root;
+        header.receipts_root = executed.receipts_root;
+        header.logs_bloom = executed.logs_bloom;
+        header.gas_used = executed.gas_used;
+        let root_start = Instant::now();
+        let prepared = self.store.prepare_state(&executed.changes)?;
+        self.metrics.state_root_time.observe(root_start.elapsed().as_secs_f64());
+        header.state_root = prepared.state_root;
+        let digest = commit_seal_digest(header).map_err(|e| ChainError::Invalid {
+            number: header.number,
+            reason: e.to_string(),
+        })?;
+        let block = Block {
+            header: header.clone(),
+            body: alloy_consensus::BlockBody {
+                transactions: executed.transactions.clone(),
+                ommers: vec![],
+                withdrawals: header.withdrawals_root.map(|_| Default::default()),
+            },
+        };
+        Ok((block, ExecutedProposal { digest, executed, prepared }))
+    }
+
+    /// Validates a proposed block's header against its parent and executes it, checking every
+    /// root. Seals are not checked (a proposal has none).
+    pub fn check(&self, block: &Block) -> Result<ExecutedProposal, ChainError> {
+        let (parent_number, parent_hash) = self.store.head()?.unwrap_or_default();
+        let parent = self.store.head_header()?;
+        let h = &block.header;
+        let invalid = |reason: String| ChainError::Invalid { number: h.number, reason };
+        if h.number != parent_number.saturating_add(1) || h.parent_hash != parent_hash {
+            return Err(invalid("not a child of the head".into()));
+        }
+        let period = self
+            .genesis
+            .qbft
+            .as_ref()
+            .map_or(0, |q| q.params_at(h.number).block_period_seconds);
+        if h.timestamp < parent.timestamp.saturating_add(period) {
+            return Err(invalid(format!("timestamp {} is less than {period}s after the parent's", h.timestamp)));
+        }
+        if h.mix_hash != QBFT_MIX_HASH || h.difficulty != U256::from(1) || h.ommers_hash != EMPTY_OMMER_ROOT_HASH {
+            return Err(invalid("mixHash, difficulty or ommers are not QBFT's".into()));
+        }
+        if h.gas_limit != parent.gas_limit || h.gas_used > h.gas_limit {
+            return Err(invalid("gas limit differs from the parent's or gas used exceeds it".into()));
+        }
+        if validators_of(h) != self.validators_after(&parent) {
+            return Err(invalid("validators differ from the parent's".into()));
+        }
+        if !self.validators_after(&parent).contains(&h.beneficiary) {
+            return Err(invalid(format!("coinbase {} is not a validator", h.beneficiary)));
+        }
+        let mut expected = self.template(&parent, parent_hash, 0, h.beneficiary, h.timestamp);
+        expected.extra_data = h.extra_data.clone();
+        let txs = block.body.transactions.clone();
+        let senders = recover_senders(&txs)?;
+        let executed = execute_block(&self.store, &self.genesis, &expected, txs, senders, ExecutionMode::Import)?;
+        let (rebuilt, proposal) = self.finish(&mut expected, executed)?;
+        if rebuilt.header != *h {
+            return Err(invalid("header does not match its execution (roots, gas, base fee or fork fields)".into()));
+        }
+        Ok(proposal)
+    }
+
+    /// Checks a sealed block's seals: a quorum of distinct validators of the parent's set.
+    pub fn check_seals(&self, block: &Block) -> Result<(), ChainError> {
+        let h = &block.header;
+        let invalid = |reason: String| ChainError::Invalid { number: h.number, reason };
+        let extra = QbftExtraData::decode(&h.extra_data).map_err(|e| invalid(e.to_string()))?;
+        let digest = commit_seal_digest(h).map_err(|e| invalid(e.to_string()))?;
+        let parent = self.store.head_header()?;
+        let validators = self.validators_after(&parent);
+        let mut signers = Vec::with_capacity(extra.seals.len());
+        for seal in &extra.seals {
+            let signer = recover_commit_seal_signer(digest, seal).ok_or_else(|| invalid("unrecoverable commit seal".into()))?;
+            if !validators.contains(&signer) || signers.contains(&signer) {
+                return Err(invalid(format!("commit seal by {signer} is not from a distinct validator")));
+            }
+            signers.push(signer);
+        }
+        if signers.len() < quorum(validators.len()) {
+            return Err(invalid(format!("{} commit seals, quorum is {}", signers.len(), quorum(validators.len()))));
+        }
+        Ok(())
+    }
+
+    /// Stores a sealed block whose unsealed form was executed as `proposal`. Returns its hash.
+    pub fn commit(&self, block: &Block, proposal: ExecutedProposal) -> Result<B256, ChainError> {
+        let start = Instant::now();
+        self.check_seals(block)?;
+        let tx_count = proposal.executed.transactions.len();
+        let h = &block.header;
+        let hash = bft_onchain_hash(h).map_err(|e| ChainError::Invalid {
+            number: h.number,
+            reason: e.to_string(),
+        })?;
+        self.store.commit_block(
+            h,
+            hash,
+            &proposal.executed.transactions,
+            &proposal.executed.receipts,
+            proposal.prepared,
+        )?;
+        self.metrics.on_new_head(h, start.elapsed());
+        self.metrics.on_head_transactions(tx_count);
+        Ok(hash)
+    }
+}
