@@ -4,9 +4,15 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/consort-target
 export CONSORT_CONFORMANCE_DIR ?= $(abspath $(CURDIR)/../shared/conformance)
 CONSORT := $(CARGO_TARGET_DIR)/debug/consort
+# `make run` keeps its chain here, so a restart continues it (delete it to start over).
+DEV_DATA ?= $(CURDIR)/.consort-dev
+RUN_FLAGS ?= --network=dev --data-path=$(DEV_DATA) \
+	--rpc-http-enabled --rpc-http-api=ETH,NET,WEB3,TXPOOL,QBFT,DEBUG,ADMIN --rpc-http-cors-origins=* \
+	--rpc-ws-enabled --rpc-ws-api=ETH,NET,WEB3,TXPOOL,QBFT,DEBUG,ADMIN \
+	--metrics-enabled
 STATE_TESTS := $(CONSORT_CONFORMANCE_DIR)/ethereum-tests/GeneralStateTests
 
-.PHONY: setup build release run test conformance lint bench clean
+.PHONY: setup build release run test js-test conformance lint bench clean
 
 setup:
 	@scripts/setup.sh
@@ -17,13 +23,20 @@ build: setup
 release: setup
 	cargo build --release -p consort
 
-run: release
-	$(CARGO_TARGET_DIR)/release/consort $(ARGS)
+# A single-validator QBFT dev chain: JSON-RPC on 8545 (HTTP) and 8546 (WebSocket), metrics on 9545.
+run: setup
+	cargo build -p consort
+	$(CONSORT) $(RUN_FLAGS) $(ARGS)
 
 test: setup
 	cargo build --workspace --all-targets
 	cargo test --workspace --no-fail-fast
+	$(MAKE) --no-print-directory js-test
 	$(MAKE) --no-print-directory conformance
+
+# ethers v6 and viem against a spawned node, compiling tests/contracts with solc-js.
+js-test:
+	CONSORT_BIN=$(CONSORT) npm --prefix tests/js test
 
 # Prints the Ethereum state-test counts (the cargo tests above already assert them).
 conformance:

@@ -14,3 +14,11 @@ if [ ${#need[@]} -gt 0 ]; then
   "${sudo_cmd[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+
+# The JavaScript client tests (ethers, viem, solc-js) install from the lock file once.
+if [ -d tests/js ] && command -v npm >/dev/null 2>&1; then
+  if [ ! -d tests/js/node_modules ] || [ tests/js/package-lock.json -nt tests/js/node_modules/.package-lock.json ]; then
+    echo "setup: installing the JavaScript test dependencies"
+    npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+  fi
+fi

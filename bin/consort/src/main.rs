@@ -1,4 +1,4 @@
-//! The `consort` command: a QBFT node (in progress) and its tools.
+//! The `consort` command: a QBFT node and its tools.
 
 #![deny(
     clippy::unwrap_used,
@@ -10,14 +10,26 @@
 mod state_test;
 
 use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "consort", version, about = "A permissioned, Ethereum-compatible QBFT client", long_about = None)]
+#[command(
+    name = "consort",
+    version,
+    about = "A permissioned, Ethereum-compatible QBFT client",
+    long_about = "A permissioned, Ethereum-compatible QBFT client.\n\nWithout a subcommand, runs a node. \
+                  Every option can also be set as an environment variable CONSORT_<OPTION> \
+                  (for example CONSORT_RPC_HTTP_PORT=8545) or as a key of the --config-file TOML \
+                  file (rpc-http-port=8545). A flag beats the environment, which beats the file.",
+    after_help = "Example: consort --network=dev --rpc-http-enabled --rpc-ws-enabled --metrics-enabled"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    #[command(flatten)]
+    node: consort_node::NodeArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -51,7 +63,14 @@ enum EvmCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = match consort_node::config::parse(std::env::args_os().collect()) {
+        Ok(cli) => cli,
+        Err(consort_node::ConfigError::Cli(e)) => e.exit(),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     match cli.command {
         Some(Command::Genesis {
             command: GenesisCommand::Inspect { genesis_file },
@@ -71,13 +90,44 @@ fn main() -> ExitCode {
         Some(Command::Evm {
             command: EvmCommand::StateTest(args),
         }) => state_test::run(args),
-        None => {
-            eprintln!(
-                "consort: the node (QBFT block production, JSON-RPC) is not built yet.\n\
-                 Available now: `consort genesis inspect --genesis-file FILE` and `consort evm state-test PATH...`.\n\
-                 Run `consort --help` for details."
-            );
-            ExitCode::from(2)
+        None => run_node(cli.node),
+    }
+}
+
+fn run_node(args: consort_node::NodeArgs) -> ExitCode {
+    let level = match args.logging.to_ascii_lowercase().as_str() {
+        l @ ("off" | "error" | "warn" | "info" | "debug" | "trace") => l.to_string(),
+        "all" => "trace".into(),
+        "fatal" => "error".into(),
+        other => {
+            eprintln!("error: invalid --logging level '{other}' (OFF, FATAL, ERROR, WARN, INFO, DEBUG, TRACE, ALL)");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = EnvFilter::try_from_env("CONSORT_LOG").unwrap_or_else(|_| {
+        EnvFilter::new(format!("{level},jsonrpsee=warn,hyper=warn"))
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(consort_node::run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }
