@@ -10,9 +10,9 @@
 mod state_test;
 
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -104,11 +104,11 @@ fn run_node(args: consort_node::NodeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let filter = EnvFilter::try_from_env("CONSORT_LOG").unwrap_or_else(|_| {
-        EnvFilter::new(format!("{level},jsonrpsee=warn,hyper=warn"))
-    });
+    let filter = EnvFilter::try_from_env("CONSORT_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},jsonrpsee=warn,hyper=warn")));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -34,7 +34,10 @@ fn send_transfer(url: &str, nonce: u64) -> String {
     let sig = signer.sign_transaction_sync(&mut tx).unwrap();
     let raw: Bytes = TxEnvelope::from(tx.into_signed(sig)).encoded_2718().into();
     let v = rpc(url, "eth_sendRawTransaction", json!([raw]));
-    v["result"].as_str().unwrap_or_else(|| panic!("{v}")).to_string()
+    v["result"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{v}"))
+        .to_string()
 }
 
 fn mined(url: &str, hash: &str) -> bool {
@@ -52,12 +55,18 @@ fn restart_continues_from_the_stored_head_and_kill_9_loses_no_block() {
             hashes.push(send_transfer(&node.http, nonce));
         }
         for h in &hashes {
-            assert!(poll(Duration::from_secs(30), || mined(&node.http, h).then_some(())).is_some());
+            assert!(poll(Duration::from_secs(30), || mined(&node.http, h)
+                .then_some(()))
+            .is_some());
         }
         before = block_number(&node.http);
         // Graceful stop.
         let pid = node.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
         let mut node = node;
         let status = node.child.wait().unwrap();
         assert!(status.success(), "SIGTERM exit: {status}");
@@ -69,24 +78,32 @@ fn restart_continues_from_the_stored_head_and_kill_9_loses_no_block() {
     }
     // It keeps producing: a new transaction is mined on top.
     let next = send_transfer(&node.http, 3);
-    assert!(poll(Duration::from_secs(30), || mined(&node.http, &next).then_some(())).is_some());
+    assert!(poll(Duration::from_secs(30), || mined(&node.http, &next)
+        .then_some(()))
+    .is_some());
 
     // kill -9 while blocks are being produced, several times; nothing committed is lost.
     let mut node = node;
-    let mut nonce = 4;
-    for round in 0..3 {
+    for (round, nonce) in (0..3).zip(4..) {
         let h = send_transfer(&node.http, nonce);
-        nonce += 1;
-        assert!(poll(Duration::from_secs(30), || mined(&node.http, &h).then_some(())).is_some());
+        assert!(poll(Duration::from_secs(30), || mined(&node.http, &h)
+            .then_some(()))
+        .is_some());
         hashes.push(h);
         let seen = block_number(&node.http);
         std::thread::sleep(Duration::from_millis(150 * round));
         node.child.kill().unwrap();
         node.child.wait().unwrap();
         node = start(dir.path(), &[]);
-        assert!(block_number(&node.http) >= seen, "round {round}: head went back");
+        assert!(
+            block_number(&node.http) >= seen,
+            "round {round}: head went back"
+        );
         for h in &hashes {
-            assert!(mined(&node.http, h), "round {round}: {h} lost after kill -9");
+            assert!(
+                mined(&node.http, h),
+                "round {round}: {h} lost after kill -9"
+            );
         }
     }
 }
@@ -148,27 +165,56 @@ fn bad_options_fail_with_a_message_naming_them() {
     let bad_toml = dir.path().join("bad.toml");
     std::fs::write(&bad_toml, "rpc-http-port = 8545\nno-such-option = true\n").unwrap();
     let config = format!("--config-file={}", bad_toml.display());
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (vec!["--no-such-flag"], vec![], "--no-such-flag"),
         (vec!["--rpc-http-port=notaport"], vec![], "--rpc-http-port"),
         (vec!["--rpc-http-api=ETH,BOGUS"], vec![], "BOGUS"),
-        (vec!["--network=mainnet", &data], vec![], "unknown --network 'mainnet'"),
+        (
+            vec!["--network=mainnet", &data],
+            vec![],
+            "unknown --network 'mainnet'",
+        ),
         (vec![&data], vec![], "--genesis-file"),
-        (vec!["--network=dev", "--genesis-file=x.json"], vec![], "mutually exclusive"),
-        (vec!["--genesis-file=/no/such/file.json", &data], vec![], "/no/such/file.json"),
+        (
+            vec!["--network=dev", "--genesis-file=x.json"],
+            vec![],
+            "mutually exclusive",
+        ),
+        (
+            vec!["--genesis-file=/no/such/file.json", &data],
+            vec![],
+            "/no/such/file.json",
+        ),
         (vec![&config], vec![], "no-such-option"),
-        (vec![], vec![("CONSORT_RPC_WS_PORT", "seventy")], "--rpc-ws-port"),
+        (
+            vec![],
+            vec![("CONSORT_RPC_WS_PORT", "seventy")],
+            "--rpc-ws-port",
+        ),
     ];
     for (args, envs, needle) in cases {
         let out = consort(&args, &envs);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?} succeeded");
-        assert!(stderr.contains(needle), "{args:?}: '{needle}' not in: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: '{needle}' not in: {stderr}"
+        );
         assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
     }
     let help = consort(&["--help"], &[]);
     let text = String::from_utf8_lossy(&help.stdout);
-    for flag in ["--genesis-file", "--network", "--rpc-http-enabled", "--rpc-ws-api", "--metrics-port", "--config-file", "--min-gas-price", "--host-allowlist"] {
+    for flag in [
+        "--genesis-file",
+        "--network",
+        "--rpc-http-enabled",
+        "--rpc-ws-api",
+        "--metrics-port",
+        "--config-file",
+        "--min-gas-price",
+        "--host-allowlist",
+    ] {
         assert!(text.contains(flag), "{flag} missing from --help");
     }
 }
@@ -207,7 +253,10 @@ fn flags_beat_environment_which_beats_the_config_file() {
     let net = rpc(&url, "net_version", json!([]));
     assert_eq!(net["result"], "1337", "the flag's NET group is served");
     let web3 = rpc(&url, "web3_clientVersion", json!([]));
-    assert_eq!(web3["error"]["code"], -32601, "WEB3 from the file was overridden");
+    assert_eq!(
+        web3["error"]["code"], -32601,
+        "WEB3 from the file was overridden"
+    );
     let tip = rpc(&url, "eth_maxPriorityFeePerGas", json!([]));
     assert_eq!(tip["result"], "0x7", "the environment's min gas price");
     child.kill().unwrap();

@@ -71,14 +71,25 @@ async fn contract_lifecycle_receipts_logs_and_subscriptions() {
 
     // Deploy.
     let mut code = support::token_bytecode();
-    code.extend(Token::constructorCall::new(("Consort".into(), "CNS".into(), U256::from(1_000u64))).abi_encode());
+    code.extend(
+        Token::constructorCall::new(("Consort".into(), "CNS".into(), U256::from(1_000u64)))
+            .abi_encode(),
+    );
     let deploy = TransactionRequest::default().with_deploy_code(code);
-    let receipt = provider.send_transaction(deploy).await.unwrap().get_receipt().await.unwrap();
+    let receipt = provider
+        .send_transaction(deploy)
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
     assert!(receipt.status());
     let token = receipt.contract_address.expect("contract address");
     assert_eq!(receipt.logs().len(), 1, "the mint's Transfer");
 
-    let logs_filter = Filter::new().address(token).event_signature(Token::Transfer::SIGNATURE_HASH);
+    let logs_filter = Filter::new()
+        .address(token)
+        .event_signature(Token::Transfer::SIGNATURE_HASH);
     let mut logs_sub = ws.subscribe_logs(&logs_filter).await.unwrap();
 
     // Call.
@@ -89,25 +100,51 @@ async fn contract_lifecycle_receipts_logs_and_subscriptions() {
     assert_eq!(Token::symbolCall::abi_decode_returns(&out).unwrap(), "CNS");
 
     // Transfer and its event.
-    let transfer = TransactionRequest::default()
-        .with_to(token)
-        .with_input(Token::transferCall { to: other, value: U256::from(7u64) }.abi_encode());
-    let receipt = provider.send_transaction(transfer).await.unwrap().get_receipt().await.unwrap();
+    let transfer = TransactionRequest::default().with_to(token).with_input(
+        Token::transferCall {
+            to: other,
+            value: U256::from(7u64),
+        }
+        .abi_encode(),
+    );
+    let receipt = provider
+        .send_transaction(transfer)
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
     assert!(receipt.status());
     let log = receipt.logs().first().expect("Transfer log");
     let event = Token::Transfer::decode_log_data(log.data()).unwrap();
-    assert_eq!((event.from, event.to, event.value), (owner.address(), other, U256::from(7u64)));
+    assert_eq!(
+        (event.from, event.to, event.value),
+        (owner.address(), other, U256::from(7u64))
+    );
     assert_eq!(log.block_hash, receipt.block_hash);
-    let fetched = provider.get_transaction_receipt(receipt.transaction_hash).await.unwrap().unwrap();
+    let fetched = provider
+        .get_transaction_receipt(receipt.transaction_hash)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(fetched.block_number, receipt.block_number);
 
     // eth_getLogs over the whole chain: the mint and the transfer.
-    let all = provider.get_logs(&logs_filter.clone().from_block(0)).await.unwrap();
+    let all = provider
+        .get_logs(&logs_filter.clone().from_block(0))
+        .await
+        .unwrap();
     assert_eq!(all.len(), 2);
     // Subscriptions saw the transfer and new heads.
-    let sub_log = tokio::time::timeout(Duration::from_secs(30), logs_sub.recv()).await.unwrap().unwrap();
+    let sub_log = tokio::time::timeout(Duration::from_secs(30), logs_sub.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(sub_log.transaction_hash, Some(receipt.transaction_hash));
-    let head = tokio::time::timeout(Duration::from_secs(30), heads.recv()).await.unwrap().unwrap();
+    let head = tokio::time::timeout(Duration::from_secs(30), heads.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(head.number >= 1);
     // Block hashes are the BFT on-chain hash, and blocks agree with receipts.
     let block = provider
@@ -117,9 +154,16 @@ async fn contract_lifecycle_receipts_logs_and_subscriptions() {
         .unwrap();
     assert_eq!(Some(block.header.hash), receipt.block_hash);
     assert_eq!(block.header.mix_hash, consort_primitives::QBFT_MIX_HASH);
-    assert_eq!(block.header.hash, consort_primitives::bft_onchain_hash(&block.header.inner).unwrap());
+    assert_eq!(
+        block.header.hash,
+        consort_primitives::bft_onchain_hash(&block.header.inner).unwrap()
+    );
     let balance = provider
-        .call(TransactionRequest::default().with_to(token).with_input(Token::balanceOfCall { owner: other }.abi_encode()))
+        .call(
+            TransactionRequest::default()
+                .with_to(token)
+                .with_input(Token::balanceOfCall { owner: other }.abi_encode()),
+        )
         .await
         .unwrap();
     assert_eq!(U256::from_be_slice(&balance), U256::from(7u64));
@@ -128,7 +172,10 @@ async fn contract_lifecycle_receipts_logs_and_subscriptions() {
 fn error_of(v: &Value) -> (i64, String) {
     let e = &v["error"];
     assert!(e.is_object(), "expected an error, got {v}");
-    (e["code"].as_i64().unwrap(), e["message"].as_str().unwrap().to_string())
+    (
+        e["code"].as_i64().unwrap(),
+        e["message"].as_str().unwrap().to_string(),
+    )
 }
 
 #[test]
@@ -137,16 +184,32 @@ fn transaction_and_call_errors_have_geth_codes_and_messages() {
     let node = start(dir.path(), &["--min-gas-price=1000"]);
     let url = node.http.clone();
     let alice = signer(2);
-    let nobody: PrivateKeySigner = "0101010101010101010101010101010101010101010101010101010101010101".parse().unwrap();
+    let nobody: PrivateKeySigner =
+        "0101010101010101010101010101010101010101010101010101010101010101"
+            .parse()
+            .unwrap();
     let gwei = 1_000_000_000u128;
 
     // A first transaction, then wait until it is mined so its nonce is used.
-    let first = sign(&alice, transfer_tx(0, 10 * gwei, gwei, 21_000, U256::from(1)));
-    let hash = rpc(&url, "eth_sendRawTransaction", json!([first]))["result"].as_str().unwrap().to_string();
-    poll(Duration::from_secs(30), || rpc(&url, "eth_getTransactionReceipt", json!([hash]))["result"].as_object().cloned())
-        .expect("first transaction mined");
+    let first = sign(
+        &alice,
+        transfer_tx(0, 10 * gwei, gwei, 21_000, U256::from(1)),
+    );
+    let hash = rpc(&url, "eth_sendRawTransaction", json!([first]))["result"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    poll(Duration::from_secs(30), || {
+        rpc(&url, "eth_getTransactionReceipt", json!([hash]))["result"]
+            .as_object()
+            .cloned()
+    })
+    .expect("first transaction mined");
 
-    let queued = sign(&alice, transfer_tx(5, 10 * gwei, gwei, 21_000, U256::from(1)));
+    let queued = sign(
+        &alice,
+        transfer_tx(5, 10 * gwei, gwei, 21_000, U256::from(1)),
+    );
     assert!(rpc(&url, "eth_sendRawTransaction", json!([queued]))["result"].is_string());
     let mut legacy = TxLegacy {
         chain_id: Some(1),
@@ -157,35 +220,96 @@ fn transaction_and_call_errors_have_geth_codes_and_messages() {
         value: U256::ZERO,
         input: Bytes::new(),
     };
-    let sig = alice.sign_transaction_sync(&mut legacy).unwrap_or_else(|_| {
-        // alloy refuses to sign for a chain id other than the signer's; sign the hash directly.
-        alloy::signers::SignerSync::sign_hash_sync(&alice, &legacy.signature_hash()).unwrap()
-    });
-    let wrong_chain: Bytes = TxEnvelope::from(legacy.into_signed(sig)).encoded_2718().into();
+    let sig = alice
+        .sign_transaction_sync(&mut legacy)
+        .unwrap_or_else(|_| {
+            // alloy refuses to sign for a chain id other than the signer's; sign the hash directly.
+            alloy::signers::SignerSync::sign_hash_sync(&alice, &legacy.signature_hash()).unwrap()
+        });
+    let wrong_chain: Bytes = TxEnvelope::from(legacy.into_signed(sig))
+        .encoded_2718()
+        .into();
 
     let cases: Vec<(&str, Bytes, &str)> = vec![
-        ("reused nonce", sign(&alice, transfer_tx(0, 10 * gwei, gwei, 21_000, U256::from(2))), "nonce too low"),
+        (
+            "reused nonce",
+            sign(
+                &alice,
+                transfer_tx(0, 10 * gwei, gwei, 21_000, U256::from(2)),
+            ),
+            "nonce too low",
+        ),
         ("same transaction again", queued.clone(), "already known"),
-        ("replacement without a bump", sign(&alice, transfer_tx(5, 10 * gwei, gwei, 21_000, U256::from(9))), "replacement transaction underpriced"),
-        ("unfunded sender", sign(&nobody, transfer_tx(0, 10 * gwei, gwei, 21_000, U256::from(1))), "insufficient funds for gas * price + value"),
-        ("gas below intrinsic", sign(&alice, transfer_tx(1, 10 * gwei, gwei, 20_000, U256::from(1))), "intrinsic gas too low"),
-        ("gas above block limit", sign(&alice, transfer_tx(1, 10 * gwei, gwei, 40_000_000, U256::from(1))), "exceeds block gas limit"),
+        (
+            "replacement without a bump",
+            sign(
+                &alice,
+                transfer_tx(5, 10 * gwei, gwei, 21_000, U256::from(9)),
+            ),
+            "replacement transaction underpriced",
+        ),
+        (
+            "unfunded sender",
+            sign(
+                &nobody,
+                transfer_tx(0, 10 * gwei, gwei, 21_000, U256::from(1)),
+            ),
+            "insufficient funds for gas * price + value",
+        ),
+        (
+            "gas below intrinsic",
+            sign(
+                &alice,
+                transfer_tx(1, 10 * gwei, gwei, 20_000, U256::from(1)),
+            ),
+            "intrinsic gas too low",
+        ),
+        (
+            "gas above block limit",
+            sign(
+                &alice,
+                transfer_tx(1, 10 * gwei, gwei, 40_000_000, U256::from(1)),
+            ),
+            "exceeds block gas limit",
+        ),
         ("other chain", wrong_chain, "invalid chain id"),
-        ("below min gas price", sign(&alice, transfer_tx(1, 999, 1, 21_000, U256::from(1))), "transaction underpriced"),
-        ("not a transaction", Bytes::from_static(&[0x02, 0xc0]), "invalid transaction"),
+        (
+            "below min gas price",
+            sign(&alice, transfer_tx(1, 999, 1, 21_000, U256::from(1))),
+            "transaction underpriced",
+        ),
+        (
+            "not a transaction",
+            Bytes::from_static(&[0x02, 0xc0]),
+            "invalid transaction",
+        ),
     ];
     for (what, raw, message) in cases {
         let (code, text) = error_of(&rpc(&url, "eth_sendRawTransaction", json!([raw])));
         assert_eq!(code, -32000, "{what}: {text}");
-        assert!(text.starts_with(message), "{what}: got '{text}', want '{message}'");
+        assert!(
+            text.starts_with(message),
+            "{what}: got '{text}', want '{message}'"
+        );
     }
     // A signature that recovers nobody.
-    let mut bad = sign(&alice, transfer_tx(1, 10 * gwei, gwei, 21_000, U256::from(1))).to_vec();
+    let mut bad = sign(
+        &alice,
+        transfer_tx(1, 10 * gwei, gwei, 21_000, U256::from(1)),
+    )
+    .to_vec();
     let n = bad.len();
     bad[n - 33..n - 1].fill(0);
-    let (code, text) = error_of(&rpc(&url, "eth_sendRawTransaction", json!([Bytes::from(bad)])));
+    let (code, text) = error_of(&rpc(
+        &url,
+        "eth_sendRawTransaction",
+        json!([Bytes::from(bad)]),
+    ));
     assert_eq!(code, -32000);
-    assert!(text.starts_with("invalid sender") || text.starts_with("invalid transaction"), "{text}");
+    assert!(
+        text.starts_with("invalid sender") || text.starts_with("invalid transaction"),
+        "{text}"
+    );
 
     // Bad parameters.
     for (method, params) in [
@@ -198,8 +322,14 @@ fn transaction_and_call_errors_have_geth_codes_and_messages() {
         assert_eq!(code, -32602, "{method}: {text}");
     }
     // A method of a group that is not enabled, and one that does not exist.
-    assert_eq!(error_of(&rpc(&url, "perm_getNodesAllowlist", json!([]))).0, -32601);
-    assert_eq!(error_of(&rpc(&url, "eth_noSuchMethod", json!([]))).0, -32601);
+    assert_eq!(
+        error_of(&rpc(&url, "perm_getNodesAllowlist", json!([]))).0,
+        -32601
+    );
+    assert_eq!(
+        error_of(&rpc(&url, "eth_noSuchMethod", json!([]))).0,
+        -32601
+    );
 
     // execution reverted: deploy code that reverts with Error("nope") whatever it is called with.
     // PUSH the ABI-encoded Error("nope") into memory and REVERT with it.
@@ -227,12 +357,19 @@ fn transaction_and_call_errors_have_geth_codes_and_messages() {
     let v = rpc(&url, "eth_call", call.clone());
     let (code, text) = error_of(&v);
     assert_eq!((code, text.as_str()), (3, "execution reverted: nope"));
-    assert_eq!(v["error"]["data"].as_str().unwrap(), format!("0x{}", alloy::hex::encode(&reason)));
+    assert_eq!(
+        v["error"]["data"].as_str().unwrap(),
+        format!("0x{}", alloy::hex::encode(&reason))
+    );
     let (code, _) = error_of(&rpc(&url, "eth_estimateGas", call));
     assert_eq!(code, 3);
     // The same code as a state override of an existing address.
     let target = "0x00000000000000000000000000000000000000aa";
-    let v = rpc(&url, "eth_call", json!([{"to": target}, "latest", {target: {"code": Bytes::from(runtime)}}]));
+    let v = rpc(
+        &url,
+        "eth_call",
+        json!([{"to": target}, "latest", {target: {"code": Bytes::from(runtime)}}]),
+    );
     assert_eq!(error_of(&v).1, "execution reverted: nope");
 
     // Batches answer each request.
@@ -251,7 +388,10 @@ fn transaction_and_call_errors_have_geth_codes_and_messages() {
     let parts: Vec<&str> = version.as_str().unwrap().split('/').collect();
     assert_eq!(parts.len(), 4, "{version}");
     assert_eq!(parts[0], "consort");
-    assert!(parts[1].starts_with('v') && parts[3].starts_with("rust-"), "{version}");
+    assert!(
+        parts[1].starts_with('v') && parts[3].starts_with("rust-"),
+        "{version}"
+    );
 
     // txpool: the queued nonce-5 transaction.
     let status = rpc(&url, "txpool_status", json!([]))["result"].clone();

@@ -4,16 +4,16 @@ use crate::db::{bytecode, DbError, StoreDb};
 use crate::executor::{block_env, cfg_env, ExecutionError};
 use alloy_eips::eip2930::AccessList;
 use alloy_primitives::{Address, Bytes, Log, TxKind, B256, U256};
-use revm::database_interface::DatabaseRef;
-use revm::state::{AccountInfo, Bytecode};
-use std::collections::BTreeMap;
 use consort_chainspec::Genesis;
 use consort_primitives::Header;
 use consort_storage::Store;
 use revm::context::result::{EVMError, ExecutionResult};
 use revm::context::TxEnv;
 use revm::database::State;
+use revm::database_interface::DatabaseRef;
+use revm::state::{AccountInfo, Bytecode};
 use revm::{Context, ExecuteEvm, MainBuilder, MainContext};
+use std::collections::BTreeMap;
 
 /// Intrinsic cost of the cheapest transaction: the lower bound of every estimate.
 const MIN_TRANSACTION_GAS: u64 = 21_000;
@@ -109,7 +109,9 @@ impl DatabaseRef for OverrideDb<'_> {
                 return Ok(U256::from_be_bytes(v.0));
             }
             if let Some(state) = &o.state {
-                return Ok(state.get(&slot).map_or(U256::ZERO, |v| U256::from_be_bytes(v.0)));
+                return Ok(state
+                    .get(&slot)
+                    .map_or(U256::ZERO, |v| U256::from_be_bytes(v.0)));
             }
         }
         self.inner.storage_ref(address, index)

@@ -85,7 +85,12 @@ mod tests {
         let text = render(&r);
         assert!(text.contains("process_release{version=\"consort/v0.1.0/linux-x86_64/rustc\"} 1"));
         #[cfg(target_os = "linux")]
-        for name in ["process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds", "process_start_time_seconds"] {
+        for name in [
+            "process_cpu_seconds_total",
+            "process_resident_memory_bytes",
+            "process_open_fds",
+            "process_start_time_seconds",
+        ] {
             assert!(text.contains(name), "{name} missing");
         }
     }

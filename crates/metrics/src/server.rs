@@ -56,7 +56,8 @@ pub async fn serve(
             };
             let (registry, allowed) = (registry.clone(), allowed.clone());
             tokio::spawn(async move {
-                let _ = tokio::time::timeout(REQUEST_TIMEOUT, handle(stream, &registry, &allowed)).await;
+                let _ = tokio::time::timeout(REQUEST_TIMEOUT, handle(stream, &registry, &allowed))
+                    .await;
                 drop(permit);
             });
         }
@@ -76,12 +77,22 @@ pub(crate) fn host_allowed(host: &str, allowed: &[String]) -> bool {
         .any(|a| a == "*" || a.eq_ignore_ascii_case("all") || a.eq_ignore_ascii_case(name))
 }
 
-async fn handle(mut stream: TcpStream, registry: &Registry, allowed: &[String]) -> std::io::Result<()> {
+async fn handle(
+    mut stream: TcpStream,
+    registry: &Registry,
+    allowed: &[String],
+) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
         if buf.len() > MAX_REQUEST_BYTES {
-            return respond(&mut stream, "431 Request Header Fields Too Large", "text/plain", "request too large\n").await;
+            return respond(
+                &mut stream,
+                "431 Request Header Fields Too Large",
+                "text/plain",
+                "request too large\n",
+            )
+            .await;
         }
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
@@ -93,27 +104,53 @@ async fn handle(mut stream: TcpStream, registry: &Registry, allowed: &[String]) 
     let mut lines = head.split("\r\n");
     let request_line = lines.next().unwrap_or_default();
     let mut parts = request_line.split(' ');
-    let (method, path) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    let (method, path) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
     let host = lines
         .filter_map(|l| l.split_once(':'))
         .find(|(k, _)| k.trim().eq_ignore_ascii_case("host"))
         .map(|(_, v)| v.trim().to_string())
         .unwrap_or_default();
     if !host_allowed(&host, allowed) {
-        return respond(&mut stream, "403 Forbidden", "text/plain", "Host not authorized.\n").await;
+        return respond(
+            &mut stream,
+            "403 Forbidden",
+            "text/plain",
+            "Host not authorized.\n",
+        )
+        .await;
     }
     if method != "GET" {
-        return respond(&mut stream, "405 Method Not Allowed", "text/plain", "only GET\n").await;
+        return respond(
+            &mut stream,
+            "405 Method Not Allowed",
+            "text/plain",
+            "only GET\n",
+        )
+        .await;
     }
     let path = path.split('?').next().unwrap_or_default();
     if path != "/metrics" && path != "/" {
         return respond(&mut stream, "404 Not Found", "text/plain", "not found\n").await;
     }
     let body = render(registry);
-    respond(&mut stream, "200 OK", "text/plain; version=0.0.4; charset=utf-8", &body).await
+    respond(
+        &mut stream,
+        "200 OK",
+        "text/plain; version=0.0.4; charset=utf-8",
+        &body,
+    )
+    .await
 }
 
-async fn respond(stream: &mut TcpStream, status: &str, content_type: &str, body: &str) -> std::io::Result<()> {
+async fn respond(
+    stream: &mut TcpStream,
+    status: &str,
+    content_type: &str,
+    body: &str,
+) -> std::io::Result<()> {
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()

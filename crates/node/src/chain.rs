@@ -75,7 +75,14 @@ impl Chain {
     }
 
     /// The header of a new block on `parent`, before execution fills in roots and gas.
-    fn template(&self, parent: &Header, parent_hash: B256, round: u32, coinbase: Address, timestamp: u64) -> Header {
+    fn template(
+        &self,
+        parent: &Header,
+        parent_hash: B256,
+        round: u32,
+        coinbase: Address,
+        timestamp: u64,
+    ) -> Header {
         let number = parent.number.saturating_add(1);
         let fork = self.fork(number, timestamp);
         let extra = QbftExtraData {
@@ -120,20 +127,35 @@ impl Chain {
         let start = Instant::now();
         let mut header = self.template(parent, parent_hash, round, coinbase, timestamp);
         let (txs, senders): (Vec<_>, Vec<_>) = candidates.into_iter().unzip();
-        let executed = execute_block(&self.store, &self.genesis, &header, txs, senders, ExecutionMode::Build)?;
+        let executed = execute_block(
+            &self.store,
+            &self.genesis,
+            &header,
+            txs,
+            senders,
+            ExecutionMode::Build,
+        )?;
         let (block, proposal) = self.finish(&mut header, executed)?;
-        self.metrics.build_time.observe(start.elapsed().as_secs_f64());
+        self.metrics
+            .build_time
+            .observe(start.elapsed().as_secs_f64());
         Ok((block, proposal))
     }
 
-    fn finish(&self, header: &mut Header, executed: ExecutedBlock) -> Result<(Block, ExecutedProposal), ChainError> {
+    fn finish(
+        &self,
+        header: &mut Header,
+        executed: ExecutedBlock,
+    ) -> Result<(Block, ExecutedProposal), ChainError> {
         header.transactions_root = executed.transactions_root;
         header.receipts_root = executed.receipts_root;
         header.logs_bloom = executed.logs_bloom;
         header.gas_used = executed.gas_used;
         let root_start = Instant::now();
         let prepared = self.store.prepare_state(&executed.changes)?;
-        self.metrics.state_root_time.observe(root_start.elapsed().as_secs_f64());
+        self.metrics
+            .state_root_time
+            .observe(root_start.elapsed().as_secs_f64());
         header.state_root = prepared.state_root;
         let digest = commit_seal_digest(header).map_err(|e| ChainError::Invalid {
             number: header.number,
@@ -147,7 +169,14 @@ impl Chain {
                 withdrawals: header.withdrawals_root.map(|_| Default::default()),
             },
         };
-        Ok((block, ExecutedProposal { digest, executed, prepared }))
+        Ok((
+            block,
+            ExecutedProposal {
+                digest,
+                executed,
+                prepared,
+            },
+        ))
     }
 
     /// Validates a proposed block's header against its parent and executes it, checking every
@@ -156,7 +185,10 @@ impl Chain {
         let (parent_number, parent_hash) = self.store.head()?.unwrap_or_default();
         let parent = self.store.head_header()?;
         let h = &block.header;
-        let invalid = |reason: String| ChainError::Invalid { number: h.number, reason };
+        let invalid = |reason: String| ChainError::Invalid {
+            number: h.number,
+            reason,
+        };
         if h.number != parent_number.saturating_add(1) || h.parent_hash != parent_hash {
             return Err(invalid("not a child of the head".into()));
         }
@@ -166,28 +198,50 @@ impl Chain {
             .as_ref()
             .map_or(0, |q| q.params_at(h.number).block_period_seconds);
         if h.timestamp < parent.timestamp.saturating_add(period) {
-            return Err(invalid(format!("timestamp {} is less than {period}s after the parent's", h.timestamp)));
+            return Err(invalid(format!(
+                "timestamp {} is less than {period}s after the parent's",
+                h.timestamp
+            )));
         }
-        if h.mix_hash != QBFT_MIX_HASH || h.difficulty != U256::from(1) || h.ommers_hash != EMPTY_OMMER_ROOT_HASH {
-            return Err(invalid("mixHash, difficulty or ommers are not QBFT's".into()));
+        if h.mix_hash != QBFT_MIX_HASH
+            || h.difficulty != U256::from(1)
+            || h.ommers_hash != EMPTY_OMMER_ROOT_HASH
+        {
+            return Err(invalid(
+                "mixHash, difficulty or ommers are not QBFT's".into(),
+            ));
         }
         if h.gas_limit != parent.gas_limit || h.gas_used > h.gas_limit {
-            return Err(invalid("gas limit differs from the parent's or gas used exceeds it".into()));
+            return Err(invalid(
+                "gas limit differs from the parent's or gas used exceeds it".into(),
+            ));
         }
         if validators_of(h) != self.validators_after(&parent) {
             return Err(invalid("validators differ from the parent's".into()));
         }
         if !self.validators_after(&parent).contains(&h.beneficiary) {
-            return Err(invalid(format!("coinbase {} is not a validator", h.beneficiary)));
+            return Err(invalid(format!(
+                "coinbase {} is not a validator",
+                h.beneficiary
+            )));
         }
         let mut expected = self.template(&parent, parent_hash, 0, h.beneficiary, h.timestamp);
         expected.extra_data = h.extra_data.clone();
         let txs = block.body.transactions.clone();
         let senders = recover_senders(&txs)?;
-        let executed = execute_block(&self.store, &self.genesis, &expected, txs, senders, ExecutionMode::Import)?;
+        let executed = execute_block(
+            &self.store,
+            &self.genesis,
+            &expected,
+            txs,
+            senders,
+            ExecutionMode::Import,
+        )?;
         let (rebuilt, proposal) = self.finish(&mut expected, executed)?;
         if rebuilt.header != *h {
-            return Err(invalid("header does not match its execution (roots, gas, base fee or fork fields)".into()));
+            return Err(invalid(
+                "header does not match its execution (roots, gas, base fee or fork fields)".into(),
+            ));
         }
         Ok(proposal)
     }
@@ -195,21 +249,31 @@ impl Chain {
     /// Checks a sealed block's seals: a quorum of distinct validators of the parent's set.
     pub fn check_seals(&self, block: &Block) -> Result<(), ChainError> {
         let h = &block.header;
-        let invalid = |reason: String| ChainError::Invalid { number: h.number, reason };
+        let invalid = |reason: String| ChainError::Invalid {
+            number: h.number,
+            reason,
+        };
         let extra = QbftExtraData::decode(&h.extra_data).map_err(|e| invalid(e.to_string()))?;
         let digest = commit_seal_digest(h).map_err(|e| invalid(e.to_string()))?;
         let parent = self.store.head_header()?;
         let validators = self.validators_after(&parent);
         let mut signers = Vec::with_capacity(extra.seals.len());
         for seal in &extra.seals {
-            let signer = recover_commit_seal_signer(digest, seal).ok_or_else(|| invalid("unrecoverable commit seal".into()))?;
+            let signer = recover_commit_seal_signer(digest, seal)
+                .ok_or_else(|| invalid("unrecoverable commit seal".into()))?;
             if !validators.contains(&signer) || signers.contains(&signer) {
-                return Err(invalid(format!("commit seal by {signer} is not from a distinct validator")));
+                return Err(invalid(format!(
+                    "commit seal by {signer} is not from a distinct validator"
+                )));
             }
             signers.push(signer);
         }
         if signers.len() < quorum(validators.len()) {
-            return Err(invalid(format!("{} commit seals, quorum is {}", signers.len(), quorum(validators.len()))));
+            return Err(invalid(format!(
+                "{} commit seals, quorum is {}",
+                signers.len(),
+                quorum(validators.len())
+            )));
         }
         Ok(())
     }

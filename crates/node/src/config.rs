@@ -19,15 +19,28 @@ pub struct NodeArgs {
     pub network: Option<String>,
 
     /// Genesis file in Besu's format.
-    #[arg(long = "genesis-file", env = "CONSORT_GENESIS_FILE", value_name = "FILE")]
+    #[arg(
+        long = "genesis-file",
+        env = "CONSORT_GENESIS_FILE",
+        value_name = "FILE"
+    )]
     pub genesis_file: Option<PathBuf>,
 
     /// Directory for the database and the node key.
-    #[arg(long = "data-path", env = "CONSORT_DATA_PATH", value_name = "PATH", default_value = "./consort-data")]
+    #[arg(
+        long = "data-path",
+        env = "CONSORT_DATA_PATH",
+        value_name = "PATH",
+        default_value = "./consort-data"
+    )]
     pub data_path: PathBuf,
 
     /// File holding the node's secp256k1 private key in hex [default: <data-path>/key, created if absent].
-    #[arg(long = "node-private-key-file", env = "CONSORT_NODE_PRIVATE_KEY_FILE", value_name = "FILE")]
+    #[arg(
+        long = "node-private-key-file",
+        env = "CONSORT_NODE_PRIVATE_KEY_FILE",
+        value_name = "FILE"
+    )]
     pub node_private_key_file: Option<PathBuf>,
 
     /// Serve JSON-RPC over HTTP.
@@ -35,27 +48,53 @@ pub struct NodeArgs {
     pub rpc_http_enabled: bool,
 
     /// Host the HTTP JSON-RPC server listens on.
-    #[arg(long = "rpc-http-host", env = "CONSORT_RPC_HTTP_HOST", default_value = "127.0.0.1")]
+    #[arg(
+        long = "rpc-http-host",
+        env = "CONSORT_RPC_HTTP_HOST",
+        default_value = "127.0.0.1"
+    )]
     pub rpc_http_host: IpAddr,
 
     /// Port of the HTTP JSON-RPC server.
-    #[arg(long = "rpc-http-port", env = "CONSORT_RPC_HTTP_PORT", default_value_t = 8545)]
+    #[arg(
+        long = "rpc-http-port",
+        env = "CONSORT_RPC_HTTP_PORT",
+        default_value_t = 8545
+    )]
     pub rpc_http_port: u16,
 
     /// API groups served over HTTP (ETH, NET, WEB3, TXPOOL, QBFT, DEBUG, ADMIN, PERM).
-    #[arg(long = "rpc-http-api", alias = "rpc-http-apis", env = "CONSORT_RPC_HTTP_API", value_delimiter = ',', default_value = "ETH,NET,WEB3")]
+    #[arg(
+        long = "rpc-http-api",
+        alias = "rpc-http-apis",
+        env = "CONSORT_RPC_HTTP_API",
+        value_delimiter = ',',
+        default_value = "ETH,NET,WEB3"
+    )]
     pub rpc_http_api: Vec<consort_rpc::ApiGroup>,
 
     /// Origins allowed to call JSON-RPC from a browser (`*` for all).
-    #[arg(long = "rpc-http-cors-origins", env = "CONSORT_RPC_HTTP_CORS_ORIGINS", value_delimiter = ',')]
+    #[arg(
+        long = "rpc-http-cors-origins",
+        env = "CONSORT_RPC_HTTP_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
     pub rpc_http_cors_origins: Vec<String>,
 
     /// Most requests in one JSON-RPC batch.
-    #[arg(long = "rpc-http-max-batch-size", env = "CONSORT_RPC_HTTP_MAX_BATCH_SIZE", default_value_t = 1024)]
+    #[arg(
+        long = "rpc-http-max-batch-size",
+        env = "CONSORT_RPC_HTTP_MAX_BATCH_SIZE",
+        default_value_t = 1024
+    )]
     pub rpc_http_max_batch_size: u32,
 
     /// Most open HTTP JSON-RPC connections.
-    #[arg(long = "rpc-http-max-active-connections", env = "CONSORT_RPC_HTTP_MAX_ACTIVE_CONNECTIONS", default_value_t = 80)]
+    #[arg(
+        long = "rpc-http-max-active-connections",
+        env = "CONSORT_RPC_HTTP_MAX_ACTIVE_CONNECTIONS",
+        default_value_t = 80
+    )]
     pub rpc_http_max_active_connections: u32,
 
     /// Serve JSON-RPC over WebSocket.
@@ -63,51 +102,102 @@ pub struct NodeArgs {
     pub rpc_ws_enabled: bool,
 
     /// Host the WebSocket server listens on.
-    #[arg(long = "rpc-ws-host", env = "CONSORT_RPC_WS_HOST", default_value = "127.0.0.1")]
+    #[arg(
+        long = "rpc-ws-host",
+        env = "CONSORT_RPC_WS_HOST",
+        default_value = "127.0.0.1"
+    )]
     pub rpc_ws_host: IpAddr,
 
     /// Port of the WebSocket server.
-    #[arg(long = "rpc-ws-port", env = "CONSORT_RPC_WS_PORT", default_value_t = 8546)]
+    #[arg(
+        long = "rpc-ws-port",
+        env = "CONSORT_RPC_WS_PORT",
+        default_value_t = 8546
+    )]
     pub rpc_ws_port: u16,
 
     /// API groups served over WebSocket.
-    #[arg(long = "rpc-ws-api", alias = "rpc-ws-apis", env = "CONSORT_RPC_WS_API", value_delimiter = ',', default_value = "ETH,NET,WEB3")]
+    #[arg(
+        long = "rpc-ws-api",
+        alias = "rpc-ws-apis",
+        env = "CONSORT_RPC_WS_API",
+        value_delimiter = ',',
+        default_value = "ETH,NET,WEB3"
+    )]
     pub rpc_ws_api: Vec<consort_rpc::ApiGroup>,
 
     /// Most open WebSocket connections.
-    #[arg(long = "rpc-ws-max-active-connections", env = "CONSORT_RPC_WS_MAX_ACTIVE_CONNECTIONS", default_value_t = 80)]
+    #[arg(
+        long = "rpc-ws-max-active-connections",
+        env = "CONSORT_RPC_WS_MAX_ACTIVE_CONNECTIONS",
+        default_value_t = 80
+    )]
     pub rpc_ws_max_active_connections: u32,
 
     /// Host names allowed in the Host header of JSON-RPC and metrics requests (`*` for all).
-    #[arg(long = "host-allowlist", env = "CONSORT_HOST_ALLOWLIST", value_delimiter = ',', default_value = "localhost,127.0.0.1")]
+    #[arg(
+        long = "host-allowlist",
+        env = "CONSORT_HOST_ALLOWLIST",
+        value_delimiter = ',',
+        default_value = "localhost,127.0.0.1"
+    )]
     pub host_allowlist: Vec<String>,
 
     /// Gas cap of eth_call and eth_estimateGas.
-    #[arg(long = "rpc-gas-cap", env = "CONSORT_RPC_GAS_CAP", default_value_t = 50_000_000)]
+    #[arg(
+        long = "rpc-gas-cap",
+        env = "CONSORT_RPC_GAS_CAP",
+        default_value_t = 50_000_000
+    )]
     pub rpc_gas_cap: u64,
 
     /// Most blocks one eth_getLogs may scan.
-    #[arg(long = "rpc-max-logs-range", env = "CONSORT_RPC_MAX_LOGS_RANGE", default_value_t = 5_000)]
+    #[arg(
+        long = "rpc-max-logs-range",
+        env = "CONSORT_RPC_MAX_LOGS_RANGE",
+        default_value_t = 5_000
+    )]
     pub rpc_max_logs_range: u64,
 
     /// Least gas price (wei) a transaction must offer to enter the pool.
-    #[arg(long = "min-gas-price", env = "CONSORT_MIN_GAS_PRICE", default_value_t = 1_000)]
+    #[arg(
+        long = "min-gas-price",
+        env = "CONSORT_MIN_GAS_PRICE",
+        default_value_t = 1_000
+    )]
     pub min_gas_price: u128,
 
     /// Most transactions in the pool.
-    #[arg(long = "tx-pool-max-size", env = "CONSORT_TX_POOL_MAX_SIZE", default_value_t = 16_384)]
+    #[arg(
+        long = "tx-pool-max-size",
+        env = "CONSORT_TX_POOL_MAX_SIZE",
+        default_value_t = 16_384
+    )]
     pub tx_pool_max_size: usize,
 
     /// Price increase (percent) a replacement transaction must offer.
-    #[arg(long = "tx-pool-price-bump", env = "CONSORT_TX_POOL_PRICE_BUMP", default_value_t = 10)]
+    #[arg(
+        long = "tx-pool-price-bump",
+        env = "CONSORT_TX_POOL_PRICE_BUMP",
+        default_value_t = 10
+    )]
     pub tx_pool_price_bump: u128,
 
     /// How far past a sender's next nonce a transaction may be queued.
-    #[arg(long = "tx-pool-max-future-by-sender", env = "CONSORT_TX_POOL_MAX_FUTURE_BY_SENDER", default_value_t = 200)]
+    #[arg(
+        long = "tx-pool-max-future-by-sender",
+        env = "CONSORT_TX_POOL_MAX_FUTURE_BY_SENDER",
+        default_value_t = 200
+    )]
     pub tx_pool_max_future_by_sender: u64,
 
     /// Blocks of history whose state stays readable (0 keeps all: archive).
-    #[arg(long = "bonsai-historical-block-limit", env = "CONSORT_BONSAI_HISTORICAL_BLOCK_LIMIT", default_value_t = 512)]
+    #[arg(
+        long = "bonsai-historical-block-limit",
+        env = "CONSORT_BONSAI_HISTORICAL_BLOCK_LIMIT",
+        default_value_t = 512
+    )]
     pub bonsai_historical_block_limit: u64,
 
     /// Serve Prometheus metrics.
@@ -115,15 +205,28 @@ pub struct NodeArgs {
     pub metrics_enabled: bool,
 
     /// Host the metrics server listens on.
-    #[arg(long = "metrics-host", env = "CONSORT_METRICS_HOST", default_value = "127.0.0.1")]
+    #[arg(
+        long = "metrics-host",
+        env = "CONSORT_METRICS_HOST",
+        default_value = "127.0.0.1"
+    )]
     pub metrics_host: IpAddr,
 
     /// Port of the metrics server.
-    #[arg(long = "metrics-port", env = "CONSORT_METRICS_PORT", default_value_t = 9545)]
+    #[arg(
+        long = "metrics-port",
+        env = "CONSORT_METRICS_PORT",
+        default_value_t = 9545
+    )]
     pub metrics_port: u16,
 
     /// Log level (OFF, ERROR, WARN, INFO, DEBUG, TRACE).
-    #[arg(long = "logging", short = 'l', env = "CONSORT_LOGGING", default_value = "INFO")]
+    #[arg(
+        long = "logging",
+        short = 'l',
+        env = "CONSORT_LOGGING",
+        default_value = "INFO"
+    )]
     pub logging: String,
 }
 
@@ -201,16 +304,22 @@ pub fn parse<P: CommandFactory + FromArgMatches>(argv: Vec<OsString>) -> Result<
         path: path.clone(),
         source,
     })?;
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Toml {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigError::Toml {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
     let command = P::command();
     let mut extra = Vec::new();
     for (key, value) in &table {
         let arg = command
             .get_arguments()
-            .find(|a| a.get_long() == Some(key.as_str()) || a.get_all_aliases().is_some_and(|al| al.contains(&key.as_str())))
+            .find(|a| {
+                a.get_long() == Some(key.as_str())
+                    || a.get_all_aliases()
+                        .is_some_and(|al| al.contains(&key.as_str()))
+            })
             .ok_or_else(|| ConfigError::UnknownKey {
                 path: path.clone(),
                 key: key.clone(),
@@ -223,7 +332,10 @@ pub fn parse<P: CommandFactory + FromArgMatches>(argv: Vec<OsString>) -> Result<
             continue;
         }
         let long = arg.get_long().unwrap_or(key);
-        extra.push(OsString::from(format!("--{long}={}", toml_value(&path, key, value)?)));
+        extra.push(OsString::from(format!(
+            "--{long}={}",
+            toml_value(&path, key, value)?
+        )));
     }
     let mut full = argv;
     let program = if full.is_empty() {

@@ -57,14 +57,16 @@ pub fn timings(genesis: &Genesis, height: u64) -> QbftTimings {
 
 /// The pool's view of the chain after `head`.
 pub fn head_context(genesis: &Genesis, head: &Header) -> HeadContext {
-    let period = genesis
-        .qbft
-        .as_ref()
-        .map_or(1, |q| q.params_at(head.number.saturating_add(1)).block_period_seconds);
+    let period = genesis.qbft.as_ref().map_or(1, |q| {
+        q.params_at(head.number.saturating_add(1))
+            .block_period_seconds
+    });
     let next_ts = head.timestamp.saturating_add(period);
     HeadContext {
         chain_id: genesis.chain_id,
-        fork: genesis.forks.active_at(head.number.saturating_add(1), next_ts),
+        fork: genesis
+            .forks
+            .active_at(head.number.saturating_add(1), next_ts),
         base_fee: genesis.child_base_fee(head, next_ts),
         block_gas_limit: head.gas_limit,
     }
@@ -83,7 +85,13 @@ pub struct Driver {
 
 impl Driver {
     /// A driver for `core` over `chain`. `events` is the sender side of the driver's channel.
-    pub fn new(core: Qbft, chain: Chain, rpc: Arc<RpcContext>, events: UnboundedSender<DriverEvent>, runtime: Handle) -> Self {
+    pub fn new(
+        core: Qbft,
+        chain: Chain,
+        rpc: Arc<RpcContext>,
+        events: UnboundedSender<DriverEvent>,
+        runtime: Handle,
+    ) -> Self {
         Driver {
             core,
             chain,
@@ -141,19 +149,40 @@ impl Driver {
                         let events = self.events.clone();
                         self.runtime.spawn(async move {
                             tokio::time::sleep(delay).await;
-                            let input = Input::BlockTimer { height, now_ms: now_ms() };
+                            let input = Input::BlockTimer {
+                                height,
+                                now_ms: now_ms(),
+                            };
                             let _ = events.send(DriverEvent::Input(input));
                         });
                     }
-                    Output::ArmRoundTimer { height, round, seq, after_ms } => {
-                        self.send_later(Duration::from_millis(after_ms), Input::RoundTimer { height, round, seq });
+                    Output::ArmRoundTimer {
+                        height,
+                        round,
+                        seq,
+                        after_ms,
+                    } => {
+                        self.send_later(
+                            Duration::from_millis(after_ms),
+                            Input::RoundTimer { height, round, seq },
+                        );
                     }
                     Output::BuildBlock { height, round, .. } => {
                         if let Some(block) = self.build(round) {
-                            queue.push_back(Input::BlockBuilt { height, round, block, now_ms: now_ms() });
+                            queue.push_back(Input::BlockBuilt {
+                                height,
+                                round,
+                                block: Box::new(block),
+                                now_ms: now_ms(),
+                            });
                         }
                     }
-                    Output::CheckProposal { height, round, digest, block } => {
+                    Output::CheckProposal {
+                        height,
+                        round,
+                        digest,
+                        block,
+                    } => {
                         let valid = match self.chain.check(&block) {
                             Ok(proposal) => {
                                 self.cache(proposal);
@@ -164,7 +193,12 @@ impl Driver {
                                 false
                             }
                         };
-                        queue.push_back(Input::ProposalChecked { height, round, digest, valid });
+                        queue.push_back(Input::ProposalChecked {
+                            height,
+                            round,
+                            digest,
+                            valid,
+                        });
                     }
                     // Peers arrive with the network; a single validator has no one to tell.
                     Output::Broadcast(_) => {}
@@ -190,12 +224,15 @@ impl Driver {
         let (_, parent_hash) = store.head().ok()??;
         let parent = store.head_header().ok()?;
         let genesis = &self.chain.genesis;
-        let period = genesis
-            .qbft
-            .as_ref()
-            .map_or(1, |q| q.params_at(parent.number.saturating_add(1)).block_period_seconds);
-        let timestamp = ((now_ms().saturating_add(500)) / 1000).max(parent.timestamp.saturating_add(period));
-        let most = usize::try_from(parent.gas_limit / 21_000).unwrap_or(usize::MAX).saturating_add(1);
+        let period = genesis.qbft.as_ref().map_or(1, |q| {
+            q.params_at(parent.number.saturating_add(1))
+                .block_period_seconds
+        });
+        let timestamp =
+            ((now_ms().saturating_add(500)) / 1000).max(parent.timestamp.saturating_add(period));
+        let most = usize::try_from(parent.gas_limit / 21_000)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1);
         let candidates: Vec<_> = match self.rpc.pool.lock() {
             Ok(pool) => pool
                 .best_transactions()
@@ -205,16 +242,31 @@ impl Driver {
                 .collect(),
             Err(_) => vec![],
         };
-        match self.chain.build(&parent, parent_hash, round, self.core.address(), timestamp, candidates) {
+        match self.chain.build(
+            &parent,
+            parent_hash,
+            round,
+            self.core.address(),
+            timestamp,
+            candidates,
+        ) {
             Ok((block, proposal)) => {
                 for skipped in &proposal.executed.skipped {
-                    tracing::debug!("left transaction {} out of block {}: {}", skipped.hash, block.header.number, skipped.reason);
+                    tracing::debug!(
+                        "left transaction {} out of block {}: {}",
+                        skipped.hash,
+                        block.header.number,
+                        skipped.reason
+                    );
                 }
                 self.cache(proposal);
                 Some(block)
             }
             Err(e) => {
-                tracing::error!("building block {} failed: {e}", parent.number.saturating_add(1));
+                tracing::error!(
+                    "building block {} failed: {e}",
+                    parent.number.saturating_add(1)
+                );
                 None
             }
         }
@@ -222,7 +274,10 @@ impl Driver {
 
     fn import(&mut self, block: &Block) -> Option<Input> {
         let number = block.header.number;
-        let proposal = match commit_seal_digest(&block.header).ok().and_then(|d| self.proposals.remove(&d)) {
+        let proposal = match commit_seal_digest(&block.header)
+            .ok()
+            .and_then(|d| self.proposals.remove(&d))
+        {
             Some(p) => p,
             None => match self.chain.check(block) {
                 Ok(p) => p,
@@ -258,8 +313,12 @@ impl Driver {
             if let Ok(mut pool) = self.rpc.pool.lock() {
                 let (confirmed, invalidated) = pool.on_new_head(ctx, &HeadState(view));
                 let m = &self.rpc.pool_metrics;
-                m.removed.with_label_values(&["local", "confirmed"]).inc_by(confirmed.len() as u64);
-                m.removed.with_label_values(&["local", "invalid"]).inc_by(invalidated.len() as u64);
+                m.removed
+                    .with_label_values(&["local", "confirmed"])
+                    .inc_by(confirmed.len() as u64);
+                m.removed
+                    .with_label_values(&["local", "invalid"])
+                    .inc_by(invalidated.len() as u64);
                 m.observe(&pool);
             }
         }

@@ -35,12 +35,21 @@ pub fn parse_key(text: &str) -> Result<SecretKey, String> {
 
 /// Loads the key at `path`, or creates a new random one there if the file does not exist.
 pub fn load_or_create(path: &Path, default: Option<&str>) -> Result<SecretKey, KeyError> {
-    let io = |source| KeyError::Io { path: path.to_path_buf(), source };
+    let io = |source| KeyError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     match std::fs::read_to_string(path) {
-        Ok(text) => parse_key(&text).map_err(|reason| KeyError::Invalid { path: path.to_path_buf(), reason }),
+        Ok(text) => parse_key(&text).map_err(|reason| KeyError::Invalid {
+            path: path.to_path_buf(),
+            reason,
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = match default {
-                Some(text) => parse_key(text).map_err(|reason| KeyError::Invalid { path: path.to_path_buf(), reason })?,
+                Some(text) => parse_key(text).map_err(|reason| KeyError::Invalid {
+                    path: path.to_path_buf(),
+                    reason,
+                })?,
                 None => random_key().map_err(io)?,
             };
             if let Some(dir) = path.parent() {
@@ -52,7 +61,8 @@ pub fn load_or_create(path: &Path, default: Option<&str>) -> Result<SecretKey, K
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
             let mut file = options.open(&tmp).map_err(io)?;
-            file.write_all(format!("0x{}", hex::encode(key.secret_bytes())).as_bytes()).map_err(io)?;
+            file.write_all(format!("0x{}", hex::encode(key.secret_bytes())).as_bytes())
+                .map_err(io)?;
             file.sync_all().map_err(io)?;
             std::fs::rename(&tmp, path).map_err(io)?;
             Ok(key)
@@ -90,10 +100,16 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
         std::fs::write(&path, "not a key").unwrap();
-        assert!(matches!(load_or_create(&path, None), Err(KeyError::Invalid { .. })));
+        assert!(matches!(
+            load_or_create(&path, None),
+            Err(KeyError::Invalid { .. })
+        ));
         assert_eq!(enode_id(&created).len(), 128);
     }
 }

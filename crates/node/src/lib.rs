@@ -128,7 +128,10 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
         ));
     }
     std::fs::create_dir_all(&args.data_path).map_err(|e| {
-        NodeError::Config(format!("cannot create --data-path {}: {e}", args.data_path.display()))
+        NodeError::Config(format!(
+            "cannot create --data-path {}: {e}",
+            args.data_path.display()
+        ))
     })?;
     let key_path = args
         .node_private_key_file
@@ -158,7 +161,9 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
     let validators = chain::validators_of(&head);
     let is_validator = validators.contains(&address);
     if !is_validator {
-        tracing::warn!("this node ({address}) is not a validator of the chain; it will not produce blocks");
+        tracing::warn!(
+            "this node ({address}) is not a validator of the chain; it will not produce blocks"
+        );
     }
     let pool = TxPool::new(
         PoolConfig {
@@ -235,7 +240,13 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
         genesis,
         metrics: chain_metrics,
     };
-    let driver = Driver::new(core, chain, ctx, driver_tx.clone(), tokio::runtime::Handle::current());
+    let driver = Driver::new(
+        core,
+        chain,
+        ctx,
+        driver_tx.clone(),
+        tokio::runtime::Handle::current(),
+    );
     let driver = std::thread::Builder::new()
         .name("qbft".into())
         .spawn(move || driver.run(driver_rx))

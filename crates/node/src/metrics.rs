@@ -1,6 +1,8 @@
 //! Chain metrics under Besu's names (`ethereum_*`, `besu_blockchain_*`, `besu_block_processing_*`).
 
-use consort_metrics::{register, Gauge, Histogram, HistogramOpts, IntCounter, IntGauge, Registry, Result};
+use consort_metrics::{
+    register, Gauge, Histogram, HistogramOpts, IntCounter, IntGauge, Registry, Result,
+};
 use consort_primitives::Header;
 use std::time::Duration;
 
@@ -27,7 +29,9 @@ pub struct ChainMetrics {
 }
 
 fn seconds_buckets() -> Vec<f64> {
-    vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
+    vec![
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ]
 }
 
 impl ChainMetrics {
@@ -36,23 +40,68 @@ impl ChainMetrics {
         let gauge = |name: &str, help: &str| register(registry, IntGauge::new(name, help)?);
         let counter = |name: &str, help: &str| register(registry, IntCounter::new(name, help)?);
         let histogram = |name: &str, help: &str| {
-            register(registry, Histogram::with_opts(HistogramOpts::new(name, help).buckets(seconds_buckets()))?)
+            register(
+                registry,
+                Histogram::with_opts(HistogramOpts::new(name, help).buckets(seconds_buckets()))?,
+            )
         };
         Ok(ChainMetrics {
-            height: gauge("ethereum_blockchain_height", "The current height of the canonical chain")?,
-            best_known: gauge("ethereum_best_known_block_number", "The estimated highest block available")?,
-            peers: gauge("ethereum_peer_count", "The current number of peers connected")?,
-            head_timestamp: gauge("besu_blockchain_chain_head_timestamp", "Timestamp from the current chain head")?,
-            head_gas_used: gauge("besu_blockchain_chain_head_gas_used", "Gas used by the current chain head block")?,
-            head_gas_limit: gauge("besu_blockchain_chain_head_gas_limit", "Block gas limit of the current chain head block")?,
-            head_tx_count: gauge("besu_blockchain_chain_head_transaction_count", "Number of transactions in the current chain head block")?,
-            gas_counter: counter("besu_blockchain_chain_head_gas_used_counter_total", "Counter of gas used by chain head blocks")?,
-            tx_counter: counter("besu_blockchain_chain_head_transaction_count_counter_total", "Counter of transactions in chain head blocks")?,
-            execution_time_head: gauge("besu_block_processing_execution_time_head", "Time to execute and commit the head block, in nanoseconds")?,
-            min_gas_price: register(registry, Gauge::new("ethereum_min_gas_price", "Minimum gas price in wei")?)?,
-            build_time: histogram("consort_block_build_duration_seconds", "Time to build and execute a proposed block")?,
-            state_root_time: histogram("besu_block_processing_state_root_calculation_duration_seconds", "Time to calculate a block's state root")?,
-            import_time: histogram("consort_block_import_duration_seconds", "Time to check seals and commit a decided block")?,
+            height: gauge(
+                "ethereum_blockchain_height",
+                "The current height of the canonical chain",
+            )?,
+            best_known: gauge(
+                "ethereum_best_known_block_number",
+                "The estimated highest block available",
+            )?,
+            peers: gauge(
+                "ethereum_peer_count",
+                "The current number of peers connected",
+            )?,
+            head_timestamp: gauge(
+                "besu_blockchain_chain_head_timestamp",
+                "Timestamp from the current chain head",
+            )?,
+            head_gas_used: gauge(
+                "besu_blockchain_chain_head_gas_used",
+                "Gas used by the current chain head block",
+            )?,
+            head_gas_limit: gauge(
+                "besu_blockchain_chain_head_gas_limit",
+                "Block gas limit of the current chain head block",
+            )?,
+            head_tx_count: gauge(
+                "besu_blockchain_chain_head_transaction_count",
+                "Number of transactions in the current chain head block",
+            )?,
+            gas_counter: counter(
+                "besu_blockchain_chain_head_gas_used_counter_total",
+                "Counter of gas used by chain head blocks",
+            )?,
+            tx_counter: counter(
+                "besu_blockchain_chain_head_transaction_count_counter_total",
+                "Counter of transactions in chain head blocks",
+            )?,
+            execution_time_head: gauge(
+                "besu_block_processing_execution_time_head",
+                "Time to execute and commit the head block, in nanoseconds",
+            )?,
+            min_gas_price: register(
+                registry,
+                Gauge::new("ethereum_min_gas_price", "Minimum gas price in wei")?,
+            )?,
+            build_time: histogram(
+                "consort_block_build_duration_seconds",
+                "Time to build and execute a proposed block",
+            )?,
+            state_root_time: histogram(
+                "besu_block_processing_state_root_calculation_duration_seconds",
+                "Time to calculate a block's state root",
+            )?,
+            import_time: histogram(
+                "consort_block_import_duration_seconds",
+                "Time to check seals and commit a decided block",
+            )?,
         })
     }
 
@@ -67,7 +116,8 @@ impl ChainMetrics {
         self.head_gas_limit.set(header.gas_limit as i64);
         self.gas_counter.inc_by(header.gas_used);
         self.import_time.observe(import.as_secs_f64());
-        self.execution_time_head.set(import.as_nanos().min(i64::MAX as u128) as i64);
+        self.execution_time_head
+            .set(import.as_nanos().min(i64::MAX as u128) as i64);
     }
 
     /// Records the transaction count of the new head.

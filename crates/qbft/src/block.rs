@@ -1,7 +1,9 @@
 //! QBFT blocks: quorum size, proposer selection, and the round and seals in a block's extraData.
 
 use alloy_primitives::{Address, B256};
-use consort_primitives::{commit_seal_digest, CommitSeal, QbftExtraData, QbftExtraDataError, TxEnvelope};
+use consort_primitives::{
+    commit_seal_digest, CommitSeal, QbftExtraData, QbftExtraDataError, TxEnvelope,
+};
 
 /// A full block: header, transactions, no ommers.
 pub type Block = alloy_consensus::Block<TxEnvelope>;
@@ -59,7 +61,16 @@ mod tests {
 
     #[test]
     fn quorum_matches_besu() {
-        let table = [(1, 1), (2, 2), (3, 2), (4, 3), (5, 4), (6, 4), (7, 5), (10, 7)];
+        let table = [
+            (1, 1),
+            (2, 2),
+            (3, 2),
+            (4, 3),
+            (5, 4),
+            (6, 4),
+            (7, 5),
+            (10, 7),
+        ];
         for (n, q) in table {
             assert_eq!(quorum(n), q, "n = {n}");
         }

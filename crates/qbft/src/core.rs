@@ -76,7 +76,7 @@ pub enum Input {
         seq: u64,
     },
     /// A message from the network (or one of ours, looped back: it is ignored).
-    Message(QbftMessage),
+    Message(Box<QbftMessage>),
     /// The block the core asked for with [`Output::BuildBlock`].
     BlockBuilt {
         /// Height it was asked for.
@@ -84,7 +84,7 @@ pub enum Input {
         /// Round it was asked for.
         round: u32,
         /// The block (extraData with this round, no seals).
-        block: Block,
+        block: Box<Block>,
         /// Wall-clock time now, in Unix milliseconds.
         now_ms: u64,
     },
@@ -143,7 +143,7 @@ pub enum Output {
         block: Box<Block>,
     },
     /// Send to every validator.
-    Broadcast(QbftMessage),
+    Broadcast(Box<QbftMessage>),
     /// The height is decided: import this sealed block.
     Import(Box<Block>),
 }
@@ -175,6 +175,9 @@ struct RoundState {
     building: bool,
 }
 
+/// The valid round changes for one target round, by author, with their prepared certificates.
+type RoundChanges = BTreeMap<Address, (Signed<RoundChangePayload>, Option<PreparedCertificate>)>;
+
 #[derive(Debug)]
 struct HeightState {
     height: u64,
@@ -183,7 +186,7 @@ struct HeightState {
     round: Option<RoundState>,
     round_seq: u64,
     /// Valid round changes by target round, one per author (the first wins).
-    round_changes: BTreeMap<u32, BTreeMap<Address, (Signed<RoundChangePayload>, Option<PreparedCertificate>)>>,
+    round_changes: BTreeMap<u32, RoundChanges>,
     /// Rounds whose round-change quorum we already acted on.
     round_change_done: BTreeMap<u32, ()>,
     /// Our latest prepared certificate at this height.
@@ -254,17 +257,19 @@ impl Qbft {
         let mut out = Vec::new();
         match input {
             Input::NewHead { head, timings } => self.upon_new_block(head, timings, &mut out),
-            Input::BlockTimer { height, now_ms } => self.upon_block_timeout(height, now_ms, &mut out),
+            Input::BlockTimer { height, now_ms } => {
+                self.upon_block_timeout(height, now_ms, &mut out)
+            }
             Input::RoundTimer { height, round, seq } => {
                 self.upon_round_timeout(height, round, seq, &mut out)
             }
-            Input::Message(msg) => self.upon_message(msg, &mut out),
+            Input::Message(msg) => self.upon_message(*msg, &mut out),
             Input::BlockBuilt {
                 height,
                 round,
                 block,
                 now_ms,
-            } => self.upon_block_built(height, round, block, now_ms, &mut out),
+            } => self.upon_block_built(height, round, *block, now_ms, &mut out),
             Input::ProposalChecked {
                 height,
                 round,
@@ -352,7 +357,7 @@ impl Qbft {
             return;
         };
         let (round_changes, prepares) = justification(s, round);
-        out.push(Output::Broadcast(QbftMessage::proposal(
+        out.push(Output::Broadcast(Box::new(QbftMessage::proposal(
             height,
             round,
             block.clone(),
@@ -360,7 +365,7 @@ impl Qbft {
             prepares,
             &self.key,
             self.me,
-        )));
+        ))));
         self.accept_proposal(block, digest, out);
     }
 
@@ -392,7 +397,7 @@ impl Qbft {
         if let QbftMessage::Prepare(signed) = &prepare {
             rs.prepares.insert(me, signed.clone());
         }
-        out.push(Output::Broadcast(prepare));
+        out.push(Output::Broadcast(Box::new(prepare)));
         // Votes that arrived before the proposal count now.
         let early = std::mem::take(&mut s.early);
         for msg in early {
@@ -420,7 +425,7 @@ impl Qbft {
                 prepares: rs.prepares.values().cloned().collect(),
             });
             if let Some(seal) = rs.own_seal {
-                out.push(Output::Broadcast(QbftMessage::commit(
+                out.push(Output::Broadcast(Box::new(QbftMessage::commit(
                     CommitPayload {
                         height,
                         round: rs.round,
@@ -429,7 +434,7 @@ impl Qbft {
                     },
                     &key,
                     me,
-                )));
+                ))));
             }
         }
         if !s.decided && rs.commits.len() >= quorum {
@@ -467,7 +472,8 @@ impl Qbft {
     fn upon_round_timeout(&mut self, height: u64, round: u32, seq: u64, out: &mut Vec<Output>) {
         let (me, key) = (self.me, self.key);
         let Some(s) = self.state.as_mut() else { return };
-        if s.height != height || s.round_seq != seq || s.current_round() != Some(round) || s.decided {
+        if s.height != height || s.round_seq != seq || s.current_round() != Some(round) || s.decided
+        {
             return;
         }
         let Some(target) = round.checked_add(1).filter(|r| *r <= MAX_ROUND) else {
@@ -489,7 +495,7 @@ impl Qbft {
             &key,
             me,
         );
-        out.push(Output::Broadcast(msg.clone()));
+        out.push(Output::Broadcast(Box::new(msg.clone())));
         self.upon_message(msg, out);
     }
 
@@ -537,7 +543,9 @@ impl Qbft {
                 match &rs.proposal {
                     Some((_, digest)) if *digest == c.payload.digest => {
                         let signer = recover_commit_seal_signer(*digest, &c.payload.seal);
-                        if signer == Some(c.author) && !rs.commits.iter().any(|(a, _)| *a == c.author) {
+                        if signer == Some(c.author)
+                            && !rs.commits.iter().any(|(a, _)| *a == c.author)
+                        {
                             rs.commits.push((c.author, c.payload.seal));
                         }
                     }
@@ -611,7 +619,14 @@ impl Qbft {
         if digest != expected {
             return;
         }
-        if !justification_is_valid(s, round, &block, &proposal.author, &round_changes, &prepares) {
+        if !justification_is_valid(
+            s,
+            round,
+            &block,
+            &proposal.author,
+            &round_changes,
+            &prepares,
+        ) {
             return;
         }
         if s.current_round() != Some(round) {
@@ -686,7 +701,7 @@ impl Qbft {
                     return;
                 };
                 let (round_changes, prepares) = justification(s, target);
-                out.push(Output::Broadcast(QbftMessage::proposal(
+                out.push(Output::Broadcast(Box::new(QbftMessage::proposal(
                     s.height,
                     target,
                     block.clone(),
@@ -694,7 +709,7 @@ impl Qbft {
                     prepares,
                     &key,
                     me,
-                )));
+                ))));
                 self.accept_proposal(block, digest, out);
             }
             None => request_block(s, target, out),
@@ -770,7 +785,12 @@ fn best_prepared(s: &HeightState, round: u32) -> Option<PreparedCertificate> {
 }
 
 /// At least a quorum of distinct validators prepared `digest` in `round`.
-fn prepares_prove(s: &HeightState, round: u32, digest: B256, prepares: &[Signed<PreparePayload>]) -> bool {
+fn prepares_prove(
+    s: &HeightState,
+    round: u32,
+    digest: B256,
+    prepares: &[Signed<PreparePayload>],
+) -> bool {
     let mut authors: Vec<Address> = prepares
         .iter()
         .filter(|p| {
@@ -796,7 +816,9 @@ fn justification_is_valid(
     prepares: &[Signed<PreparePayload>],
 ) -> bool {
     if round == 0 {
-        return round_changes.is_empty() && prepares.is_empty() && block.header.beneficiary == *author;
+        return round_changes.is_empty()
+            && prepares.is_empty()
+            && block.header.beneficiary == *author;
     }
     let mut authors: Vec<Address> = Vec::new();
     for rc in round_changes {

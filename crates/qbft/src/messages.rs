@@ -387,12 +387,17 @@ fn encode_signed_list<P: Payload>(items: &[Signed<P>], out: &mut Vec<u8>) {
     out.extend_from_slice(&body);
 }
 
-fn decode_signed_list<P: Payload>(buf: &mut &[u8], limit: usize) -> Result<Vec<Signed<P>>, MessageError> {
+fn decode_signed_list<P: Payload>(
+    buf: &mut &[u8],
+    limit: usize,
+) -> Result<Vec<Signed<P>>, MessageError> {
     let mut body = list(buf)?;
     let mut items = Vec::new();
     while !body.is_empty() {
         if items.len() >= limit {
-            return Err(MessageError::Rlp(format!("more than {limit} justification items")));
+            return Err(MessageError::Rlp(format!(
+                "more than {limit} justification items"
+            )));
         }
         items.push(Signed::decode(&mut body)?);
     }

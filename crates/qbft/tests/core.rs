@@ -69,7 +69,9 @@ fn block(head: &Head, round: u32, proposer: Address, txs: usize) -> Block {
             alloy_consensus::TxLegacy::default(),
             alloy_primitives::Signature::test_signature(),
         );
-        b.body.transactions.push(consort_primitives::TxEnvelope::Legacy(tx));
+        b.body
+            .transactions
+            .push(consort_primitives::TxEnvelope::Legacy(tx));
     }
     b
 }
@@ -152,19 +154,34 @@ fn messages_round_trip_and_recover_their_author() {
         ),
         (
             "proposal with justification",
-            QbftMessage::proposal(8, 2, b.clone(), vec![signed_rc], vec![signed_prepare], &k, me),
+            QbftMessage::proposal(
+                8,
+                2,
+                b.clone(),
+                vec![signed_rc],
+                vec![signed_prepare],
+                &k,
+                me,
+            ),
         ),
-        ("round-0 proposal", QbftMessage::proposal(8, 0, b, vec![], vec![], &k, me)),
+        (
+            "round-0 proposal",
+            QbftMessage::proposal(8, 0, b, vec![], vec![], &k, me),
+        ),
     ];
     for (what, msg) in cases {
         let bytes = msg.encode();
-        let decoded = QbftMessage::decode(msg.code(), &bytes).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let decoded =
+            QbftMessage::decode(msg.code(), &bytes).unwrap_or_else(|e| panic!("{what}: {e}"));
         assert_eq!(decoded, msg, "{what}");
         assert_eq!(decoded.author(), me, "{what}");
         assert_eq!(decoded.encode(), bytes, "{what}: re-encoding differs");
         // Any truncation is an error, never a panic.
         for cut in 0..bytes.len() {
-            assert!(QbftMessage::decode(msg.code(), &bytes[..cut]).is_err(), "{what} cut at {cut}");
+            assert!(
+                QbftMessage::decode(msg.code(), &bytes[..cut]).is_err(),
+                "{what} cut at {cut}"
+            );
         }
         // A flipped signature byte either fails or recovers someone else as the signer.
         let mut tampered = bytes.clone();
@@ -206,20 +223,45 @@ fn a_single_validator_decides_its_own_block_in_one_step() {
         head: h.clone(),
         timings: TIMINGS,
     });
-    assert_eq!(out, vec![Output::ArmBlockTimer { height: 8, at_ms: 1_002_000 }]);
+    assert_eq!(
+        out,
+        vec![Output::ArmBlockTimer {
+            height: 8,
+            at_ms: 1_002_000
+        }]
+    );
     let out = core.handle(Input::BlockTimer {
         height: 8,
         now_ms: 1_002_000,
     });
-    assert!(matches!(out[0], Output::ArmRoundTimer { height: 8, round: 0, after_ms: 4_000, .. }));
-    assert_eq!(out[1], Output::BuildBlock { height: 8, round: 0, parent: h.hash });
+    assert!(matches!(
+        out[0],
+        Output::ArmRoundTimer {
+            height: 8,
+            round: 0,
+            after_ms: 4_000,
+            ..
+        }
+    ));
+    assert_eq!(
+        out[1],
+        Output::BuildBlock {
+            height: 8,
+            round: 0,
+            parent: h.hash
+        }
+    );
     let out = core.handle(Input::BlockBuilt {
         height: 8,
         round: 0,
-        block: block(&h, 0, me, 1),
+        block: Box::new(block(&h, 0, me, 1)),
         now_ms: 1_002_010,
     });
-    assert_eq!(broadcasts(&out), vec![0x12, 0x13, 0x14], "proposal, prepare, commit");
+    assert_eq!(
+        broadcasts(&out),
+        vec![0x12, 0x13, 0x14],
+        "proposal, prepare, commit"
+    );
     let Some(Output::Import(sealed)) = out.last() else {
         panic!("no import: {out:?}")
     };
@@ -227,9 +269,18 @@ fn a_single_validator_decides_its_own_block_in_one_step() {
     assert_eq!(extra.round, 0);
     assert_eq!(extra.seals.len(), 1);
     let digest = commit_seal_digest(&sealed.header).unwrap();
-    assert_eq!(recover_commit_seal_signer(digest, &extra.seals[0]), Some(me));
+    assert_eq!(
+        recover_commit_seal_signer(digest, &extra.seals[0]),
+        Some(me)
+    );
     // Decided: nothing more happens at this height.
-    assert!(core.handle(Input::RoundTimer { height: 8, round: 0, seq: 1 }).is_empty());
+    assert!(core
+        .handle(Input::RoundTimer {
+            height: 8,
+            round: 0,
+            seq: 1
+        })
+        .is_empty());
 }
 
 #[test]
@@ -242,34 +293,62 @@ fn an_empty_block_waits_for_the_empty_block_period() {
         empty_block_period_ms: 10_000,
         ..TIMINGS
     };
-    core.handle(Input::NewHead { head: h.clone(), timings });
-    core.handle(Input::BlockTimer { height: 8, now_ms: 1_002_000 });
-    let out = core.handle(Input::BlockBuilt {
+    core.handle(Input::NewHead {
+        head: h.clone(),
+        timings,
+    });
+    core.handle(Input::BlockTimer {
         height: 8,
-        round: 0,
-        block: block(&h, 0, me, 0),
         now_ms: 1_002_000,
     });
-    assert_eq!(out, vec![Output::ArmBlockTimer { height: 8, at_ms: 1_004_000 }], "poll again at the block period");
-    // The stale round-0 timer does nothing.
-    assert!(core.handle(Input::RoundTimer { height: 8, round: 0, seq: 1 }).is_empty());
-    // A block with a transaction goes out at once.
-    core.handle(Input::BlockTimer { height: 8, now_ms: 1_004_000 });
     let out = core.handle(Input::BlockBuilt {
         height: 8,
         round: 0,
-        block: block(&h, 0, me, 1),
+        block: Box::new(block(&h, 0, me, 0)),
+        now_ms: 1_002_000,
+    });
+    assert_eq!(
+        out,
+        vec![Output::ArmBlockTimer {
+            height: 8,
+            at_ms: 1_004_000
+        }],
+        "poll again at the block period"
+    );
+    // The stale round-0 timer does nothing.
+    assert!(core
+        .handle(Input::RoundTimer {
+            height: 8,
+            round: 0,
+            seq: 1
+        })
+        .is_empty());
+    // A block with a transaction goes out at once.
+    core.handle(Input::BlockTimer {
+        height: 8,
+        now_ms: 1_004_000,
+    });
+    let out = core.handle(Input::BlockBuilt {
+        height: 8,
+        round: 0,
+        block: Box::new(block(&h, 0, me, 1)),
         now_ms: 1_004_000,
     });
     assert!(matches!(out.last(), Some(Output::Import(_))));
     // Past the empty period, an empty block is proposed too.
     let mut core = Qbft::new(key(1));
-    core.handle(Input::NewHead { head: h.clone(), timings });
-    core.handle(Input::BlockTimer { height: 8, now_ms: 1_010_000 });
+    core.handle(Input::NewHead {
+        head: h.clone(),
+        timings,
+    });
+    core.handle(Input::BlockTimer {
+        height: 8,
+        now_ms: 1_010_000,
+    });
     let out = core.handle(Input::BlockBuilt {
         height: 8,
         round: 0,
-        block: block(&h, 0, me, 0),
+        block: Box::new(block(&h, 0, me, 0)),
         now_ms: 1_010_000,
     });
     assert!(matches!(out.last(), Some(Output::Import(_))));
@@ -281,23 +360,56 @@ fn a_round_timeout_changes_round_and_rebuilds() {
     let me = address(&k);
     let h = head(&[me]);
     let mut core = Qbft::new(k);
-    core.handle(Input::NewHead { head: h.clone(), timings: TIMINGS });
-    let out = core.handle(Input::BlockTimer { height: 8, now_ms: 1_002_000 });
-    let Output::ArmRoundTimer { seq, .. } = out[0] else { panic!() };
+    core.handle(Input::NewHead {
+        head: h.clone(),
+        timings: TIMINGS,
+    });
+    let out = core.handle(Input::BlockTimer {
+        height: 8,
+        now_ms: 1_002_000,
+    });
+    let Output::ArmRoundTimer { seq, .. } = out[0] else {
+        panic!()
+    };
     // The host never answered the build request; the round times out.
-    let out = core.handle(Input::RoundTimer { height: 8, round: 0, seq });
-    assert!(matches!(out[0], Output::ArmRoundTimer { round: 1, after_ms: 8_000, .. }));
+    let out = core.handle(Input::RoundTimer {
+        height: 8,
+        round: 0,
+        seq,
+    });
+    assert!(matches!(
+        out[0],
+        Output::ArmRoundTimer {
+            round: 1,
+            after_ms: 8_000,
+            ..
+        }
+    ));
     assert_eq!(broadcasts(&out), vec![0x15]);
-    assert_eq!(out.last(), Some(&Output::BuildBlock { height: 8, round: 1, parent: h.hash }));
+    assert_eq!(
+        out.last(),
+        Some(&Output::BuildBlock {
+            height: 8,
+            round: 1,
+            parent: h.hash
+        })
+    );
     assert_eq!(core.round(), Some(1));
     let out = core.handle(Input::BlockBuilt {
         height: 8,
         round: 1,
-        block: block(&h, 1, me, 0),
+        block: Box::new(block(&h, 1, me, 0)),
         now_ms: 1_010_000,
     });
-    let Some(Output::Import(sealed)) = out.last() else { panic!("{out:?}") };
-    assert_eq!(QbftExtraData::decode(&sealed.header.extra_data).unwrap().round, 1);
+    let Some(Output::Import(sealed)) = out.last() else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        QbftExtraData::decode(&sealed.header.extra_data)
+            .unwrap()
+            .round,
+        1
+    );
 }
 
 /// Four cores exchanging every broadcast in order decide the same block, sealed by a quorum.
@@ -309,8 +421,20 @@ fn four_validators_decide_one_block_by_message_passing() {
     let mut cores: Vec<Qbft> = keys.iter().map(|k| Qbft::new(*k)).collect();
     let mut queue: VecDeque<(usize, Input)> = VecDeque::new();
     for i in 0..4 {
-        queue.push_back((i, Input::NewHead { head: h.clone(), timings: TIMINGS }));
-        queue.push_back((i, Input::BlockTimer { height: 8, now_ms: 1_002_000 }));
+        queue.push_back((
+            i,
+            Input::NewHead {
+                head: h.clone(),
+                timings: TIMINGS,
+            },
+        ));
+        queue.push_back((
+            i,
+            Input::BlockTimer {
+                height: 8,
+                now_ms: 1_002_000,
+            },
+        ));
     }
     let mut imported: Vec<Option<Block>> = vec![None; 4];
     let mut steps = 0;
@@ -323,15 +447,36 @@ fn four_validators_decide_one_block_by_message_passing() {
                     let wire = m.encode();
                     for j in (0..4).filter(|j| *j != i) {
                         let m = QbftMessage::decode(m.code(), &wire).unwrap();
-                        queue.push_back((j, Input::Message(m)));
+                        queue.push_back((j, Input::Message(Box::new(m))));
                     }
                 }
                 Output::BuildBlock { round, .. } => {
                     let me = cores[i].address();
-                    queue.push_back((i, Input::BlockBuilt { height: 8, round, block: block(&h, round, me, 1), now_ms: 1_002_000 }));
+                    queue.push_back((
+                        i,
+                        Input::BlockBuilt {
+                            height: 8,
+                            round,
+                            block: Box::new(block(&h, round, me, 1)),
+                            now_ms: 1_002_000,
+                        },
+                    ));
                 }
-                Output::CheckProposal { height, round, digest, .. } => {
-                    queue.push_back((i, Input::ProposalChecked { height, round, digest, valid: true }));
+                Output::CheckProposal {
+                    height,
+                    round,
+                    digest,
+                    ..
+                } => {
+                    queue.push_back((
+                        i,
+                        Input::ProposalChecked {
+                            height,
+                            round,
+                            digest,
+                            valid: true,
+                        },
+                    ));
                 }
                 Output::Import(b) => imported[i] = Some(*b),
                 Output::ArmBlockTimer { .. } | Output::ArmRoundTimer { .. } => {}
@@ -341,10 +486,19 @@ fn four_validators_decide_one_block_by_message_passing() {
     let first = imported[0].clone().expect("validator 0 decided");
     let digest = commit_seal_digest(&first.header).unwrap();
     for (i, b) in imported.iter().enumerate() {
-        let b = b.as_ref().unwrap_or_else(|| panic!("validator {i} did not decide"));
-        assert_eq!(consort_primitives::bft_onchain_hash(&b.header).unwrap(), consort_primitives::bft_onchain_hash(&first.header).unwrap());
+        let b = b
+            .as_ref()
+            .unwrap_or_else(|| panic!("validator {i} did not decide"));
+        assert_eq!(
+            consort_primitives::bft_onchain_hash(&b.header).unwrap(),
+            consort_primitives::bft_onchain_hash(&first.header).unwrap()
+        );
         let seals = QbftExtraData::decode(&b.header.extra_data).unwrap().seals;
-        assert!(seals.len() >= quorum(4), "validator {i}: {} seals", seals.len());
+        assert!(
+            seals.len() >= quorum(4),
+            "validator {i}: {} seals",
+            seals.len()
+        );
         for seal in seals {
             let signer = recover_commit_seal_signer(digest, &seal).unwrap();
             assert!(addrs.contains(&signer));
@@ -358,10 +512,24 @@ fn messages_from_non_validators_and_old_heights_are_ignored() {
     let me = address(&k);
     let h = head(&[me, address(&key(2))]);
     let mut core = Qbft::new(k);
-    core.handle(Input::NewHead { head: h.clone(), timings: TIMINGS });
+    core.handle(Input::NewHead {
+        head: h.clone(),
+        timings: TIMINGS,
+    });
     let outsider = key(9);
     for height in [7, 8] {
-        let msg = QbftMessage::proposal(height, 0, block(&h, 0, address(&outsider), 1), vec![], vec![], &outsider, address(&outsider));
-        assert!(core.handle(Input::Message(msg)).is_empty(), "height {height}");
+        let msg = QbftMessage::proposal(
+            height,
+            0,
+            block(&h, 0, address(&outsider), 1),
+            vec![],
+            vec![],
+            &outsider,
+            address(&outsider),
+        );
+        assert!(
+            core.handle(Input::Message(Box::new(msg))).is_empty(),
+            "height {height}"
+        );
     }
 }

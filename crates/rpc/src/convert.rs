@@ -113,10 +113,7 @@ pub fn block_receipts(store: &Store, hash: B256) -> RpcResult<Option<Vec<Transac
         let gas_used = cumulative.saturating_sub(previous_cumulative);
         previous_cumulative = cumulative;
         let tx_hash = *tx.tx_hash();
-        let contract_address = tx
-            .kind()
-            .is_create()
-            .then(|| sender.create(tx.nonce()));
+        let contract_address = tx.kind().is_create().then(|| sender.create(tx.nonce()));
         let inner = receipt.map_logs(|log| {
             let rpc = RpcLog {
                 inner: log,

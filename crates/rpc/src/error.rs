@@ -131,11 +131,22 @@ mod tests {
         data.push(reason.len() as u8);
         data.extend_from_slice(reason);
         data.extend_from_slice(&[0u8; 12]);
-        assert_eq!(revert_reason(&data).as_deref(), Some("insufficient balance"));
-        for bad in [&[][..], &[0x08, 0xc3, 0x79, 0xa0], &data[..40], &[1, 2, 3, 4, 5]] {
+        assert_eq!(
+            revert_reason(&data).as_deref(),
+            Some("insufficient balance")
+        );
+        for bad in [
+            &[][..],
+            &[0x08, 0xc3, 0x79, 0xa0],
+            &data[..40],
+            &[1, 2, 3, 4, 5],
+        ] {
             assert_eq!(revert_reason(bad), None);
         }
-        let e = RpcError::Reverted { reason: Some("no".into()), data: Bytes::new() };
+        let e = RpcError::Reverted {
+            reason: Some("no".into()),
+            data: Bytes::new(),
+        };
         assert_eq!(e.to_string(), "execution reverted: no");
         assert_eq!(ErrorObjectOwned::from(e).code(), 3);
     }

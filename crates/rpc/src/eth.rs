@@ -83,7 +83,8 @@ pub(crate) fn resolve(ctx: &RpcContext, id: BlockId) -> RpcResult<Option<(u64, B
 /// The header whose post-state a state query reads; unknown blocks are an error.
 fn state_header(ctx: &RpcContext, id: Option<BlockId>) -> RpcResult<Header> {
     let id = id.unwrap_or(BlockId::Number(BlockNumberOrTag::Latest));
-    let (_, hash) = resolve(ctx, id)?.ok_or_else(|| RpcError::Unavailable("header not found".into()))?;
+    let (_, hash) =
+        resolve(ctx, id)?.ok_or_else(|| RpcError::Unavailable("header not found".into()))?;
     ctx.store
         .header(&hash)?
         .ok_or_else(|| RpcError::Unavailable("header not found".into()))
@@ -112,9 +113,14 @@ impl AccountState for HeadState {
     }
 }
 
-fn call_request(req: TransactionRequest, overrides: Option<StateOverride>) -> RpcResult<CallRequest> {
+fn call_request(
+    req: TransactionRequest,
+    overrides: Option<StateOverride>,
+) -> RpcResult<CallRequest> {
     if req.blob_versioned_hashes.is_some() || req.sidecar.is_some() {
-        return Err(RpcError::InvalidParams("blob transactions are not supported".into()));
+        return Err(RpcError::InvalidParams(
+            "blob transactions are not supported".into(),
+        ));
     }
     let input = req
         .input
@@ -181,8 +187,12 @@ fn suggested_tip(ctx: &RpcContext) -> RpcResult<u128> {
     let (number, _) = head(ctx)?;
     let mut tips = Vec::new();
     for n in number.saturating_sub(19)..=number {
-        let Some(hash) = ctx.store.canonical_hash(n)? else { continue };
-        let Some(header) = ctx.store.header(&hash)? else { continue };
+        let Some(hash) = ctx.store.canonical_hash(n)? else {
+            continue;
+        };
+        let Some(header) = ctx.store.header(&hash)? else {
+            continue;
+        };
         let base = header.base_fee_per_gas.unwrap_or(0);
         for tx in ctx.store.transactions(&hash)?.unwrap_or_default() {
             tips.push(tx.effective_tip_per_gas(base).unwrap_or(0));
@@ -202,7 +212,12 @@ fn next_base_fee(ctx: &RpcContext) -> RpcResult<u128> {
 }
 
 /// The logs matching `filter` in blocks `from..=to`, bounded in range and count.
-pub(crate) fn logs_in_range(ctx: &RpcContext, filter: &Filter, from: u64, to: u64) -> RpcResult<Vec<RpcLog>> {
+pub(crate) fn logs_in_range(
+    ctx: &RpcContext,
+    filter: &Filter,
+    from: u64,
+    to: u64,
+) -> RpcResult<Vec<RpcLog>> {
     if to < from {
         return Ok(vec![]);
     }
@@ -215,8 +230,12 @@ pub(crate) fn logs_in_range(ctx: &RpcContext, filter: &Filter, from: u64, to: u6
     }
     let mut out = Vec::new();
     for n in from..=to {
-        let Some(hash) = ctx.store.canonical_hash(n)? else { break };
-        let Some(header) = ctx.store.header(&hash)? else { break };
+        let Some(hash) = ctx.store.canonical_hash(n)? else {
+            break;
+        };
+        let Some(header) = ctx.store.header(&hash)? else {
+            break;
+        };
         if !filter.matches_bloom(header.logs_bloom) {
             continue;
         }
@@ -247,7 +266,10 @@ pub(crate) fn get_logs(ctx: &RpcContext, filter: &Filter) -> RpcResult<Vec<RpcLo
                 .filter(|l| filter.matches(&l.inner))
                 .collect())
         }
-        FilterBlockOption::Range { from_block, to_block } => {
+        FilterBlockOption::Range {
+            from_block,
+            to_block,
+        } => {
             let number = |tag: Option<BlockNumberOrTag>| -> RpcResult<u64> {
                 let tag = tag.unwrap_or(BlockNumberOrTag::Latest);
                 match tag {
@@ -257,8 +279,14 @@ pub(crate) fn get_logs(ctx: &RpcContext, filter: &Filter) -> RpcResult<Vec<RpcLo
                 }
             };
             let (from, to) = (number(from_block)?, number(to_block)?);
-            let to = to.min(head(ctx)?.0);
-            logs_in_range(ctx, filter, from, to)
+            if to >= from && to - from >= ctx.limits.max_logs_range {
+                return Err(RpcError::LimitExceeded(format!(
+                    "requested range of {} blocks exceeds the limit of {}",
+                    to - from + 1,
+                    ctx.limits.max_logs_range
+                )));
+            }
+            logs_in_range(ctx, filter, from, to.min(head(ctx)?.0))
         }
     }
 }
@@ -283,7 +311,8 @@ fn transaction_by_index(ctx: &RpcContext, id: BlockId, index: U64) -> RpcResult<
         let Some(tx) = usize::try_from(i).ok().and_then(|i| txs.get(i)).cloned() else {
             return Ok(Value::Null);
         };
-        let sender = consort_primitives::recover_signer(&tx).map_err(|e| RpcError::Internal(e.to_string()))?;
+        let sender = consort_primitives::recover_signer(&tx)
+            .map_err(|e| RpcError::Internal(e.to_string()))?;
         to_json(rpc_transaction(tx, sender, Some((&header, hash, i))))
     })
 }
@@ -319,12 +348,18 @@ pub(crate) fn submit(ctx: &RpcContext, raw: &[u8]) -> RpcResult<B256> {
 
 pub(crate) fn module(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
     let mut m = RpcModule::new(ctx);
-    method(&mut m, "eth_chainId", |ctx, _| Ok(hex_u64(ctx.chain.chain_id)));
-    method(&mut m, "eth_blockNumber", |ctx, _| Ok(hex_u64(head(ctx)?.0)));
+    method(&mut m, "eth_chainId", |ctx, _| {
+        Ok(hex_u64(ctx.chain.chain_id))
+    });
+    method(&mut m, "eth_blockNumber", |ctx, _| {
+        Ok(hex_u64(head(ctx)?.0))
+    });
     method(&mut m, "eth_syncing", |_, _| Ok(Value::Bool(false)));
     method(&mut m, "eth_accounts", |_, _| Ok(json!([])));
     method(&mut m, "eth_coinbase", |ctx, _| to_json(ctx.info.coinbase));
-    method(&mut m, "eth_mining", |ctx, _| Ok(Value::Bool(ctx.info.mining)));
+    method(&mut m, "eth_mining", |ctx, _| {
+        Ok(Value::Bool(ctx.info.mining))
+    });
     method(&mut m, "eth_hashrate", |_, _| Ok(hex_u64(0)));
     method(&mut m, "eth_protocolVersion", |_, _| Ok(hex_u64(68)));
     method(&mut m, "eth_getBalance", |ctx, p| {
@@ -344,7 +379,10 @@ pub(crate) fn module(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
             .basic_account(&address)?
             .map_or(0, |a| a.nonce);
         if pending {
-            let pool = ctx.pool.lock().map_err(|_| RpcError::Internal("pool lock poisoned".into()))?;
+            let pool = ctx
+                .pool
+                .lock()
+                .map_err(|_| RpcError::Internal("pool lock poisoned".into()))?;
             if let Some(n) = pool.pending_nonce(&address) {
                 return Ok(hex_u64(n.max(nonce)));
             }
@@ -374,7 +412,9 @@ pub(crate) fn module(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
         let mut seq = p.sequence();
         let tag: BlockNumberOrTag = next(&mut seq)?;
         let full: bool = optional(&mut seq)?.unwrap_or(false);
-        by_block(ctx, BlockId::Number(tag), |h| to_json(block(&ctx.store, h, full)?))
+        by_block(ctx, BlockId::Number(tag), |h| {
+            to_json(block(&ctx.store, h, full)?)
+        })
     });
     method(&mut m, "eth_getBlockByHash", |ctx, p| {
         let mut seq = p.sequence();
@@ -385,15 +425,25 @@ pub(crate) fn module(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
     method(&mut m, "eth_getBlockTransactionCountByNumber", |ctx, p| {
         let tag: BlockNumberOrTag = next(&mut p.sequence())?;
         by_block(ctx, BlockId::Number(tag), |h| {
-            Ok(ctx.store.transactions(&h)?.map_or(Value::Null, |t| hex_u64(t.len() as u64)))
+            Ok(ctx
+                .store
+                .transactions(&h)?
+                .map_or(Value::Null, |t| hex_u64(t.len() as u64)))
         })
     });
     method(&mut m, "eth_getBlockTransactionCountByHash", |ctx, p| {
         let hash: B256 = next(&mut p.sequence())?;
-        Ok(ctx.store.transactions(&hash)?.map_or(Value::Null, |t| hex_u64(t.len() as u64)))
+        Ok(ctx
+            .store
+            .transactions(&hash)?
+            .map_or(Value::Null, |t| hex_u64(t.len() as u64)))
     });
-    method(&mut m, "eth_getUncleCountByBlockNumber", |_, _| Ok(hex_u64(0)));
-    method(&mut m, "eth_getUncleCountByBlockHash", |_, _| Ok(hex_u64(0)));
+    method(&mut m, "eth_getUncleCountByBlockNumber", |_, _| {
+        Ok(hex_u64(0))
+    });
+    method(&mut m, "eth_getUncleCountByBlockHash", |_, _| {
+        Ok(hex_u64(0))
+    });
     method(&mut m, "eth_getTransactionByHash", |ctx, p| {
         let hash: B256 = next(&mut p.sequence())?;
         if let Some(loc) = ctx.store.transaction_location(&hash)? {
@@ -409,11 +459,15 @@ pub(crate) fn module(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
             None => Ok(Value::Null),
         }
     });
-    method(&mut m, "eth_getTransactionByBlockNumberAndIndex", |ctx, p| {
-        let mut seq = p.sequence();
-        let tag: BlockNumberOrTag = next(&mut seq)?;
-        transaction_by_index(ctx, BlockId::Number(tag), next(&mut seq)?)
-    });
+    method(
+        &mut m,
+        "eth_getTransactionByBlockNumberAndIndex",
+        |ctx, p| {
+            let mut seq = p.sequence();
+            let tag: BlockNumberOrTag = next(&mut seq)?;
+            transaction_by_index(ctx, BlockId::Number(tag), next(&mut seq)?)
+        },
+    );
     method(&mut m, "eth_getTransactionByBlockHashAndIndex", |ctx, p| {
         let mut seq = p.sequence();
         let hash: B256 = next(&mut seq)?;
@@ -425,7 +479,9 @@ pub(crate) fn module(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
             return Ok(Value::Null);
         };
         let receipts = block_receipts(&ctx.store, loc.block_hash)?.unwrap_or_default();
-        let receipt = usize::try_from(loc.index).ok().and_then(|i| receipts.into_iter().nth(i));
+        let receipt = usize::try_from(loc.index)
+            .ok()
+            .and_then(|i| receipts.into_iter().nth(i));
         to_json(receipt)
     });
     method(&mut m, "eth_getBlockReceipts", |ctx, p| {
@@ -455,7 +511,8 @@ pub(crate) fn module(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
         let header = state_header(ctx, optional(&mut seq)?)?;
         let overrides: Option<StateOverride> = optional(&mut seq)?;
         let req = call_request(req, overrides)?;
-        match consort_evm::estimate_gas(&ctx.store, &ctx.chain, &header, &req, ctx.limits.gas_cap)? {
+        match consort_evm::estimate_gas(&ctx.store, &ctx.chain, &header, &req, ctx.limits.gas_cap)?
+        {
             Ok(gas) => Ok(hex_u64(gas)),
             Err(outcome) if outcome.reverted => Err(failed_call(outcome)),
             Err(outcome) => Err(RpcError::Execution(format!(
@@ -466,9 +523,13 @@ pub(crate) fn module(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
         }
     });
     method(&mut m, "eth_gasPrice", |ctx, _| {
-        Ok(hex_u128(next_base_fee(ctx)?.saturating_add(suggested_tip(ctx)?)))
+        Ok(hex_u128(
+            next_base_fee(ctx)?.saturating_add(suggested_tip(ctx)?),
+        ))
     });
-    method(&mut m, "eth_maxPriorityFeePerGas", |ctx, _| Ok(hex_u128(suggested_tip(ctx)?)));
+    method(&mut m, "eth_maxPriorityFeePerGas", |ctx, _| {
+        Ok(hex_u128(suggested_tip(ctx)?))
+    });
     method(&mut m, "eth_feeHistory", |ctx, p| {
         let mut seq = p.sequence();
         let count: U64 = next(&mut seq)?;
@@ -483,7 +544,11 @@ pub(crate) fn module(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
     method(&mut m, "eth_getProof", |ctx, p| {
         let mut seq = p.sequence();
         let address: Address = next(&mut seq)?;
-        let slots: Vec<B256> = next(&mut seq)?;
+        // Keys as geth takes them: any hex up to 32 bytes.
+        let slots: Vec<B256> = next::<Vec<U256>>(&mut seq)?
+            .into_iter()
+            .map(B256::from)
+            .collect();
         let header = state_header(ctx, optional(&mut seq)?)?;
         if header.number != head(ctx)?.0 {
             return Err(RpcError::Unavailable(
@@ -491,7 +556,9 @@ pub(crate) fn module(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
             ));
         }
         if slots.len() > 1_024 {
-            return Err(RpcError::LimitExceeded("more than 1024 storage keys".into()));
+            return Err(RpcError::LimitExceeded(
+                "more than 1024 storage keys".into(),
+            ));
         }
         let (account, account_proof, storage) = ctx.store.proof(&address, &slots)?;
         let account = account.unwrap_or_default();
@@ -499,9 +566,17 @@ pub(crate) fn module(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
         to_json(EIP1186AccountProofResponse {
             address,
             balance: account.balance,
-            code_hash: if is_empty { KECCAK_EMPTY } else { account.code_hash },
+            code_hash: if is_empty {
+                KECCAK_EMPTY
+            } else {
+                account.code_hash
+            },
             nonce: account.nonce,
-            storage_hash: if is_empty { consort_primitives::EMPTY_ROOT_HASH } else { account.storage_root },
+            storage_hash: if is_empty {
+                consort_primitives::EMPTY_ROOT_HASH
+            } else {
+                account.storage_root
+            },
             account_proof,
             storage_proof: storage
                 .into_iter()
@@ -529,8 +604,13 @@ fn fee_history(
     }
     let count = count.min(ctx.limits.max_fee_history);
     if let Some(p) = &percentiles {
-        if p.len() > 100 || p.iter().any(|v| !(0.0..=100.0).contains(v)) || p.windows(2).any(|w| w[0] > w[1]) {
-            return Err(RpcError::InvalidParams("reward percentiles must be ascending values in [0, 100]".into()));
+        if p.len() > 100
+            || p.iter().any(|v| !(0.0..=100.0).contains(v))
+            || p.windows(2).any(|w| w.first() > w.last())
+        {
+            return Err(RpcError::InvalidParams(
+                "reward percentiles must be ascending values in [0, 100]".into(),
+            ));
         }
     }
     let (newest, _) = resolve(ctx, BlockId::Number(newest))?
@@ -543,8 +623,12 @@ fn fee_history(
     let mut rewards = Vec::new();
     let mut last: Option<Header> = None;
     for n in oldest..=newest {
-        let Some(hash) = ctx.store.canonical_hash(n)? else { break };
-        let Some(header) = ctx.store.header(&hash)? else { break };
+        let Some(hash) = ctx.store.canonical_hash(n)? else {
+            break;
+        };
+        let Some(header) = ctx.store.header(&hash)? else {
+            break;
+        };
         let base = header.base_fee_per_gas.unwrap_or(0);
         history.base_fee_per_gas.push(base as u128);
         history.gas_used_ratio.push(if header.gas_limit == 0 {
@@ -601,9 +685,10 @@ fn register_subscriptions(m: &mut RpcModule<Arc<RpcContext>>) {
         "eth_subscribe",
         "eth_subscription",
         "eth_unsubscribe",
-        |params: Params<'static>, pending: PendingSubscriptionSink, ctx: Arc<Arc<RpcContext>>, _| {
-            subscribe(params, pending, Arc::clone(&ctx))
-        },
+        |params: Params<'static>,
+         pending: PendingSubscriptionSink,
+         ctx: Arc<Arc<RpcContext>>,
+         _| { subscribe(params, pending, Arc::clone(&*ctx)) },
     );
     if let Err(e) = result {
         tracing::error!("eth_subscribe could not be registered: {e}");
@@ -615,7 +700,7 @@ fn register_subscriptions(m: &mut RpcModule<Arc<RpcContext>>) {
 async fn subscribe(
     params: Params<'static>,
     pending: PendingSubscriptionSink,
-    ctx: Arc<Arc<RpcContext>>,
+    ctx: Arc<RpcContext>,
 ) -> jsonrpsee::core::SubscriptionResult {
     let mut seq = params.sequence();
     let kind: String = match seq.next() {

@@ -26,29 +26,44 @@ impl RpcMetrics {
             request_time: register(
                 registry,
                 HistogramVec::new(
-                    HistogramOpts::new("besu_rpc_request_time", "Time taken to process a JSON-RPC request")
-                        .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+                    HistogramOpts::new(
+                        "besu_rpc_request_time",
+                        "Time taken to process a JSON-RPC request",
+                    )
+                    .buckets(vec![
+                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                        5.0,
+                    ]),
                     &["methodName"],
                 )?,
             )?,
             errors: register(
                 registry,
                 IntCounterVec::new(
-                    Opts::new("besu_rpc_errors_count_total", "Number of errors per RPC method and RPC error type"),
+                    Opts::new(
+                        "besu_rpc_errors_count_total",
+                        "Number of errors per RPC method and RPC error type",
+                    ),
                     &["rpcMethod", "errorType"],
                 )?,
             )?,
             subscribe: register(
                 registry,
                 IntCounterVec::new(
-                    Opts::new("besu_rpc_subscription_subscribe_total", "Number of subscriptions"),
+                    Opts::new(
+                        "besu_rpc_subscription_subscribe_total",
+                        "Number of subscriptions",
+                    ),
                     &["type"],
                 )?,
             )?,
             unsubscribe: register(
                 registry,
                 IntCounterVec::new(
-                    Opts::new("besu_rpc_subscription_unsubscribe_total", "Number of unsubscriptions"),
+                    Opts::new(
+                        "besu_rpc_subscription_unsubscribe_total",
+                        "Number of unsubscriptions",
+                    ),
                     &["type"],
                 )?,
             )?,
@@ -93,9 +108,17 @@ impl PoolMetrics {
     pub fn observe(&self, pool: &TxPool) {
         let status = pool.status();
         self.transactions.set(pool.len() as i64);
-        self.by_layer.with_label_values(&["pending"]).set(status.pending as i64);
-        self.by_layer.with_label_values(&["queued"]).set(status.queued as i64);
-        self.unique_senders.with_label_values(&["txpool"]).set(pool.sender_count() as i64);
-        self.space_used.with_label_values(&["txpool"]).set(pool.bytes() as i64);
+        self.by_layer
+            .with_label_values(&["pending"])
+            .set(status.pending as i64);
+        self.by_layer
+            .with_label_values(&["queued"])
+            .set(status.queued as i64);
+        self.unique_senders
+            .with_label_values(&["txpool"])
+            .set(pool.sender_count() as i64);
+        self.space_used
+            .with_label_values(&["txpool"])
+            .set(pool.bytes() as i64);
     }
 }

@@ -16,16 +16,22 @@ use std::sync::Arc;
 
 pub(crate) fn net(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
     let mut m = RpcModule::new(ctx);
-    method(&mut m, "net_version", |ctx, _| Ok(Value::String(ctx.chain.chain_id.to_string())));
+    method(&mut m, "net_version", |ctx, _| {
+        Ok(Value::String(ctx.chain.chain_id.to_string()))
+    });
     // No peer-to-peer listener exists yet: a single node has no peers.
     method(&mut m, "net_listening", |_, _| Ok(Value::Bool(false)));
-    method(&mut m, "net_peerCount", |_, _| Ok(Value::String("0x0".into())));
+    method(&mut m, "net_peerCount", |_, _| {
+        Ok(Value::String("0x0".into()))
+    });
     m
 }
 
 pub(crate) fn web3(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
     let mut m = RpcModule::new(ctx);
-    method(&mut m, "web3_clientVersion", |ctx, _| Ok(Value::String(ctx.info.client_version.clone())));
+    method(&mut m, "web3_clientVersion", |ctx, _| {
+        Ok(Value::String(ctx.info.client_version.clone()))
+    });
     method(&mut m, "web3_sha3", |_, p| {
         let data: Bytes = next(&mut p.sequence())?;
         to_json(keccak256(data))
@@ -57,7 +63,10 @@ pub(crate) fn txpool(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
             for (sender, txs) in content {
                 let mut by_nonce = Map::new();
                 for (nonce, tx) in txs {
-                    by_nonce.insert(nonce.to_string(), to_json(rpc_transaction(tx.tx.clone(), tx.sender, None))?);
+                    by_nonce.insert(
+                        nonce.to_string(),
+                        to_json(rpc_transaction(tx.tx.clone(), tx.sender, None))?,
+                    );
                 }
                 out.insert(sender.to_checksum(None), Value::Object(by_nonce));
             }
@@ -116,12 +125,16 @@ pub(crate) fn qbft(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
         let to = number(to, head);
         let from = number(from, to.saturating_sub(100));
         if from >= to && !(from == 0 && to == 0) {
-            return Err(RpcError::InvalidParams("fromBlock must be lower than toBlock".into()));
+            return Err(RpcError::InvalidParams(
+                "fromBlock must be lower than toBlock".into(),
+            ));
         }
         let mut stats: BTreeMap<Address, (u64, u64)> = BTreeMap::new();
         let mut last_validators = Vec::new();
         for n in from..to.max(from + 1).min(head.saturating_add(1)) {
-            let Some(header) = ctx.store.header_by_number(n)? else { break };
+            let Some(header) = ctx.store.header_by_number(n)? else {
+                break;
+            };
             if n > 0 {
                 let e = stats.entry(header.beneficiary).or_insert((0, 0));
                 e.0 += 1;
@@ -157,25 +170,42 @@ pub(crate) fn debug(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
         Ok(resolve(ctx, id)?.map(|(_, h)| h))
     }
     method(&mut m, "debug_getRawHeader", |ctx, p| {
-        let Some(hash) = hash_of(ctx, p)? else { return Ok(Value::Null) };
+        let Some(hash) = hash_of(ctx, p)? else {
+            return Ok(Value::Null);
+        };
         let header = ctx.store.header(&hash)?;
         to_json(header.map(|h| Bytes::from(alloy_rlp::encode(&h))))
     });
     method(&mut m, "debug_getRawBlock", |ctx, p| {
-        let Some(hash) = hash_of(ctx, p)? else { return Ok(Value::Null) };
-        let Some(header) = ctx.store.header(&hash)? else { return Ok(Value::Null) };
+        let Some(hash) = hash_of(ctx, p)? else {
+            return Ok(Value::Null);
+        };
+        let Some(header) = ctx.store.header(&hash)? else {
+            return Ok(Value::Null);
+        };
         let transactions = ctx.store.transactions(&hash)?.unwrap_or_default();
         let withdrawals = header.withdrawals_root.map(|_| Default::default());
         let block = alloy_consensus::Block {
             header,
-            body: alloy_consensus::BlockBody { transactions, ommers: vec![], withdrawals },
+            body: alloy_consensus::BlockBody {
+                transactions,
+                ommers: vec![],
+                withdrawals,
+            },
         };
         to_json(Bytes::from(alloy_rlp::encode(&block)))
     });
     method(&mut m, "debug_getRawReceipts", |ctx, p| {
-        let Some(hash) = hash_of(ctx, p)? else { return Ok(Value::Null) };
+        let Some(hash) = hash_of(ctx, p)? else {
+            return Ok(Value::Null);
+        };
         let receipts = ctx.store.receipts(&hash)?.unwrap_or_default();
-        to_json(receipts.iter().map(|r| Bytes::from(r.encoded_2718())).collect::<Vec<_>>())
+        to_json(
+            receipts
+                .iter()
+                .map(|r| Bytes::from(r.encoded_2718()))
+                .collect::<Vec<_>>(),
+        )
     });
     method(&mut m, "debug_getRawTransaction", |ctx, p| {
         let hash: B256 = next(&mut p.sequence())?;

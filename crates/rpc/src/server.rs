@@ -148,7 +148,10 @@ where
             .with_label_values(&[name])
             .observe(start.elapsed().as_secs_f64());
         if let Err(e) = &result {
-            ctx.metrics.errors.with_label_values(&[name, e.kind()]).inc();
+            ctx.metrics
+                .errors
+                .with_label_values(&[name, e.kind()])
+                .inc();
         }
         result.map_err(ErrorObjectOwned::from)
     });
@@ -195,7 +198,9 @@ fn module_for(ctx: &Arc<RpcContext>, apis: &[ApiGroup]) -> RpcResult<RpcModule<(
 }
 
 fn cors(origins: &[String]) -> CorsLayer {
-    let any = origins.iter().any(|o| o == "*" || o.eq_ignore_ascii_case("all"));
+    let any = origins
+        .iter()
+        .any(|o| o == "*" || o.eq_ignore_ascii_case("all"));
     let layer = CorsLayer::new().allow_methods(Any).allow_headers(Any);
     if any {
         layer.allow_origin(Any)
@@ -264,10 +269,9 @@ pub async fn start(ctx: Arc<RpcContext>, config: RpcServerConfig) -> RpcResult<R
         let builder = Server::builder()
             .set_config(settings.build())
             .set_http_middleware(middleware);
-        let server = builder
-            .build(t.addr)
-            .await
-            .map_err(|e| RpcError::Internal(format!("JSON-RPC could not listen on {}: {e}", t.addr)))?;
+        let server = builder.build(t.addr).await.map_err(|e| {
+            RpcError::Internal(format!("JSON-RPC could not listen on {}: {e}", t.addr))
+        })?;
         let addr = server
             .local_addr()
             .map_err(|e| RpcError::Internal(e.to_string()))?;
@@ -290,7 +294,9 @@ struct HexIdProvider {
 
 impl jsonrpsee::core::traits::IdProvider for HexIdProvider {
     fn next_id(&self) -> jsonrpsee::types::SubscriptionId<'static> {
-        let n = self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());

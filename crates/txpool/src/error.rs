@@ -21,7 +21,9 @@ pub enum PoolError {
         nonce: u64,
     },
     /// A queued transaction would leave too large a gap after the sender's last pending one.
-    #[error("nonce too far in future: next executable nonce {next}, tx nonce {nonce}, limit {limit}")]
+    #[error(
+        "nonce too far in future: next executable nonce {next}, tx nonce {nonce}, limit {limit}"
+    )]
     NonceTooFarInFuture {
         /// The sender's next executable nonce (head state plus pending transactions).
         next: u64,

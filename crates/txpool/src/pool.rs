@@ -298,9 +298,7 @@ impl TxPool {
 
         let (state_nonce, balance) = match self.senders.get(&sender) {
             Some(q) => (q.state_nonce, q.balance),
-            None => state
-                .nonce_and_balance(&sender)
-                .map_err(PoolError::State)?,
+            None => state.nonce_and_balance(&sender).map_err(PoolError::State)?,
         };
         if nonce < state_nonce {
             return Err(PoolError::NonceTooLow {
@@ -365,7 +363,8 @@ impl TxPool {
         incoming_state_nonce: u64,
     ) -> Result<(), PoolError> {
         let base_fee = self.head.base_fee;
-        let score = |pending: bool, tx: &PooledTransaction| (pending, tx.tip(base_fee).unwrap_or(0));
+        let score =
+            |pending: bool, tx: &PooledTransaction| (pending, tx.tip(base_fee).unwrap_or(0));
         let victim = self
             .senders
             .values()

@@ -137,15 +137,39 @@ fn rejections_carry_geth_messages_and_leave_the_pool_unchanged() {
     });
     let poor = Key::new(2);
     let cases: Vec<(&str, TxEnvelope, &str)> = vec![
-        ("same transaction twice", alice.transfer(5, 2_000, 1_000), "already known"),
-        ("used nonce", alice.transfer(4, 2_000, 1_000), "nonce too low"),
-        ("same nonce, same price", alice.transfer(5, 2_100, 1_050), "replacement transaction underpriced"),
-        ("no balance", poor.transfer(0, 2_000, 1), "insufficient funds for gas * price + value"),
+        (
+            "same transaction twice",
+            alice.transfer(5, 2_000, 1_000),
+            "already known",
+        ),
+        (
+            "used nonce",
+            alice.transfer(4, 2_000, 1_000),
+            "nonce too low",
+        ),
+        (
+            "same nonce, same price",
+            alice.transfer(5, 2_100, 1_050),
+            "replacement transaction underpriced",
+        ),
+        (
+            "no balance",
+            poor.transfer(0, 2_000, 1),
+            "insufficient funds for gas * price + value",
+        ),
         ("below intrinsic gas", low_gas, "intrinsic gas too low"),
         ("above block gas limit", huge_gas, "exceeds block gas limit"),
         ("other chain", wrong_chain, "invalid chain id"),
-        ("below min gas price", alice.transfer(6, 999, 1), "transaction underpriced"),
-        ("nonce far ahead", alice.transfer(500, 2_000, 1), "nonce too far in future"),
+        (
+            "below min gas price",
+            alice.transfer(6, 999, 1),
+            "transaction underpriced",
+        ),
+        (
+            "nonce far ahead",
+            alice.transfer(500, 2_000, 1),
+            "nonce too far in future",
+        ),
     ];
     for (what, tx, message) in cases {
         let err = pool.add(tx, &state).unwrap_err();
@@ -200,7 +224,8 @@ fn replacement_needs_a_ten_percent_bump_of_fee_cap_and_tip() {
     let mut pool = pool();
     let first = pool.add(alice.transfer(0, 10_000, 1_000), &state).unwrap();
     assert_eq!(
-        pool.add(alice.transfer(0, 11_000, 1_099), &state).unwrap_err(),
+        pool.add(alice.transfer(0, 11_000, 1_099), &state)
+            .unwrap_err(),
         PoolError::ReplacementUnderpriced
     );
     let second = pool.add(alice.transfer(0, 11_000, 1_100), &state).unwrap();
@@ -300,10 +325,14 @@ fn bounds_hold_under_a_flood() {
         ..PoolConfig::default()
     });
     for nonce in 0..3 {
-        small.add(keys[0].transfer(nonce, 2_000, 1), &state).unwrap();
+        small
+            .add(keys[0].transfer(nonce, 2_000, 1), &state)
+            .unwrap();
     }
     assert_eq!(
-        small.add(keys[0].transfer(3, 2_000, 1), &state).unwrap_err(),
+        small
+            .add(keys[0].transfer(3, 2_000, 1), &state)
+            .unwrap_err(),
         PoolError::SenderLimit(3)
     );
 }

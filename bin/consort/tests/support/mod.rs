@@ -121,6 +121,18 @@ pub fn post(url: &str, body: &str) -> serde_json::Value {
 
 /// A minimal HTTP/1.1 client: returns status and body.
 pub fn http_request(url: &str, method: &str, body: &str, host: Option<&str>) -> (u16, String) {
+    let headers: Vec<(&str, &str)> = host.map(|h| vec![("Host", h)]).unwrap_or_default();
+    let (status, _, body) = http_request_with(url, method, body, &headers);
+    (status, body)
+}
+
+/// Like [`http_request`] with extra headers; also returns the response head.
+pub fn http_request_with(
+    url: &str,
+    method: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, String) {
     use std::io::{Read, Write};
     let rest = url.trim_start_matches("http://");
     let (authority, path) = match rest.find('/') {
@@ -129,9 +141,17 @@ pub fn http_request(url: &str, method: &str, body: &str, host: Option<&str>) -> 
     };
     let mut stream = std::net::TcpStream::connect(authority).expect("connect");
     stream.set_read_timeout(Some(Duration::from_secs(30))).ok();
+    let host = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+        .map_or(authority, |(_, v)| *v);
+    let extra: String = headers
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("host"))
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        host.unwrap_or(authority),
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).expect("write");
@@ -144,12 +164,15 @@ pub fn http_request(url: &str, method: &str, body: &str, host: Option<&str>) -> 
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_string()
     };
-    (status, body)
+    (status, head.to_string(), body)
 }
 
 fn dechunk(mut body: &str) -> String {
