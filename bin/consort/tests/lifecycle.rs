@@ -143,6 +143,14 @@ fn metrics_are_served_under_besu_names_and_guarded_by_the_host_allowlist() {
         .and_then(|v| v.parse::<f64>().ok())
         .unwrap();
     assert!(height >= 1.0);
+    // Idle memory stays far below Besu's gigabytes.
+    let rss = text
+        .lines()
+        .find(|l| l.starts_with("process_resident_memory_bytes "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap();
+    assert!(rss < 100.0 * 1024.0 * 1024.0, "resident memory {rss} bytes");
     let (status, _) = http_request(&metrics, "GET", "", Some("evil.example"));
     assert_eq!(status, 403);
     // JSON-RPC applies the same allowlist.

@@ -211,6 +211,18 @@ fn next_base_fee(ctx: &RpcContext) -> RpcResult<u128> {
         .unwrap_or(0) as u128)
 }
 
+/// Fails if `from..=to` spans more blocks than `--rpc-max-logs-range`.
+fn check_range(ctx: &RpcContext, from: u64, to: u64) -> RpcResult<()> {
+    if to >= from && to - from >= ctx.limits.max_logs_range {
+        return Err(RpcError::LimitExceeded(format!(
+            "requested range of {} blocks exceeds the limit of {}",
+            to - from + 1,
+            ctx.limits.max_logs_range
+        )));
+    }
+    Ok(())
+}
+
 /// The logs matching `filter` in blocks `from..=to`, bounded in range and count.
 pub(crate) fn logs_in_range(
     ctx: &RpcContext,
@@ -221,13 +233,7 @@ pub(crate) fn logs_in_range(
     if to < from {
         return Ok(vec![]);
     }
-    if to - from >= ctx.limits.max_logs_range {
-        return Err(RpcError::LimitExceeded(format!(
-            "requested range of {} blocks exceeds the limit of {}",
-            to - from + 1,
-            ctx.limits.max_logs_range
-        )));
-    }
+    check_range(ctx, from, to)?;
     let mut out = Vec::new();
     for n in from..=to {
         let Some(hash) = ctx.store.canonical_hash(n)? else {
@@ -279,13 +285,7 @@ pub(crate) fn get_logs(ctx: &RpcContext, filter: &Filter) -> RpcResult<Vec<RpcLo
                 }
             };
             let (from, to) = (number(from_block)?, number(to_block)?);
-            if to >= from && to - from >= ctx.limits.max_logs_range {
-                return Err(RpcError::LimitExceeded(format!(
-                    "requested range of {} blocks exceeds the limit of {}",
-                    to - from + 1,
-                    ctx.limits.max_logs_range
-                )));
-            }
+            check_range(ctx, from, to)?;
             logs_in_range(ctx, filter, from, to.min(head(ctx)?.0))
         }
     }
@@ -322,10 +322,7 @@ pub(crate) fn submit(ctx: &RpcContext, raw: &[u8]) -> RpcResult<B256> {
     let header = ctx.store.head_header()?;
     let view = state(ctx, &header)?;
     let result = {
-        let mut pool = ctx
-            .pool
-            .lock()
-            .map_err(|_| RpcError::Internal("transaction pool lock poisoned".into()))?;
+        let mut pool = ctx.pool()?;
         let r = pool.add_raw(raw, &HeadState(view));
         ctx.pool_metrics.observe(&pool);
         r
@@ -379,10 +376,7 @@ pub(crate) fn module(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
             .basic_account(&address)?
             .map_or(0, |a| a.nonce);
         if pending {
-            let pool = ctx
-                .pool
-                .lock()
-                .map_err(|_| RpcError::Internal("pool lock poisoned".into()))?;
+            let pool = ctx.pool()?;
             if let Some(n) = pool.pending_nonce(&address) {
                 return Ok(hex_u64(n.max(nonce)));
             }
@@ -449,11 +443,7 @@ pub(crate) fn module(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
         if let Some(loc) = ctx.store.transaction_location(&hash)? {
             return transaction_by_index(ctx, BlockId::hash(loc.block_hash), U64::from(loc.index));
         }
-        let pooled = ctx
-            .pool
-            .lock()
-            .map_err(|_| RpcError::Internal("pool lock poisoned".into()))?
-            .get(&hash);
+        let pooled = ctx.pool()?.get(&hash);
         match pooled {
             Some(tx) => to_json(rpc_transaction(tx.tx.clone(), tx.sender, None)),
             None => Ok(Value::Null),

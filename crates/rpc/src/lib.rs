@@ -117,3 +117,12 @@ pub struct RpcContext {
     /// Transaction pool metrics.
     pub pool_metrics: PoolMetrics,
 }
+
+impl RpcContext {
+    /// The transaction pool, locked.
+    pub fn pool(&self) -> RpcResult<std::sync::MutexGuard<'_, TxPool>> {
+        self.pool
+            .lock()
+            .map_err(|_| RpcError::Internal("transaction pool lock poisoned".into()))
+    }
+}

@@ -42,22 +42,14 @@ pub(crate) fn web3(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
 pub(crate) fn txpool(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
     let mut m = RpcModule::new(ctx);
     method(&mut m, "txpool_status", |ctx, _| {
-        let status = ctx
-            .pool
-            .lock()
-            .map_err(|_| RpcError::Internal("pool lock poisoned".into()))?
-            .status();
+        let status = ctx.pool()?.status();
         Ok(json!({
             "pending": format!("{:#x}", status.pending),
             "queued": format!("{:#x}", status.queued),
         }))
     });
     method(&mut m, "txpool_content", |ctx, _| {
-        let (pending, queued) = ctx
-            .pool
-            .lock()
-            .map_err(|_| RpcError::Internal("pool lock poisoned".into()))?
-            .content();
+        let (pending, queued) = ctx.pool()?.content();
         let side = |content: consort_txpool::PoolContent| -> RpcResult<Value> {
             let mut out = Map::new();
             for (sender, txs) in content {
@@ -210,11 +202,7 @@ pub(crate) fn debug(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
     method(&mut m, "debug_getRawTransaction", |ctx, p| {
         let hash: B256 = next(&mut p.sequence())?;
         let Some(loc) = ctx.store.transaction_location(&hash)? else {
-            let pooled = ctx
-                .pool
-                .lock()
-                .map_err(|_| RpcError::Internal("pool lock poisoned".into()))?
-                .get(&hash);
+            let pooled = ctx.pool()?.get(&hash);
             return to_json(pooled.map(|t| Bytes::from(t.tx.encoded_2718())));
         };
         let txs = ctx.store.transactions(&loc.block_hash)?.unwrap_or_default();
