@@ -203,6 +203,24 @@ impl Chain {
                 h.timestamp
             )));
         }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if h.timestamp > now.saturating_add(1) {
+            return Err(invalid(format!(
+                "timestamp {} is in the future (now {now})",
+                h.timestamp
+            )));
+        }
+        if !block.body.ommers.is_empty()
+            || block
+                .body
+                .withdrawals
+                .as_ref()
+                .is_some_and(|w| !w.is_empty())
+        {
+            return Err(invalid("a QBFT block has no ommers or withdrawals".into()));
+        }
         if h.mix_hash != QBFT_MIX_HASH
             || h.difficulty != U256::from(1)
             || h.ommers_hash != EMPTY_OMMER_ROOT_HASH
@@ -211,13 +229,24 @@ impl Chain {
                 "mixHash, difficulty or ommers are not QBFT's".into(),
             ));
         }
-        if h.gas_limit != parent.gas_limit || h.gas_used > h.gas_limit {
-            return Err(invalid(
-                "gas limit differs from the parent's or gas used exceeds it".into(),
-            ));
+        // Ethereum's gas limit rule: within 1/1024 of the parent's, at least 5,000.
+        let gas_limit_ok = h.gas_limit == parent.gas_limit
+            || (h.gas_limit.abs_diff(parent.gas_limit) < parent.gas_limit / 1024
+                && h.gas_limit >= 5_000);
+        if !gas_limit_ok || h.gas_used > h.gas_limit {
+            return Err(invalid(format!(
+                "gas limit {} is out of range of the parent's {} or gas used {} exceeds it",
+                h.gas_limit, parent.gas_limit, h.gas_used
+            )));
         }
-        if validators_of(h) != self.validators_after(&parent) {
-            return Err(invalid("validators differ from the parent's".into()));
+        // As written, not sorted: Besu requires the list in ascending order.
+        let written = QbftExtraData::decode(&h.extra_data)
+            .map(|e| e.validators)
+            .unwrap_or_default();
+        if written != self.validators_after(&parent) {
+            return Err(invalid(
+                "validators differ from the parent's or are not sorted".into(),
+            ));
         }
         if !self.validators_after(&parent).contains(&h.beneficiary) {
             return Err(invalid(format!(
@@ -227,6 +256,7 @@ impl Chain {
         }
         let mut expected = self.template(&parent, parent_hash, 0, h.beneficiary, h.timestamp);
         expected.extra_data = h.extra_data.clone();
+        expected.gas_limit = h.gas_limit;
         let txs = block.body.transactions.clone();
         let senders = recover_senders(&txs)?;
         let executed = execute_block(

@@ -283,7 +283,8 @@ impl Driver {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::error!("decided block {number} does not execute: {e}");
-                    return None;
+                    // Restart the height rather than stall on it.
+                    return self.head_input();
                 }
             },
         };
@@ -292,7 +293,7 @@ impl Driver {
             Ok(h) => h,
             Err(e) => {
                 tracing::error!("importing block {number} failed: {e}");
-                return None;
+                return self.head_input();
             }
         };
         tracing::info!(

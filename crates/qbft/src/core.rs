@@ -286,6 +286,15 @@ impl Qbft {
         if self.state.as_ref().is_some_and(|s| s.height > height) {
             return;
         }
+        // The same head again keeps the round state (and any prepared certificate), unless the
+        // height was decided and its import failed: then the height starts over.
+        if self
+            .state
+            .as_ref()
+            .is_some_and(|s| s.height == height && s.parent.hash == head.hash && !s.decided)
+        {
+            return;
+        }
         let at_ms = head
             .timestamp
             .saturating_mul(1000)

@@ -168,6 +168,9 @@ impl<P: Payload> Signed<P> {
         if !body.is_empty() {
             return Err(MessageError::Rlp("trailing items in signed data".into()));
         }
+        if !is_canonical(&signature) {
+            return Err(MessageError::BadSignature);
+        }
         let author = recover_commit_seal_signer(signing_hash(P::CODE, &raw), &signature)
             .ok_or(MessageError::BadSignature)?;
         Ok(Signed {
@@ -177,6 +180,19 @@ impl<P: Payload> Signed<P> {
             raw,
         })
     }
+}
+
+/// secp256k1's group order divided by two: larger `s` values are malleable copies.
+const HALF_ORDER: [u8; 32] = [
+    0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0x5d, 0x57, 0x6e, 0x73, 0x57, 0xa4, 0x50, 0x1d, 0xdf, 0xe9, 0x2f, 0x46, 0x68, 0x1b, 0x20, 0xa0,
+];
+
+/// Whether a signature is in the one form Besu accepts: recovery id 0 or 1 and low `s`.
+fn is_canonical(signature: &CommitSeal) -> bool {
+    let bytes = signature.0;
+    let low_s = bytes.get(32..64).is_some_and(|s| s <= &HALF_ORDER[..]);
+    low_s && bytes.get(64).is_some_and(|v| *v <= 1)
 }
 
 /// Reads a list header and returns its body, advancing `buf` past the list.

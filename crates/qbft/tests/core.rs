@@ -192,6 +192,28 @@ fn messages_round_trip_and_recover_their_author() {
         }
     }
     assert!(QbftMessage::decode(0x16, &[0xc0]).is_err());
+
+    // The malleable twin of a valid signature (s' = n - s, flipped recovery id) is refused.
+    let prepare = QbftMessage::prepare(
+        PreparePayload {
+            height: 1,
+            round: 0,
+            digest: B256::repeat_byte(1),
+        },
+        &k,
+        me,
+    );
+    let mut bytes = prepare.encode();
+    let sig_start = bytes.len() - 65;
+    let n = alloy_primitives::U256::from_str_radix(
+        "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141",
+        16,
+    )
+    .unwrap();
+    let s = alloy_primitives::U256::from_be_slice(&bytes[sig_start + 32..sig_start + 64]);
+    bytes[sig_start + 32..sig_start + 64].copy_from_slice(&(n - s).to_be_bytes::<32>());
+    bytes[sig_start + 64] ^= 1;
+    assert!(QbftMessage::decode(0x13, &bytes).is_err());
 }
 
 #[test]
@@ -279,6 +301,19 @@ fn a_single_validator_decides_its_own_block_in_one_step() {
             height: 8,
             round: 0,
             seq: 1
+        })
+        .is_empty());
+    // If the import failed, the host hands the same head back and the height starts over.
+    let out = core.handle(Input::NewHead {
+        head: h.clone(),
+        timings: TIMINGS,
+    });
+    assert!(matches!(out[..], [Output::ArmBlockTimer { height: 8, .. }]));
+    // The same head while undecided changes nothing.
+    assert!(core
+        .handle(Input::NewHead {
+            head: h.clone(),
+            timings: TIMINGS,
         })
         .is_empty());
 }

@@ -41,7 +41,8 @@ pub fn rpc_transaction(
             Some(effective_gas_price(&tx, h.base_fee_per_gas)),
             Some(h.timestamp),
         ),
-        None => (None, None, None, None, None),
+        // Pending: geth reports the fee cap as the gas price.
+        None => (None, None, None, Some(tx.max_fee_per_gas()), None),
     };
     RpcTransaction {
         inner: alloy_consensus::transaction::Recovered::new_unchecked(tx, sender),

@@ -285,6 +285,9 @@ pub(crate) fn get_logs(ctx: &RpcContext, filter: &Filter) -> RpcResult<Vec<RpcLo
                 }
             };
             let (from, to) = (number(from_block)?, number(to_block)?);
+            if from > to {
+                return Err(RpcError::Execution("invalid block range params".into()));
+            }
             check_range(ctx, from, to)?;
             logs_in_range(ctx, filter, from, to.min(head(ctx)?.0))
         }
@@ -319,10 +322,12 @@ fn transaction_by_index(ctx: &RpcContext, id: BlockId, index: U64) -> RpcResult<
 
 /// Submits a raw transaction to the pool, recording metrics and announcing it.
 pub(crate) fn submit(ctx: &RpcContext, raw: &[u8]) -> RpcResult<B256> {
-    let header = ctx.store.head_header()?;
-    let view = state(ctx, &header)?;
     let result = {
         let mut pool = ctx.pool()?;
+        // The head is read under the pool lock: a block committed meanwhile has its pool
+        // update queued behind us, which re-reads every sender.
+        let header = ctx.store.head_header()?;
+        let view = state(ctx, &header)?;
         let r = pool.add_raw(raw, &HeadState(view));
         ctx.pool_metrics.observe(&pool);
         r

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Most pending-transaction hashes one filter keeps between polls.
-const MAX_PENDING_PER_FILTER: usize = 10_000;
+const MAX_PENDING_PER_FILTER: usize = 1_000;
 /// Most block hashes one poll of a block filter returns.
 const MAX_BLOCKS_PER_POLL: u64 = 1_000;
 
@@ -96,13 +96,9 @@ fn not_found() -> RpcError {
 pub(crate) fn register(m: &mut RpcModule<Arc<RpcContext>>) {
     method(m, "eth_newFilter", |ctx, p| {
         let filter: Filter = next(&mut p.sequence())?;
-        let start = match filter.block_option {
-            FilterBlockOption::Range {
-                from_block: Some(BlockNumberOrTag::Number(n)),
-                ..
-            } => n,
-            _ => head(ctx)?.0.saturating_add(1),
-        };
+        // Changes are logs of blocks after installation, as geth and Besu report them;
+        // `eth_getFilterLogs` covers the filter's whole range.
+        let start = head(ctx)?.0.saturating_add(1);
         let id = lock(ctx)?.install(
             ctx,
             Kind::Logs {
@@ -140,10 +136,11 @@ pub(crate) fn register(m: &mut RpcModule<Arc<RpcContext>>) {
                     *next = to.saturating_add(1).max(from);
                     (None, from, to)
                 }
+                // The cursor moves only once the logs were read (below), so a failed poll
+                // can be repeated without losing blocks.
                 Kind::Logs { filter, next } => {
                     let from = *next;
                     let to = head.min(from.saturating_add(ctx.limits.max_logs_range - 1));
-                    *next = to.saturating_add(1).max(from);
                     (Some(filter.clone()), from, to)
                 }
             }
@@ -166,7 +163,17 @@ pub(crate) fn register(m: &mut RpcModule<Arc<RpcContext>>) {
                     } => to.min(n),
                     _ => to,
                 };
-                to_json(logs_in_range(ctx, &filter, from, to)?)
+                let logs = logs_in_range(ctx, &filter, from, to)?;
+                if let Some(Installed {
+                    kind: Kind::Logs { next, .. },
+                    ..
+                }) = lock(ctx)?.by_id.get_mut(&id)
+                {
+                    if *next == from {
+                        *next = to.saturating_add(1).max(from);
+                    }
+                }
+                to_json(logs)
             }
         }
     });

@@ -81,6 +81,9 @@ fn validators_of(ctx: &RpcContext, hash: B256) -> RpcResult<Value> {
     to_json(validators)
 }
 
+/// Most blocks one `qbft_getSignerMetrics` call reads.
+const MAX_SIGNER_METRICS_BLOCKS: u64 = 10_000;
+
 pub(crate) fn qbft(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
     let mut m = RpcModule::new(ctx);
     method(&mut m, "qbft_getValidatorsByBlockNumber", |ctx, p| {
@@ -120,6 +123,11 @@ pub(crate) fn qbft(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
             return Err(RpcError::InvalidParams(
                 "fromBlock must be lower than toBlock".into(),
             ));
+        }
+        if to.saturating_sub(from) > MAX_SIGNER_METRICS_BLOCKS {
+            return Err(RpcError::LimitExceeded(format!(
+                "at most {MAX_SIGNER_METRICS_BLOCKS} blocks per qbft_getSignerMetrics call"
+            )));
         }
         let mut stats: BTreeMap<Address, (u64, u64)> = BTreeMap::new();
         let mut last_validators = Vec::new();

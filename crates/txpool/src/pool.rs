@@ -33,6 +33,8 @@ pub struct PoolConfig {
     pub min_gas_price: u128,
     /// Largest encoded transaction accepted, in bytes.
     pub max_transaction_bytes: usize,
+    /// Most bytes of encoded transactions held in all.
+    pub max_pool_bytes: usize,
 }
 
 impl Default for PoolConfig {
@@ -44,6 +46,7 @@ impl Default for PoolConfig {
             price_bump_percent: 10,
             min_gas_price: 1_000,
             max_transaction_bytes: 128 * 1024,
+            max_pool_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -306,11 +309,22 @@ impl TxPool {
                 nonce,
             });
         }
-        let cost = pooled.max_cost();
-        if cost > balance {
-            return Err(PoolError::InsufficientFunds { balance, cost });
-        }
+        // The sender must be able to pay for all its pooled transactions together (geth's
+        // overdraft rule), not each one alone.
         let queue = self.senders.get(&sender);
+        let others: U256 = queue.map_or(U256::ZERO, |q| {
+            q.txs
+                .values()
+                .filter(|t| t.nonce() != nonce)
+                .fold(U256::ZERO, |acc, t| acc.saturating_add(t.max_cost()))
+        });
+        let cost = pooled.max_cost();
+        if cost.saturating_add(others) > balance {
+            return Err(PoolError::InsufficientFunds {
+                balance,
+                cost: cost.saturating_add(others),
+            });
+        }
         let replaced = queue.and_then(|q| q.txs.get(&nonce)).cloned();
         if let Some(old) = &replaced {
             if !self.outbids(&pooled, old) {
@@ -325,7 +339,9 @@ impl TxPool {
             if queue.map_or(0, |q| q.txs.len()) >= self.config.max_per_sender {
                 return Err(PoolError::SenderLimit(self.config.max_per_sender));
             }
-            if self.len() >= self.config.max_transactions {
+            while self.len() >= self.config.max_transactions
+                || self.bytes.saturating_add(size) > self.config.max_pool_bytes
+            {
                 self.evict_for(&pooled, state_nonce)?;
             }
         }
@@ -348,7 +364,12 @@ impl TxPool {
     /// Whether `new` pays enough more than `old` (same sender and nonce) to replace it: both its
     /// fee cap and its tip must rise by the price bump.
     fn outbids(&self, new: &PooledTransaction, old: &PooledTransaction) -> bool {
-        let bump = |v: u128| v.saturating_mul(100 + self.config.price_bump_percent) / 100;
+        // Rounded up, and strictly more: a zero tip cannot be "bumped" by repeating it.
+        let bump = |v: u128| {
+            v.saturating_mul(100 + self.config.price_bump_percent)
+                .div_ceil(100)
+                .max(v.saturating_add(1))
+        };
         let tip = |t: &TxEnvelope| t.max_priority_fee_per_gas().unwrap_or(t.max_fee_per_gas());
         new.tx.max_fee_per_gas() >= bump(old.tx.max_fee_per_gas())
             && tip(&new.tx) >= bump(tip(&old.tx))
@@ -367,7 +388,9 @@ impl TxPool {
             |pending: bool, tx: &PooledTransaction| (pending, tx.tip(base_fee).unwrap_or(0));
         let victim = self
             .senders
-            .values()
+            .iter()
+            .filter(|(sender, _)| **sender != incoming.sender)
+            .map(|(_, q)| q)
             .filter_map(|q| {
                 let (_, tx) = q.txs.last_key_value()?;
                 Some((score(q.is_pending(tx.nonce()), tx), tx.clone()))

@@ -382,3 +382,52 @@ fn a_new_head_drops_included_and_unpayable_transactions() {
     assert_eq!(pool.status().pending, 2);
     assert_eq!(pool.pending_nonce(&a.address()), Some(4));
 }
+
+#[test]
+fn a_sender_cannot_pool_more_than_its_balance_pays_for() {
+    let alice = Key::new(1);
+    let state = State::default();
+    // Enough for two transfers at 21,000 × 2,000 wei plus 1 wei each, not three.
+    state.set(alice.address(), 0, 2 * (21_000 * 2_000 + 1));
+    let mut pool = pool();
+    pool.add(alice.transfer(0, 2_000, 1), &state).unwrap();
+    pool.add(alice.transfer(1, 2_000, 1), &state).unwrap();
+    assert!(matches!(
+        pool.add(alice.transfer(2, 2_000, 1), &state),
+        Err(PoolError::InsufficientFunds { .. })
+    ));
+}
+
+#[test]
+fn a_zero_tip_is_not_bumped_by_repeating_it() {
+    let alice = Key::new(1);
+    let state = State::default();
+    state.set(alice.address(), 0, RICH);
+    let mut pool = pool();
+    pool.add(alice.transfer(0, 10_000, 0), &state).unwrap();
+    assert_eq!(
+        pool.add(alice.transfer(0, 20_000, 0), &state).unwrap_err(),
+        PoolError::ReplacementUnderpriced
+    );
+    pool.add(alice.transfer(0, 20_000, 1), &state).unwrap();
+}
+
+#[test]
+fn the_pool_is_bounded_in_bytes() {
+    let keys: Vec<Key> = (1..=5).map(Key::new).collect();
+    let state = State::default();
+    for k in &keys {
+        state.set(k.address(), 0, RICH);
+    }
+    let one = keys[0].transfer(0, 2_000, 1).encode_2718_len();
+    let mut pool = pool_with(PoolConfig {
+        max_pool_bytes: 3 * one,
+        ..PoolConfig::default()
+    });
+    for (i, k) in keys.iter().enumerate() {
+        // Each newcomer pays more, so it evicts the cheapest once the byte budget is used.
+        let _ = pool.add(k.transfer(0, 2_000, 1 + i as u128), &state);
+        assert!(pool.bytes() <= 3 * one);
+    }
+    assert_eq!(pool.len(), 3);
+}
