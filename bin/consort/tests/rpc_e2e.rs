@@ -372,6 +372,15 @@ fn transaction_and_call_errors_have_geth_codes_and_messages() {
     );
     assert_eq!(error_of(&v).1, "execution reverted: nope");
 
+    // A halt other than out-of-gas is reported as itself, out of gas as geth's allowance error.
+    let (code, text) = error_of(&rpc(&url, "eth_estimateGas", json!([{"data": "0xfe"}])));
+    assert_eq!(code, -32000);
+    assert!(!text.contains("allowance"), "{text}");
+    let burn = json!([{"data": "0x5b600056", "gas": "0x186a0"}]); // JUMPDEST PUSH1 0 JUMP: loops
+    let (code, text) = error_of(&rpc(&url, "eth_estimateGas", burn));
+    assert_eq!(code, -32000);
+    assert!(text.starts_with("gas required exceeds allowance"), "{text}");
+
     // Batches answer each request.
     let batch = json!([
         {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []},

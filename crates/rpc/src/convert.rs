@@ -147,11 +147,28 @@ pub fn block_receipts(store: &Store, hash: B256) -> RpcResult<Option<Vec<Transac
     Ok(Some(out))
 }
 
-/// The logs of a block in order, with their positions.
+/// The logs of a block in order, with their positions. Reads receipts and transaction hashes
+/// only (no sender recovery), since `eth_getLogs` may scan thousands of blocks.
 pub fn block_logs(ctx: &RpcContext, hash: B256) -> RpcResult<Vec<RpcLog>> {
-    Ok(block_receipts(&ctx.store, hash)?
-        .unwrap_or_default()
-        .into_iter()
-        .flat_map(|r| r.inner.into_logs())
-        .collect())
+    let Some(header) = ctx.store.header(&hash)? else {
+        return Ok(vec![]);
+    };
+    let txs = ctx.store.transactions(&hash)?.unwrap_or_default();
+    let receipts = ctx.store.receipts(&hash)?.unwrap_or_default();
+    let mut out = Vec::new();
+    for (i, (tx, receipt)) in txs.iter().zip(receipts).enumerate() {
+        for log in receipt.into_logs() {
+            out.push(RpcLog {
+                inner: log,
+                block_hash: Some(hash),
+                block_number: Some(header.number),
+                block_timestamp: Some(header.timestamp),
+                transaction_hash: Some(*tx.tx_hash()),
+                transaction_index: Some(i as u64),
+                log_index: Some(out.len() as u64),
+                removed: false,
+            });
+        }
+    }
+    Ok(out)
 }

@@ -510,11 +510,15 @@ pub(crate) fn module(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
         {
             Ok(gas) => Ok(hex_u64(gas)),
             Err(outcome) if outcome.reverted => Err(failed_call(outcome)),
-            Err(outcome) => Err(RpcError::Execution(format!(
-                "gas required exceeds allowance ({}){}",
-                req.gas.unwrap_or(header.gas_limit).min(ctx.limits.gas_cap),
-                outcome.halt.map(|h| format!(": {h}")).unwrap_or_default()
-            ))),
+            // Out of gas at the most gas allowed is geth's "exceeds allowance"; any other
+            // halt (invalid opcode, stack overflow...) is reported as itself.
+            Err(outcome) => match outcome.halt {
+                Some(h) if !h.contains("OutOfGas") => Err(RpcError::Execution(h)),
+                _ => Err(RpcError::Execution(format!(
+                    "gas required exceeds allowance ({})",
+                    req.gas.unwrap_or(header.gas_limit).min(ctx.limits.gas_cap)
+                ))),
+            },
         }
     });
     method(&mut m, "eth_gasPrice", |ctx, _| {
