@@ -94,6 +94,7 @@ async fn every_read_method_answers_in_geth_shape() {
         .await
         .unwrap();
     let mut pending_sub = ws.subscribe_pending_transactions().await.unwrap();
+    let mut full_sub = ws.subscribe_full_pending_transactions().await.unwrap();
 
     let mut code = support::token_bytecode();
     code.extend(
@@ -105,6 +106,12 @@ async fn every_read_method_answers_in_geth_shape() {
         .unwrap()
         .unwrap();
     assert_eq!(format!("{announced:#x}"), deploy);
+    let whole = tokio::time::timeout(Duration::from_secs(10), full_sub.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(format!("{:#x}", whole.inner.tx_hash()), deploy);
+    assert_eq!(whole.inner.signer(), me);
     let deployed = chain.receipt(&deploy);
     let token = deployed["contractAddress"].as_str().unwrap().to_string();
     let token_addr: Address = token.parse().unwrap();

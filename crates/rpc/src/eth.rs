@@ -709,11 +709,22 @@ async fn subscribe(
             return Ok(());
         }
     };
-    let filter: Option<Filter> = match seq.optional_next() {
-        Ok(f) => f,
-        Err(e) => {
-            pending.reject(e).await;
-            return Ok(());
+    // `logs` takes a filter; `newPendingTransactions` takes `true` for whole transactions.
+    let (filter, full): (Option<Filter>, bool) = if kind == "newPendingTransactions" {
+        match seq.optional_next::<bool>() {
+            Ok(full) => (None, full.unwrap_or(false)),
+            Err(e) => {
+                pending.reject(e).await;
+                return Ok(());
+            }
+        }
+    } else {
+        match seq.optional_next() {
+            Ok(f) => (f, false),
+            Err(e) => {
+                pending.reject(e).await;
+                return Ok(());
+            }
         }
     };
     let label: &'static str = match kind.as_str() {
@@ -736,7 +747,16 @@ async fn subscribe(
     let mut txs = ctx.pending_txs.subscribe();
     let sink = pending.accept().await?;
     ctx.metrics.subscribe.with_label_values(&[label]).inc();
-    let result = follow(&sink, label, filter.as_ref(), &mut blocks, &mut txs).await;
+    let full_txs = full.then_some(&*ctx);
+    let result = follow(
+        &sink,
+        label,
+        filter.as_ref(),
+        full_txs,
+        &mut blocks,
+        &mut txs,
+    )
+    .await;
     ctx.metrics.unsubscribe.with_label_values(&[label]).inc();
     result
 }
@@ -745,6 +765,7 @@ async fn follow(
     sink: &jsonrpsee::server::SubscriptionSink,
     label: &str,
     filter: Option<&Filter>,
+    full_txs: Option<&RpcContext>,
     blocks: &mut tokio::sync::broadcast::Receiver<Arc<crate::NewBlock>>,
     txs: &mut tokio::sync::broadcast::Receiver<B256>,
 ) -> jsonrpsee::core::SubscriptionResult {
@@ -759,7 +780,18 @@ async fn follow(
             tokio::select! {
                 _ = sink.closed() => break,
                 tx = txs.recv() => match tx {
-                    Ok(hash) => sink.send(message(to_json(hash)?)?).await?,
+                    Ok(hash) => {
+                        let value = match full_txs {
+                            None => to_json(hash)?,
+                            // Whole transactions, as geth sends them; one already mined or
+                            // dropped meanwhile is skipped.
+                            Some(ctx) => match ctx.pool()?.get(&hash) {
+                                Some(tx) => to_json(rpc_transaction(tx.tx.clone(), tx.sender, None))?,
+                                None => continue,
+                            },
+                        };
+                        sink.send(message(value)?).await?;
+                    }
                     Err(RecvError::Lagged(_)) => continue,
                     Err(RecvError::Closed) => break,
                 },
