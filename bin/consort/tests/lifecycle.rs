@@ -3,9 +3,7 @@
 
 mod support;
 
-use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
-use alloy::eips::eip2718::Encodable2718;
-use alloy::network::TxSignerSync;
+use alloy::consensus::TxEip1559;
 use alloy::primitives::{Address, Bytes, TxKind, U256};
 use alloy::signers::local::PrivateKeySigner;
 use serde_json::json;
@@ -20,7 +18,7 @@ fn block_number(url: &str) -> u64 {
 
 fn send_transfer(url: &str, nonce: u64) -> String {
     let signer: PrivateKeySigner = DEV_KEYS[0].parse().unwrap();
-    let mut tx = TxEip1559 {
+    let tx = TxEip1559 {
         chain_id: 1337,
         nonce,
         gas_limit: 21_000,
@@ -31,8 +29,7 @@ fn send_transfer(url: &str, nonce: u64) -> String {
         access_list: Default::default(),
         input: Bytes::new(),
     };
-    let sig = signer.sign_transaction_sync(&mut tx).unwrap();
-    let raw: Bytes = TxEnvelope::from(tx.into_signed(sig)).encoded_2718().into();
+    let raw = support::sign_eip1559(&signer, tx);
     let v = rpc(url, "eth_sendRawTransaction", json!([raw]));
     v["result"]
         .as_str()

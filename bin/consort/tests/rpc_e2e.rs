@@ -33,9 +33,8 @@ fn signer(i: usize) -> PrivateKeySigner {
 
 const CHAIN_ID: u64 = 1337;
 
-fn sign(signer: &PrivateKeySigner, mut tx: TxEip1559) -> Bytes {
-    let sig = signer.sign_transaction_sync(&mut tx).unwrap();
-    TxEnvelope::from(tx.into_signed(sig)).encoded_2718().into()
+fn sign(signer: &PrivateKeySigner, tx: TxEip1559) -> Bytes {
+    support::sign_eip1559(signer, tx)
 }
 
 fn transfer_tx(nonce: u64, max_fee: u128, tip: u128, gas: u64, value: U256) -> TxEip1559 {

@@ -4,9 +4,7 @@
 
 mod support;
 
-use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
-use alloy::eips::eip2718::Encodable2718;
-use alloy::network::TxSignerSync;
+use alloy::consensus::{TxEip1559, TxEnvelope};
 use alloy::primitives::{keccak256, Address, Bytes, TxKind, U256};
 use alloy::providers::{Provider, ProviderBuilder, WsConnect};
 use alloy::signers::local::PrivateKeySigner;
@@ -33,7 +31,7 @@ struct Chain {
 
 impl Chain {
     fn send(&mut self, to: TxKind, input: Vec<u8>) -> String {
-        let mut tx = TxEip1559 {
+        let tx = TxEip1559 {
             chain_id: 1337,
             nonce: self.nonce,
             gas_limit: 2_000_000,
@@ -45,8 +43,7 @@ impl Chain {
             input: input.into(),
         };
         self.nonce += 1;
-        let sig = self.signer.sign_transaction_sync(&mut tx).unwrap();
-        let raw: Bytes = TxEnvelope::from(tx.into_signed(sig)).encoded_2718().into();
+        let raw = support::sign_eip1559(&self.signer, tx);
         let v = rpc(&self.url, "eth_sendRawTransaction", json!([raw]));
         v["result"]
             .as_str()

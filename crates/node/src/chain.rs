@@ -243,12 +243,13 @@ impl Chain {
         let written = QbftExtraData::decode(&h.extra_data)
             .map(|e| e.validators)
             .unwrap_or_default();
-        if written != self.validators_after(&parent) {
+        let validators = self.validators_after(&parent);
+        if written != validators {
             return Err(invalid(
                 "validators differ from the parent's or are not sorted".into(),
             ));
         }
-        if !self.validators_after(&parent).contains(&h.beneficiary) {
+        if !validators.contains(&h.beneficiary) {
             return Err(invalid(format!(
                 "coinbase {} is not a validator",
                 h.beneficiary

@@ -162,18 +162,7 @@ impl<S: NodeStore> Trie<S> {
                     k.get(c..).unwrap_or_default(),
                     old,
                 );
-                Self::place(
-                    &mut children,
-                    &mut branch_value,
-                    key.get(c..).unwrap_or_default(),
-                    value,
-                );
-                let branch = Node::Branch {
-                    children,
-                    value: branch_value,
-                    cache: None,
-                };
-                Node::extension(key.get(..c).unwrap_or_default().to_vec(), branch)
+                Self::split_into_branch(children, branch_value, key, c, value)
             }
             Node::Extension {
                 key: k,
@@ -207,19 +196,8 @@ impl<S: NodeStore> Trie<S> {
                 if let Some(slot) = children.get_mut(usize::from(split)) {
                     *slot = Node::extension(rest, *child);
                 }
-                let mut branch_value = None;
-                Self::place(
-                    &mut children,
-                    &mut branch_value,
-                    key.get(c..).unwrap_or_default(),
-                    value,
-                );
-                let branch = Node::Branch {
-                    children,
-                    value: branch_value,
-                    cache: None,
-                };
-                Node::extension(key.get(..c).unwrap_or_default().to_vec(), branch)
+                let branch_value = None;
+                Self::split_into_branch(children, branch_value, key, c, value)
             }
             Node::Branch {
                 mut children,
@@ -259,6 +237,29 @@ impl<S: NodeStore> Trie<S> {
     }
 
     /// Puts a leaf for `key` (relative to the branch at `branch_path`) into a new branch.
+    /// Ends a split at nibble `c`: places `value` under `key[c..]` beside what `children` and
+    /// `branch_value` already hold, and hangs the branch under the shared prefix `key[..c]`.
+    fn split_into_branch(
+        mut children: Box<[Node; 16]>,
+        mut branch_value: Option<Bytes>,
+        key: &[u8],
+        c: usize,
+        value: Bytes,
+    ) -> Node {
+        Self::place(
+            &mut children,
+            &mut branch_value,
+            key.get(c..).unwrap_or_default(),
+            value,
+        );
+        let branch = Node::Branch {
+            children,
+            value: branch_value,
+            cache: None,
+        };
+        Node::extension(key.get(..c).unwrap_or_default().to_vec(), branch)
+    }
+
     fn place(children: &mut [Node; 16], value: &mut Option<Bytes>, key: &[u8], v: Bytes) {
         match key.split_first() {
             None => *value = Some(v),

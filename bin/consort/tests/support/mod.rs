@@ -196,3 +196,15 @@ pub fn token_bytecode() -> Vec<u8> {
     let hex = json["bytecode"].as_str().expect("bytecode");
     alloy::hex::decode(hex).expect("hex")
 }
+
+/// Signs an EIP-1559 transaction and returns its EIP-2718 bytes.
+pub fn sign_eip1559(
+    signer: &alloy::signers::local::PrivateKeySigner,
+    mut tx: alloy::consensus::TxEip1559,
+) -> alloy::primitives::Bytes {
+    use alloy::consensus::{SignableTransaction, TxEnvelope};
+    use alloy::eips::eip2718::Encodable2718;
+    use alloy::network::TxSignerSync;
+    let sig = signer.sign_transaction_sync(&mut tx).expect("sign");
+    TxEnvelope::from(tx.into_signed(sig)).encoded_2718().into()
+}
