@@ -12,7 +12,7 @@ RUN_FLAGS ?= --network=dev --data-path=$(DEV_DATA) \
 	--metrics-enabled
 STATE_TESTS := $(CONSORT_CONFORMANCE_DIR)/ethereum-tests/GeneralStateTests
 
-.PHONY: setup build release run test js-test conformance lint bench clean
+.PHONY: setup build release run network test js-test conformance lint bench clean
 
 setup:
 	@scripts/setup.sh
@@ -24,9 +24,15 @@ release: setup
 	cargo build --release -p consort
 
 # A single-validator QBFT dev chain: JSON-RPC on 8545 (HTTP) and 8546 (WebSocket), metrics on 9545.
+# Builds what `make test` builds, so the two never rebuild each other's dependencies.
 run: setup
-	cargo build -p consort
+	cargo build --workspace --all-targets
 	$(CONSORT) $(RUN_FLAGS) $(ARGS)
+
+# Four validators of genesis/qbft-4 on 127.0.0.1: JSON-RPC on 8545-8548, metrics on 9545-9548.
+network: setup
+	cargo build --workspace --all-targets
+	CONSORT_BIN=$(CONSORT) scripts/network.sh
 
 test: setup
 	cargo build --workspace --all-targets

@@ -16,7 +16,7 @@ export async function startNode() {
   const child = spawn(bin, [
     '--network=dev', `--data-path=${dataPath}`,
     '--rpc-http-enabled', '--rpc-http-port=0', '--rpc-http-api=ETH,NET,WEB3,TXPOOL,DEBUG',
-    '--rpc-ws-enabled', '--rpc-ws-port=0',
+    '--rpc-ws-enabled', '--rpc-ws-port=0', '--p2p-port=0', '--p2p-interface=127.0.0.1',
   ], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   const urls = await new Promise((resolve, reject) => {

@@ -81,6 +81,18 @@ pub struct QbftConfig {
     pub transitions: Vec<QbftTransition>,
 }
 
+impl QbftParams {
+    /// The least a child's timestamp must exceed its parent's, in seconds: the block period,
+    /// or 0 with `xblockperiodmilliseconds` (several blocks may share a second).
+    pub fn min_timestamp_gap(&self) -> u64 {
+        if self.block_period_milliseconds > 0 {
+            0
+        } else {
+            self.block_period_seconds
+        }
+    }
+}
+
 impl QbftConfig {
     pub(crate) fn parse(qbft: &Obj<'_>, transitions: Option<&Obj<'_>>) -> Result<Self> {
         let positive = |key: &str, default: u64| -> Result<u64> {

@@ -196,7 +196,7 @@ impl Chain {
             .genesis
             .qbft
             .as_ref()
-            .map_or(0, |q| q.params_at(h.number).block_period_seconds);
+            .map_or(0, |q| q.params_at(h.number).min_timestamp_gap());
         if h.timestamp < parent.timestamp.saturating_add(period) {
             return Err(invalid(format!(
                 "timestamp {} is less than {period}s after the parent's",
@@ -277,17 +277,21 @@ impl Chain {
         Ok(proposal)
     }
 
-    /// Checks a sealed block's seals: a quorum of distinct validators of the parent's set.
+    /// Checks a sealed block's seals against the head as its parent.
     pub fn check_seals(&self, block: &Block) -> Result<(), ChainError> {
-        let h = &block.header;
+        let parent = self.store.head_header()?;
+        self.check_header_seals(&parent, &block.header)
+    }
+
+    /// Checks a sealed header's seals: a quorum of distinct validators of its parent's set.
+    pub fn check_header_seals(&self, parent: &Header, h: &Header) -> Result<(), ChainError> {
         let invalid = |reason: String| ChainError::Invalid {
             number: h.number,
             reason,
         };
         let extra = QbftExtraData::decode(&h.extra_data).map_err(|e| invalid(e.to_string()))?;
         let digest = commit_seal_digest(h).map_err(|e| invalid(e.to_string()))?;
-        let parent = self.store.head_header()?;
-        let validators = self.validators_after(&parent);
+        let validators = self.validators_after(parent);
         let mut signers = Vec::with_capacity(extra.seals.len());
         for seal in &extra.seals {
             let signer = recover_commit_seal_signer(digest, seal)

@@ -220,6 +220,62 @@ pub struct NodeArgs {
     )]
     pub metrics_port: u16,
 
+    /// Take part in the peer-to-peer network.
+    #[arg(long = "p2p-enabled", env = "CONSORT_P2P_ENABLED", action = ArgAction::Set, num_args = 0..=1, default_value_t = true, default_missing_value = "true", value_name = "BOOL")]
+    pub p2p_enabled: bool,
+
+    /// Host advertised to peers in this node's enode URL.
+    #[arg(
+        long = "p2p-host",
+        env = "CONSORT_P2P_HOST",
+        default_value = "127.0.0.1"
+    )]
+    pub p2p_host: IpAddr,
+
+    /// Interface P2P connections are accepted on.
+    #[arg(
+        long = "p2p-interface",
+        env = "CONSORT_P2P_INTERFACE",
+        default_value = "0.0.0.0"
+    )]
+    pub p2p_interface: IpAddr,
+
+    /// TCP port of P2P connections (0: any free port).
+    #[arg(long = "p2p-port", env = "CONSORT_P2P_PORT", default_value_t = 30303)]
+    pub p2p_port: u16,
+
+    /// Enode URLs of nodes to connect to at start, comma-separated.
+    #[arg(long = "bootnodes", env = "CONSORT_BOOTNODES", value_delimiter = ',', num_args = 0.., value_name = "ENODE")]
+    pub bootnodes: Vec<consort_network::Enode>,
+
+    /// Besu's `static-nodes.json`: a JSON array of enode URLs kept connected [default: <data-path>/static-nodes.json if present].
+    #[arg(
+        long = "static-nodes-file",
+        env = "CONSORT_STATIC_NODES_FILE",
+        value_name = "FILE"
+    )]
+    pub static_nodes_file: Option<PathBuf>,
+
+    /// Most connected peers.
+    #[arg(long = "max-peers", env = "CONSORT_MAX_PEERS", default_value_t = 25)]
+    pub max_peers: u32,
+
+    /// Learn peers beyond the bootnodes from the peers themselves (Kademlia).
+    #[arg(long = "discovery-enabled", env = "CONSORT_DISCOVERY_ENABLED", action = ArgAction::Set, num_args = 0..=1, default_value_t = true, default_missing_value = "true", value_name = "BOOL")]
+    pub discovery_enabled: bool,
+
+    /// QBFT's f+1 early round change: follow f+1 validators to a higher round at once.
+    #[arg(long = "Xqbft-enable-early-round-change", env = "CONSORT_XQBFT_ENABLE_EARLY_ROUND_CHANGE", action = ArgAction::Set, num_args = 0..=1, default_value_t = true, default_missing_value = "true", value_name = "BOOL")]
+    pub qbft_early_round_change: bool,
+
+    /// Ceiling of the QBFT round timeout, which doubles each round from requesttimeoutseconds.
+    #[arg(
+        long = "qbft-round-timeout-max-seconds",
+        env = "CONSORT_QBFT_ROUND_TIMEOUT_MAX_SECONDS",
+        default_value_t = 30
+    )]
+    pub qbft_round_timeout_max_seconds: u64,
+
     /// Log level (OFF, ERROR, WARN, INFO, DEBUG, TRACE).
     #[arg(
         long = "logging",
@@ -293,9 +349,69 @@ fn toml_value(path: &Path, key: &str, value: &toml::Value) -> Result<String, Con
     })
 }
 
+/// Besu options that change nothing consort does (features it lacks or does differently), so a
+/// Besu configuration starts unchanged. Each one given is reported on stderr.
+pub const IGNORED_BESU_OPTIONS: &[&str] = &[
+    "profile",
+    "sync-mode",
+    "sync-min-peers",
+    "fast-sync-min-peers",
+    "nat-method",
+    "data-storage-format",
+    "revert-reason-enabled",
+    "random-peer-priority-enabled",
+    "graphql-http-enabled",
+    "graphql-http-host",
+    "graphql-http-port",
+    "graphql-http-cors-origins",
+    "tx-pool",
+    "tx-pool-retention-hours",
+    "tx-pool-limit-by-account-percentage",
+    "tx-pool-no-local-priority",
+    "metrics-category",
+    "metrics-categories",
+    "Xdns-enabled",
+    "Xdns-update-enabled",
+];
+
+fn ignored(name: &str) -> bool {
+    IGNORED_BESU_OPTIONS.contains(&name)
+}
+
+/// Removes ignored Besu options (`--name=value`, `--name value` or a bare `--name`) from `argv`.
+fn strip_ignored(argv: Vec<OsString>) -> Vec<OsString> {
+    let mut out = Vec::with_capacity(argv.len());
+    let mut args = argv.into_iter().peekable();
+    while let Some(arg) = args.next() {
+        let text = arg.to_string_lossy().into_owned();
+        let Some(flag) = text.strip_prefix("--") else {
+            out.push(arg);
+            continue;
+        };
+        let (name, inline_value) = match flag.split_once('=') {
+            Some((n, _)) => (n, true),
+            None => (flag, false),
+        };
+        if !ignored(name) {
+            out.push(arg);
+            continue;
+        }
+        eprintln!("warning: ignoring Besu option --{name}: consort does not use it");
+        if !inline_value
+            && args
+                .peek()
+                .is_some_and(|next| !next.to_string_lossy().starts_with('-'))
+        {
+            args.next();
+        }
+    }
+    out
+}
+
 /// Parses `argv` into `P` (a command that flattens [`NodeArgs`]), filling options that neither a
 /// flag nor an environment variable set from the `--config-file`.
 pub fn parse<P: CommandFactory + FromArgMatches>(argv: Vec<OsString>) -> Result<P, ConfigError> {
+    let argv = strip_ignored(argv);
     let matches = P::command().try_get_matches_from(argv.clone())?;
     let Some(path) = matches.get_one::<PathBuf>("config_file").cloned() else {
         return Ok(P::from_arg_matches(&matches)?);
@@ -313,6 +429,13 @@ pub fn parse<P: CommandFactory + FromArgMatches>(argv: Vec<OsString>) -> Result<
     let command = P::command();
     let mut extra = Vec::new();
     for (key, value) in &table {
+        if ignored(key) {
+            eprintln!(
+                "warning: ignoring Besu option '{key}' in {}: consort does not use it",
+                path.display()
+            );
+            continue;
+        }
         let arg = command
             .get_arguments()
             .find(|a| {

@@ -3,17 +3,20 @@
 //! send inputs back.
 
 use crate::chain::{Chain, ExecutedProposal};
+use crate::metrics::QbftMetrics;
 use alloy_primitives::B256;
 use consort_chainspec::Genesis;
+use consort_network::{NetworkHandle, Topic};
 use consort_primitives::{commit_seal_digest, Header};
 use consort_qbft::{Block, Head, Input, Output, Qbft, QbftTimings};
-use consort_rpc::{HeadState, NewBlock, RpcContext};
+use consort_rpc::{HeadState, NewBlock, RpcContext, SyncStatus};
 use consort_txpool::HeadContext;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::oneshot;
 
 /// Most executed proposals kept while waiting for a decision.
 const MAX_CACHED_PROPOSALS: usize = 16;
@@ -23,8 +26,31 @@ const MAX_CACHED_PROPOSALS: usize = 16;
 pub enum DriverEvent {
     /// Feed this to the core.
     Input(Input),
+    /// A sealed block from a peer (gossip or sync): import it if it extends the head. The
+    /// reply says whether it was imported (false: already known) or why it was refused.
+    ImportBlock(Box<Block>, Option<oneshot::Sender<Result<bool, String>>>),
     /// Stop after the current step.
     Stop,
+}
+
+/// What the driver talks to besides the chain.
+#[derive(Debug, Clone)]
+pub struct DriverIo {
+    /// The peer-to-peer network, if enabled.
+    pub network: Option<NetworkHandle>,
+    /// Sync progress: while syncing, the validator sits rounds out.
+    pub sync: Arc<SyncStatus>,
+    /// Consensus metrics.
+    pub metrics: QbftMetrics,
+}
+
+/// The wire form of a consensus message on the gossip topic: its code, then its RLP.
+pub fn consensus_wire(msg: &consort_qbft::QbftMessage) -> Vec<u8> {
+    let body = msg.encode();
+    let mut out = Vec::with_capacity(body.len() + 1);
+    out.push(msg.code());
+    out.extend_from_slice(&body);
+    out
 }
 
 fn now_ms() -> u64 {
@@ -59,7 +85,7 @@ pub fn timings(genesis: &Genesis, height: u64) -> QbftTimings {
 pub fn head_context(genesis: &Genesis, head: &Header) -> HeadContext {
     let period = genesis.qbft.as_ref().map_or(1, |q| {
         q.params_at(head.number.saturating_add(1))
-            .block_period_seconds
+            .min_timestamp_gap()
     });
     let next_ts = head.timestamp.saturating_add(period);
     HeadContext {
@@ -81,6 +107,11 @@ pub struct Driver {
     events: UnboundedSender<DriverEvent>,
     runtime: Handle,
     proposals: HashMap<B256, ExecutedProposal>,
+    io: DriverIo,
+    /// The height being decided, its start and the highest round seen in it.
+    height_started: Option<(u64, Instant, u32)>,
+    /// Wall-clock time the current head was imported, in Unix milliseconds.
+    head_at_ms: u64,
 }
 
 impl Driver {
@@ -91,6 +122,7 @@ impl Driver {
         rpc: Arc<RpcContext>,
         events: UnboundedSender<DriverEvent>,
         runtime: Handle,
+        io: DriverIo,
     ) -> Self {
         Driver {
             core,
@@ -99,7 +131,19 @@ impl Driver {
             events,
             runtime,
             proposals: HashMap::new(),
+            io,
+            height_started: None,
+            head_at_ms: now_ms(),
         }
+    }
+
+    /// `xblockperiodmilliseconds` in force at `height`, or 0 when the period is in seconds.
+    fn sub_second_period(&self, height: u64) -> u64 {
+        self.chain
+            .genesis
+            .qbft
+            .as_ref()
+            .map_or(0, |q| q.params_at(height).block_period_milliseconds)
     }
 
     /// The core's view of the stored head.
@@ -126,9 +170,49 @@ impl Driver {
         while let Some(event) = rx.blocking_recv() {
             match event {
                 DriverEvent::Input(input) => self.step(input),
+                DriverEvent::ImportBlock(block, reply) => {
+                    let result = self.import_external(&block);
+                    if let Err(e) = &result {
+                        tracing::debug!("block {} from a peer refused: {e}", block.header.number);
+                    }
+                    if let Some(reply) = reply {
+                        let _ = reply.send(result);
+                    }
+                }
                 DriverEvent::Stop => break,
             }
         }
+    }
+
+    /// Imports a sealed block received from a peer, then moves the core to the next height.
+    fn import_external(&mut self, block: &Block) -> Result<bool, String> {
+        let (head, _) = self
+            .chain
+            .store
+            .head()
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
+        if block.header.number <= head {
+            return Ok(false);
+        }
+        self.chain.check_seals(block).map_err(|e| e.to_string())?;
+        let proposal = self.chain.check(block).map_err(|e| e.to_string())?;
+        let hash = self
+            .chain
+            .commit(block, proposal)
+            .map_err(|e| e.to_string())?;
+        tracing::info!(
+            number = block.header.number,
+            %hash,
+            txs = block.body.transactions.len(),
+            "imported block from peers"
+        );
+        self.proposals.clear();
+        self.after_import(&block.header, hash);
+        if let Some(input) = self.head_input() {
+            self.step(input);
+        }
+        Ok(true)
     }
 
     fn send_later(&self, delay: Duration, input: Input) {
@@ -142,16 +226,27 @@ impl Driver {
     fn step(&mut self, input: Input) {
         let mut queue = VecDeque::from([input]);
         while let Some(input) = queue.pop_front() {
+            let syncing = self.io.sync.is_syncing();
+            let mut persist_failed = false;
             for output in self.core.handle(input) {
                 match output {
                     Output::ArmBlockTimer { height, at_ms } => {
+                        // Block periods under a second count from when the head arrived:
+                        // whole-second timestamps cannot pace them.
+                        let at_ms = at_ms.max(
+                            self.head_at_ms
+                                .saturating_add(self.sub_second_period(height)),
+                        );
                         let delay = Duration::from_millis(at_ms.saturating_sub(now_ms()));
                         let events = self.events.clone();
+                        let pool = self.rpc.pool.clone();
                         self.runtime.spawn(async move {
                             tokio::time::sleep(delay).await;
+                            let pending = pool.lock().is_ok_and(|p| !p.is_empty());
                             let input = Input::BlockTimer {
                                 height,
                                 now_ms: now_ms(),
+                                pending_transactions: pending,
                             };
                             let _ = events.send(DriverEvent::Input(input));
                         });
@@ -167,6 +262,8 @@ impl Driver {
                             Input::RoundTimer { height, round, seq },
                         );
                     }
+                    // A syncing validator sits rounds out (its head is behind the others').
+                    Output::BuildBlock { .. } if syncing => {}
                     Output::BuildBlock { height, round, .. } => {
                         if let Some(block) = self.build(round) {
                             queue.push_back(Input::BlockBuilt {
@@ -200,16 +297,53 @@ impl Driver {
                             valid,
                         });
                     }
-                    // Peers arrive with the network; a single validator has no one to tell.
-                    Output::Broadcast(_) => {}
+                    Output::Persist(state) => {
+                        if let Err(e) = self.chain.store.put_consensus_state(&state.encode()) {
+                            // Sending what depends on it could make us equivocate after a
+                            // restart; stay silent instead.
+                            tracing::error!("cannot persist consensus state: {e}");
+                            persist_failed = true;
+                        }
+                    }
+                    Output::Broadcast(_) if syncing || persist_failed => {}
+                    Output::Broadcast(msg) => {
+                        self.io.metrics.message(msg.code(), "sent");
+                        if let Some(network) = &self.io.network {
+                            network.publish(Topic::Consensus, consensus_wire(&msg));
+                        }
+                    }
                     Output::Import(block) => {
                         if let Some(input) = self.import(&block) {
+                            if let Some(network) = &self.io.network {
+                                network.publish(Topic::Blocks, alloy_rlp::encode(&*block));
+                            }
                             queue.push_back(input);
                         }
                     }
                 }
             }
         }
+        self.observe_round();
+    }
+
+    /// Updates the height and round gauges and counts round changes.
+    fn observe_round(&mut self) {
+        let m = &self.io.metrics;
+        let Some(height) = self.core.height() else {
+            return;
+        };
+        let round = self.core.round().unwrap_or(0);
+        match &mut self.height_started {
+            Some((h, _, seen)) if *h == height => {
+                if round > *seen {
+                    m.round_changes.inc_by(u64::from(round - *seen));
+                    *seen = round;
+                }
+            }
+            _ => self.height_started = Some((height, Instant::now(), round)),
+        }
+        m.height.set(i64::try_from(height).unwrap_or(i64::MAX));
+        m.round.set(i64::from(round));
     }
 
     fn cache(&mut self, proposal: ExecutedProposal) {
@@ -226,7 +360,7 @@ impl Driver {
         let genesis = &self.chain.genesis;
         let period = genesis.qbft.as_ref().map_or(1, |q| {
             q.params_at(parent.number.saturating_add(1))
-                .block_period_seconds
+                .min_timestamp_gap()
         });
         let timestamp =
             ((now_ms().saturating_add(500)) / 1000).max(parent.timestamp.saturating_add(period));
@@ -289,6 +423,14 @@ impl Driver {
             },
         };
         self.proposals.clear();
+        if let Some((h, started, _)) = self.height_started {
+            if h == number {
+                self.io
+                    .metrics
+                    .time_to_finality
+                    .observe(started.elapsed().as_secs_f64());
+            }
+        }
         let hash = match self.chain.commit(block, proposal) {
             Ok(h) => h,
             Err(e) => {
@@ -308,7 +450,8 @@ impl Driver {
     }
 
     /// Updates the pool and tells subscribers about the new head.
-    fn after_import(&self, header: &Header, hash: B256) {
+    fn after_import(&mut self, header: &Header, hash: B256) {
+        self.head_at_ms = now_ms();
         let ctx = head_context(&self.chain.genesis, header);
         if let Ok(view) = self.chain.store.state_at(header.number) {
             if let Ok(mut pool) = self.rpc.pool.lock() {

@@ -16,13 +16,18 @@ pub mod config;
 mod driver;
 pub mod keys;
 mod metrics;
+mod p2p;
+mod sync;
 
 pub use chain::{Chain, ChainError};
 pub use config::{ConfigError, NodeArgs};
 
 use consort_chainspec::Genesis;
-use consort_qbft::Qbft;
-use consort_rpc::{RpcContext, RpcLimits, RpcServerConfig, RpcServerHandle, TransportConfig};
+use consort_network::{Enode, NetworkConfig, NetworkHandle, NetworkMetrics};
+use consort_qbft::{Persisted, Qbft, QbftConfig};
+use consort_rpc::{
+    RpcContext, RpcLimits, RpcServerConfig, RpcServerHandle, SyncStatus, TransportConfig,
+};
 use consort_storage::{Store, StoreOptions};
 use consort_txpool::{PoolConfig, TxPool};
 use driver::{Driver, DriverEvent};
@@ -70,6 +75,9 @@ pub enum NodeError {
     /// Metrics could not start.
     #[error(transparent)]
     Metrics(#[from] consort_metrics::MetricsError),
+    /// The peer-to-peer network could not start.
+    #[error(transparent)]
+    Network(#[from] consort_network::NetworkError),
 }
 
 /// A running node.
@@ -81,6 +89,9 @@ pub struct NodeHandle {
     pub ws_addr: Option<SocketAddr>,
     /// Where metrics are served.
     pub metrics_addr: Option<SocketAddr>,
+    /// This node's enode URL, if P2P is enabled.
+    pub enode: Option<Enode>,
+    network: Option<NetworkHandle>,
     rpc: RpcServerHandle,
     metrics: Option<consort_metrics::MetricsServer>,
     driver_tx: mpsc::UnboundedSender<DriverEvent>,
@@ -93,6 +104,9 @@ impl NodeHandle {
         let _ = self.driver_tx.send(DriverEvent::Stop);
         if let Some(driver) = self.driver.take() {
             let _ = tokio::task::spawn_blocking(move || driver.join()).await;
+        }
+        if let Some(network) = self.network.take() {
+            network.stop();
         }
         if let Some(m) = self.metrics.take() {
             m.task.abort();
@@ -156,7 +170,26 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
     let head = store.head_header()?;
     chain_metrics.on_new_head(&head, std::time::Duration::ZERO);
 
-    let core = Qbft::new(key);
+    let mut core = Qbft::with_config(
+        key,
+        QbftConfig {
+            early_round_change: args.qbft_early_round_change,
+            round_timeout_max_ms: args.qbft_round_timeout_max_seconds.saturating_mul(1000),
+        },
+    );
+    if let Some(saved) = store.consensus_state()? {
+        match Persisted::decode(&saved) {
+            Ok(state) => {
+                tracing::info!(
+                    height = state.height,
+                    round = state.round,
+                    "resuming consensus above the round acted in before the restart"
+                );
+                core.restore(state);
+            }
+            Err(e) => tracing::warn!("ignoring unreadable consensus state: {e}"),
+        }
+    }
     let address = core.address();
     let validators = chain::validators_of(&head);
     let is_validator = validators.contains(&address);
@@ -175,6 +208,40 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
         },
         driver::head_context(&genesis, &head),
     );
+    for group in args.rpc_http_api.iter().chain(&args.rpc_ws_api) {
+        if let Some(name) = group.unsupported() {
+            tracing::warn!("JSON-RPC API group {name} is not available in consort; ignored");
+        }
+    }
+    let network_metrics = NetworkMetrics::new(&registry)?;
+    let network = if args.p2p_enabled {
+        let genesis_hash = store.canonical_hash(0)?.unwrap_or_default();
+        let config = NetworkConfig {
+            key,
+            listen: SocketAddr::new(args.p2p_interface, args.p2p_port),
+            bootnodes: args.bootnodes.clone(),
+            static_nodes: static_nodes(&args)?,
+            max_peers: args.max_peers,
+            discovery: args.discovery_enabled,
+            network_id: format!(
+                "{chain_id}-{}",
+                hex::encode(genesis_hash.get(..4).unwrap_or_default())
+            ),
+            client_version: client_version(),
+            redial_interval: std::time::Duration::from_secs(3),
+        };
+        let (handle, events) = consort_network::start(config, network_metrics).await?;
+        Some((handle, events))
+    } else {
+        None
+    };
+    // Peers are told the advertised host, on the port actually bound.
+    let enode = network.as_ref().map(|(h, _)| Enode {
+        id: h.enode().id,
+        addr: SocketAddr::new(args.p2p_host, h.enode().addr.port()),
+    });
+    let sync_status = Arc::new(SyncStatus::default());
+    let qbft_metrics = metrics::QbftMetrics::new(&registry)?;
     let (pending_txs, _) = broadcast::channel(4096);
     let (new_blocks, _) = broadcast::channel(256);
     let ctx = Arc::new(RpcContext {
@@ -198,6 +265,10 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
         filters: Mutex::new(Default::default()),
         metrics: consort_rpc::RpcMetrics::new(&registry)?,
         pool_metrics: consort_rpc::PoolMetrics::new(&registry)?,
+        network: network.as_ref().zip(enode.clone()).map(|((h, _), enode)| {
+            Arc::new(p2p::RpcNetwork(h.clone(), enode)) as Arc<dyn consort_rpc::PeerNetwork>
+        }),
+        sync: sync_status.clone(),
     });
 
     let rpc = consort_rpc::start(
@@ -240,12 +311,40 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
         genesis,
         metrics: chain_metrics,
     };
+    let handle_of_network = network.as_ref().map(|(h, _)| h.clone());
+    if let Some((handle, events)) = network {
+        let (hints_tx, hints_rx) = mpsc::channel(256);
+        let inbound = p2p::Inbound {
+            network: handle.clone(),
+            rpc: ctx.clone(),
+            chain: chain.clone(),
+            driver: driver_tx.clone(),
+            hints: hints_tx,
+            metrics: qbft_metrics.clone(),
+            validators: Default::default(),
+        };
+        tokio::spawn(inbound.run(events));
+        let syncer = sync::Syncer {
+            network: handle,
+            chain: chain.clone(),
+            driver: driver_tx.clone(),
+            status: sync_status.clone(),
+            metrics: qbft_metrics.clone(),
+            one_behind: None,
+        };
+        tokio::spawn(syncer.run(hints_rx));
+    }
     let driver = Driver::new(
         core,
         chain,
         ctx,
         driver_tx.clone(),
         tokio::runtime::Handle::current(),
+        driver::DriverIo {
+            network: handle_of_network.clone(),
+            sync: sync_status,
+            metrics: qbft_metrics,
+        },
     );
     let driver = std::thread::Builder::new()
         .name("qbft".into())
@@ -256,6 +355,8 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
         http_addr: rpc.http_addr,
         ws_addr: rpc.ws_addr,
         metrics_addr: metrics.as_ref().map(|m| m.local_addr),
+        enode: enode.clone(),
+        network: handle_of_network,
         rpc,
         metrics,
         driver_tx,
@@ -277,7 +378,40 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
     if let Some(a) = handle.metrics_addr {
         tracing::info!("metrics on http://{a}/metrics");
     }
+    if let Some(e) = &handle.enode {
+        tracing::info!("P2P on {e}");
+    }
     Ok(handle)
+}
+
+/// The static nodes: `--static-nodes-file`, else `<data-path>/static-nodes.json` if present.
+fn static_nodes(args: &NodeArgs) -> Result<Vec<Enode>, NodeError> {
+    let (path, required) = match &args.static_nodes_file {
+        Some(p) => (p.clone(), true),
+        None => (args.data_path.join("static-nodes.json"), false),
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(vec![]),
+        Err(e) => {
+            return Err(NodeError::Config(format!(
+                "cannot read static nodes file {}: {e}",
+                path.display()
+            )))
+        }
+    };
+    let urls: Vec<String> = serde_json::from_str(&text).map_err(|e| {
+        NodeError::Config(format!(
+            "static nodes file {} is not a JSON array of enode URLs: {e}",
+            path.display()
+        ))
+    })?;
+    urls.iter()
+        .map(|u| {
+            u.parse()
+                .map_err(|e| NodeError::Config(format!("{}: {e}", path.display())))
+        })
+        .collect()
 }
 
 /// Runs a node until SIGINT or SIGTERM, then shuts it down.

@@ -1,7 +1,8 @@
 //! Chain metrics under Besu's names (`ethereum_*`, `besu_blockchain_*`, `besu_block_processing_*`).
 
 use consort_metrics::{
-    register, Gauge, Histogram, HistogramOpts, IntCounter, IntGauge, Registry, Result,
+    register, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    Result,
 };
 use consort_primitives::Header;
 use std::time::Duration;
@@ -11,7 +12,6 @@ use std::time::Duration;
 pub struct ChainMetrics {
     height: IntGauge,
     best_known: IntGauge,
-    peers: IntGauge,
     head_timestamp: IntGauge,
     head_gas_used: IntGauge,
     head_gas_limit: IntGauge,
@@ -53,10 +53,6 @@ impl ChainMetrics {
             best_known: gauge(
                 "ethereum_best_known_block_number",
                 "The estimated highest block available",
-            )?,
-            peers: gauge(
-                "ethereum_peer_count",
-                "The current number of peers connected",
             )?,
             head_timestamp: gauge(
                 "besu_blockchain_chain_head_timestamp",
@@ -109,8 +105,7 @@ impl ChainMetrics {
     pub fn on_new_head(&self, header: &Header, import: Duration) {
         let n = header.number as i64;
         self.height.set(n);
-        self.best_known.set(n);
-        self.peers.set(0);
+        self.best_known.set(n.max(self.best_known.get()));
         self.head_timestamp.set(header.timestamp as i64);
         self.head_gas_used.set(header.gas_used as i64);
         self.head_gas_limit.set(header.gas_limit as i64);
@@ -126,8 +121,92 @@ impl ChainMetrics {
         self.tx_counter.inc_by(count as u64);
     }
 
+    /// A peer announced a block at `number`.
+    pub fn saw_block(&self, number: u64) {
+        let n = i64::try_from(number).unwrap_or(i64::MAX);
+        self.best_known.set(n.max(self.best_known.get()));
+    }
+
     /// Records the configured minimum gas price.
     pub fn set_min_gas_price(&self, wei: u128) {
         self.min_gas_price.set(wei as f64);
+    }
+}
+
+/// Consensus and sync metrics: `consort_qbft_*`, and Besu's `besu_synchronizer_in_sync`.
+#[derive(Debug, Clone)]
+pub struct QbftMetrics {
+    /// The height being decided.
+    pub height: IntGauge,
+    /// The current round.
+    pub round: IntGauge,
+    /// Rounds this validator moved past without a decision.
+    pub round_changes: IntCounter,
+    /// Consensus messages by `type` (proposal, prepare, commit, round_change) and `outcome`
+    /// (sent, accepted, ignored, rejected).
+    pub messages: IntCounterVec,
+    /// From the start of a height (its block timer) to the import of its block.
+    pub time_to_finality: Histogram,
+    /// 1 when caught up with the best peer, 0 while syncing.
+    pub in_sync: IntGauge,
+    /// Blocks imported by sync (not decided here).
+    pub synced_blocks: IntCounter,
+}
+
+impl QbftMetrics {
+    /// Registers the metrics in `registry`.
+    pub fn new(registry: &Registry) -> Result<Self> {
+        let gauge = |name: &str, help: &str| register(registry, IntGauge::new(name, help)?);
+        let counter = |name: &str, help: &str| register(registry, IntCounter::new(name, help)?);
+        let metrics = QbftMetrics {
+            height: gauge("consort_qbft_height", "The height QBFT is deciding")?,
+            round: gauge("consort_qbft_current_round", "The current QBFT round")?,
+            round_changes: counter(
+                "consort_qbft_round_changes_total",
+                "Rounds left without a decision",
+            )?,
+            messages: register(
+                registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "consort_qbft_messages_total",
+                        "QBFT messages by type and outcome",
+                    ),
+                    &["type", "outcome"],
+                )?,
+            )?,
+            time_to_finality: register(
+                registry,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "consort_qbft_time_to_finality_seconds",
+                        "Time from the start of a height to the import of its block",
+                    )
+                    .buckets(seconds_buckets()),
+                )?,
+            )?,
+            in_sync: gauge(
+                "besu_synchronizer_in_sync",
+                "1 when the node has caught up with the best peer, 0 while syncing",
+            )?,
+            synced_blocks: counter(
+                "consort_sync_imported_blocks_total",
+                "Blocks imported by sync",
+            )?,
+        };
+        metrics.in_sync.set(1);
+        Ok(metrics)
+    }
+
+    /// Counts a consensus message of wire code `code`.
+    pub fn message(&self, code: u8, outcome: &str) {
+        let kind = match code {
+            0x12 => "proposal",
+            0x13 => "prepare",
+            0x14 => "commit",
+            0x15 => "round_change",
+            _ => "invalid",
+        };
+        self.messages.with_label_values(&[kind, outcome]).inc();
     }
 }

@@ -96,3 +96,103 @@ fn config_file_errors_name_the_file_and_the_key() {
         .to_string();
     assert!(err.contains("/no/such.toml"), "{err}");
 }
+
+const ENODE_1: &str = "enode://069a2438f21a3330a6a26d20d15cb8aa53d4ec3074f7da967e2738f99c11c824837d0223efbd4d59e83dd4da0ff32cc7d551995f18c8cbb5f8da06aff4816566@127.0.0.1:30303";
+const ENODE_2: &str = "enode://4d37361f95259ebab1d5c07a40599da398d23fef48f76cfa9c7a99c728a359a5ba9f79c132d3b6c8c4856bba5e96a73d1918b605459f8620d6e984efed822527@127.0.0.1:30304";
+
+#[test]
+fn p2p_options_take_besus_names_and_enode_urls() {
+    let a = parse(&[]).unwrap();
+    assert!(a.p2p_enabled && a.discovery_enabled);
+    assert_eq!(a.p2p_port, 30303);
+    assert_eq!(a.max_peers, 25);
+    assert!(a.bootnodes.is_empty());
+    let a = parse(&[
+        &format!("--bootnodes={ENODE_1},{ENODE_2}"),
+        "--p2p-port=30305",
+        "--max-peers=7",
+        "--discovery-enabled=false",
+    ])
+    .unwrap();
+    assert_eq!(a.bootnodes.len(), 2);
+    assert_eq!(a.bootnodes[1].to_string(), ENODE_2);
+    assert_eq!(
+        (a.p2p_port, a.max_peers, a.discovery_enabled),
+        (30305, 7, false)
+    );
+    let err = parse(&["--bootnodes=enode://abc@127.0.0.1:1"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("--bootnodes") && err.contains("invalid enode URL"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_besu_config_file_starts_unchanged() {
+    // The shape of a Besu quick-start validator's config.toml, moved to loopback.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+genesis-file="/config/genesis.json"
+node-private-key-file="/opt/besu/keys/key"
+data-path="/opt/besu/data"
+logging="INFO"
+profile="ENTERPRISE"
+sync-mode="FULL"
+host-allowlist=["*"]
+min-gas-price=0
+rpc-http-enabled=true
+rpc-http-host="127.0.0.1"
+rpc-http-port=8545
+rpc-http-api=["EEA","WEB3","ETH","NET","TRACE","DEBUG","ADMIN","TXPOOL","PERM","QBFT"]
+rpc-http-cors-origins=["all"]
+graphql-http-enabled=true
+graphql-http-port=8547
+metrics-enabled=true
+metrics-host="127.0.0.1"
+metrics-port=9545
+p2p-host="127.0.0.1"
+p2p-port=30304
+bootnodes=["{ENODE_1}"]
+max-peers=25
+revert-reason-enabled=true
+"#
+        ),
+    )
+    .unwrap();
+    let a = parse(&[&format!("--config-file={}", file.display())]).unwrap();
+    assert_eq!(a.p2p_port, 30304);
+    assert_eq!(a.bootnodes[0].to_string(), ENODE_1);
+    assert!(a.rpc_http_api.contains(&ApiGroup::Qbft));
+    assert_eq!(
+        a.rpc_http_api
+            .iter()
+            .filter_map(|g| g.unsupported())
+            .collect::<Vec<_>>(),
+        vec!["EEA", "TRACE"]
+    );
+    // The same ignored options as flags.
+    let a = parse(&[
+        "--profile=ENTERPRISE",
+        "--sync-mode",
+        "FULL",
+        "--graphql-http-enabled",
+        "--p2p-port=1",
+    ])
+    .unwrap();
+    assert_eq!(a.p2p_port, 1);
+    // Permissioning is not silently dropped.
+    std::fs::write(&file, "permissions-nodes-config-file-enabled=true\n").unwrap();
+    let err = parse(&[&format!("--config-file={}", file.display())])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("permissions-nodes-config-file-enabled"),
+        "{err}"
+    );
+}

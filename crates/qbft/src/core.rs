@@ -3,8 +3,8 @@
 
 use crate::block::{proposer, quorum, seal_block, with_round, Block};
 use crate::messages::{
-    CommitPayload, PreparePayload, PreparedRound, QbftMessage, RoundChangePayload, Signed,
-    MAX_ROUND,
+    CommitPayload, MessageError, PreparePayload, PreparedRound, QbftMessage, RoundChangePayload,
+    Signed, MAX_ROUND,
 };
 use alloy_primitives::{Address, B256};
 use consort_primitives::{
@@ -25,14 +25,40 @@ pub struct QbftTimings {
     pub request_timeout_ms: u64,
 }
 
-/// The round timeout stops doubling after this many rounds (Besu's grows without bound).
-const MAX_TIMEOUT_DOUBLINGS: u32 = 6;
+/// Behaviour switches of the core that are not part of the chain's configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QbftConfig {
+    /// The spec's f+1 rule: when f+1 validators ask for rounds above ours, move to the lowest of
+    /// them at once instead of waiting for our round timer (Besu's
+    /// `--Xqbft-enable-early-round-change`, off there by default).
+    pub early_round_change: bool,
+    /// Ceiling of the round timeout in milliseconds; `requesttimeoutseconds × 2^round` grows up
+    /// to it, so a network that lost quorum for a long time moves again within one ceiling.
+    pub round_timeout_max_ms: u64,
+}
+
+impl Default for QbftConfig {
+    fn default() -> Self {
+        QbftConfig {
+            early_round_change: true,
+            round_timeout_max_ms: 60_000,
+        }
+    }
+}
+
 /// Most buffered messages for future heights.
-const FUTURE_MESSAGES_LIMIT: usize = 1_000;
+pub const FUTURE_MESSAGES_LIMIT: usize = 1_000;
+/// Most bytes of buffered messages for future heights.
+pub const FUTURE_MESSAGES_BYTES: usize = 32 << 20;
 /// How many heights ahead a message may be buffered.
-const FUTURE_HEIGHT_DISTANCE: u64 = 10;
+pub const FUTURE_HEIGHT_DISTANCE: u64 = 10;
 /// Most buffered messages for rounds without an accepted proposal, per height.
-const EARLY_MESSAGES_LIMIT: usize = 1_000;
+pub const EARLY_MESSAGES_LIMIT: usize = 1_000;
+/// Most bytes of such messages.
+pub const EARLY_MESSAGES_BYTES: usize = 32 << 20;
+/// Round changes kept per author (its highest target rounds); bounds what a validator asking
+/// for ever higher rounds can make us hold.
+pub const ROUND_CHANGES_PER_AUTHOR: usize = 4;
 
 /// The chain head a height is decided on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +91,12 @@ pub enum Input {
         height: u64,
         /// Wall-clock time now, in Unix milliseconds.
         now_ms: u64,
+        /// Whether the host has transactions a block could include. Without any, validators
+        /// that do not propose wait out `emptyblockperiodseconds` as the proposer does.
+        pending_transactions: bool,
     },
+    /// Send our latest round change again (a peer joined, or gossip may have lost it).
+    Rebroadcast,
     /// A round timer armed by [`Output::ArmRoundTimer`] fired.
     RoundTimer {
         /// The height it was armed for.
@@ -142,14 +173,70 @@ pub enum Output {
         /// The block.
         block: Box<Block>,
     },
+    /// Store this durably before carrying out the outputs after it: a restart that
+    /// [`Qbft::restore`]s it never sends a Proposal, Prepare or Commit that conflicts with one
+    /// sent before, nor acts in a round below one it asked to change to.
+    Persist(Box<Persisted>),
     /// Send to every validator.
     Broadcast(Box<QbftMessage>),
     /// The height is decided: import this sealed block.
     Import(Box<Block>),
 }
 
+/// What a validator must remember across a restart at one height: the highest round it sent a
+/// message in and its latest prepared certificate. A restored core resumes at the next round.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Persisted {
+    /// Height.
+    pub height: u64,
+    /// The highest round in which a Proposal, Prepare or Commit was sent, or that a Round
+    /// Change asked for.
+    pub round: u32,
+    prepared: Option<PreparedCertificate>,
+}
+
+impl Persisted {
+    /// RLP `[roundChangePayload, preparedBlock or [], [signed prepares]]`, the shape of a round
+    /// change without its signature.
+    pub fn encode(&self) -> Vec<u8> {
+        let payload = RoundChangePayload {
+            height: self.height,
+            round: self.round,
+            prepared: self.prepared.as_ref().map(|p| PreparedRound {
+                round: p.round,
+                digest: p.digest,
+            }),
+        };
+        let (block, prepares) = match &self.prepared {
+            Some(p) => (Some(p.block.clone()), p.prepares.clone()),
+            None => (None, Vec::new()),
+        };
+        crate::messages::encode_unsigned_round_change(&payload, block.as_ref(), &prepares)
+    }
+
+    /// Reads what [`Persisted::encode`] wrote, checking the prepares' signatures.
+    pub fn decode(bytes: &[u8]) -> Result<Self, MessageError> {
+        let (payload, block, prepares) = crate::messages::decode_unsigned_round_change(bytes)?;
+        let prepared = match (payload.prepared, block) {
+            (Some(meta), Some(block)) => Some(PreparedCertificate {
+                round: meta.round,
+                digest: meta.digest,
+                block,
+                prepares,
+            }),
+            (None, None) => None,
+            _ => return Err(MessageError::Rlp("prepared round without its block".into())),
+        };
+        Ok(Persisted {
+            height: payload.height,
+            round: payload.round,
+            prepared,
+        })
+    }
+}
+
 /// A block prepared in some round, with the prepares that prove it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct PreparedCertificate {
     round: u32,
     digest: B256,
@@ -173,6 +260,10 @@ struct RoundState {
     sent_commit: bool,
     /// Whether we asked the host for a block for this round.
     building: bool,
+    /// The round changes, none of them prepared, on which we asked for that block: the
+    /// proposal's justification. Round changes arriving while the block is built may carry a
+    /// prepared certificate the new block does not follow, so they are not added.
+    build_justification: Vec<Signed<RoundChangePayload>>,
 }
 
 /// The valid round changes for one target round, by author, with their prepared certificates.
@@ -191,9 +282,16 @@ struct HeightState {
     round_change_done: BTreeMap<u32, ()>,
     /// Our latest prepared certificate at this height.
     prepared: Option<PreparedCertificate>,
-    /// Prepares and commits for rounds whose proposal has not been accepted yet.
-    early: Vec<QbftMessage>,
+    /// Prepares and commits for rounds whose proposal has not been accepted yet, one of each
+    /// per author and round, by (round, author, message code).
+    early: BTreeMap<(u32, Address, u8), QbftMessage>,
+    early_bytes: usize,
     decided: bool,
+    /// Rounds below this are never entered (a restart resumes above the round it acted in).
+    min_round: u32,
+    /// The round change we sent for the current round, for [`Input::Rebroadcast`].
+    last_round_change: Option<QbftMessage>,
+    config: QbftConfig,
 }
 
 impl HeightState {
@@ -212,6 +310,19 @@ impl HeightState {
     fn current_round(&self) -> Option<u32> {
         self.round.as_ref().map(|r| r.round)
     }
+
+    /// f+1, the most faulty validators plus one.
+    fn weak_quorum(&self) -> usize {
+        self.parent.validators.len().saturating_sub(1) / 3 + 1
+    }
+
+    fn persisted(&self, round: u32) -> Persisted {
+        Persisted {
+            height: self.height,
+            round,
+            prepared: self.prepared.clone(),
+        }
+    }
 }
 
 /// The QBFT core for one validator key.
@@ -219,22 +330,45 @@ impl HeightState {
 pub struct Qbft {
     key: SecretKey,
     me: Address,
+    config: QbftConfig,
     state: Option<HeightState>,
-    future: BTreeMap<u64, Vec<QbftMessage>>,
-    future_len: usize,
+    /// Messages for future heights, one per (height, round, author, message code).
+    future: BTreeMap<(u64, u32, Address, u8), QbftMessage>,
+    future_bytes: usize,
+    restored: Option<Persisted>,
 }
 
 impl Qbft {
-    /// A core that signs with `key`. It does nothing until the first [`Input::NewHead`].
+    /// A core that signs with `key`, with the default [`QbftConfig`]. It does nothing until the
+    /// first [`Input::NewHead`].
     pub fn new(key: SecretKey) -> Self {
+        Qbft::with_config(key, QbftConfig::default())
+    }
+
+    /// A core with explicit behaviour switches.
+    pub fn with_config(key: SecretKey, config: QbftConfig) -> Self {
         let me = public_key_address(&key.public_key(SECP256K1));
         Qbft {
             key,
             me,
+            config,
             state: None,
             future: BTreeMap::new(),
-            future_len: 0,
+            future_bytes: 0,
+            restored: None,
         }
+    }
+
+    /// Resumes from what an earlier run [`Output::Persist`]ed: at that height the core starts
+    /// above the round it acted in, carrying its prepared certificate. Call before the first
+    /// [`Input::NewHead`].
+    pub fn restore(&mut self, persisted: Persisted) {
+        self.restored = Some(persisted);
+    }
+
+    /// Messages and bytes buffered for future heights.
+    pub fn future_buffered(&self) -> (usize, usize) {
+        (self.future.len(), self.future_bytes)
     }
 
     /// This validator's address.
@@ -257,8 +391,19 @@ impl Qbft {
         let mut out = Vec::new();
         match input {
             Input::NewHead { head, timings } => self.upon_new_block(head, timings, &mut out),
-            Input::BlockTimer { height, now_ms } => {
-                self.upon_block_timeout(height, now_ms, &mut out)
+            Input::BlockTimer {
+                height,
+                now_ms,
+                pending_transactions,
+            } => self.upon_block_timeout(height, now_ms, pending_transactions, &mut out),
+            Input::Rebroadcast => {
+                if let Some(msg) = self
+                    .state
+                    .as_ref()
+                    .and_then(|s| s.last_round_change.clone())
+                {
+                    out.push(Output::Broadcast(Box::new(msg)));
+                }
             }
             Input::RoundTimer { height, round, seq } => {
                 self.upon_round_timeout(height, round, seq, &mut out)
@@ -299,6 +444,8 @@ impl Qbft {
             .timestamp
             .saturating_mul(1000)
             .saturating_add(timings.block_period_ms);
+        self.restored = self.restored.take().filter(|p| p.height >= height);
+        let restored = self.restored.as_ref().filter(|p| p.height == height);
         self.state = Some(HeightState {
             height,
             parent: head,
@@ -307,29 +454,61 @@ impl Qbft {
             round_seq: 0,
             round_changes: BTreeMap::new(),
             round_change_done: BTreeMap::new(),
-            prepared: None,
-            early: Vec::new(),
+            prepared: restored.and_then(|p| p.prepared.clone()),
+            early: BTreeMap::new(),
+            early_bytes: 0,
             decided: false,
+            min_round: restored.map_or(0, |p| p.round.saturating_add(1).min(MAX_ROUND)),
+            last_round_change: None,
+            config: self.config,
         });
         out.push(Output::ArmBlockTimer { height, at_ms });
         // Replay what arrived early for this height; drop what is now in the past.
-        let replay = self.future.remove(&height).unwrap_or_default();
-        self.future.retain(|h, _| *h > height);
-        self.future_len = self.future.values().map(Vec::len).sum();
-        for msg in replay {
-            self.upon_message(msg, out);
+        let later = self
+            .future
+            .split_off(&(height.saturating_add(1), 0, Address::ZERO, 0));
+        let replay = std::mem::replace(&mut self.future, later);
+        self.future_bytes = self.future.values().map(QbftMessage::size).sum();
+        for ((h, _, _, _), msg) in replay {
+            if h == height {
+                self.upon_message(msg, out);
+            }
         }
     }
 
-    // UponBlockTimeout: round 0 starts; its proposer builds a block.
-    fn upon_block_timeout(&mut self, height: u64, _now_ms: u64, out: &mut Vec<Output>) {
+    // UponBlockTimeout: round 0 starts; its proposer builds a block. A validator restored
+    // mid-height starts with a round change above the round it acted in instead.
+    fn upon_block_timeout(
+        &mut self,
+        height: u64,
+        now_ms: u64,
+        pending_transactions: bool,
+        out: &mut Vec<Output>,
+    ) {
         let me = self.me;
         let Some(s) = self.state.as_mut() else { return };
         if s.height != height || s.round.is_some() || s.decided || !s.is_validator(&me) {
             return;
         }
+        if s.min_round > 0 {
+            let target = s.min_round;
+            return self.do_round_change(target, out);
+        }
+        let proposer = s.proposer(0) == Some(me);
+        // A validator that does not propose mirrors the proposer's wait for an empty block, so
+        // its round timer does not run out while the proposer is idle on purpose.
+        let empty_due = s
+            .parent
+            .timestamp
+            .saturating_mul(1000)
+            .saturating_add(s.timings.empty_block_period_ms);
+        if !proposer && !pending_transactions && now_ms < empty_due {
+            let at_ms = empty_due.min(now_ms.saturating_add(s.timings.block_period_ms));
+            out.push(Output::ArmBlockTimer { height, at_ms });
+            return;
+        }
         start_round(s, 0, out);
-        if s.proposer(0) == Some(me) {
+        if proposer {
             request_block(s, 0, out);
         }
     }
@@ -348,6 +527,7 @@ impl Qbft {
             return;
         }
         rs.building = false;
+        let round_changes = std::mem::take(&mut rs.build_justification);
         // emptyblockperiodseconds: an empty round-0 block waits until the empty period passes,
         // polling at the block period in case transactions arrive.
         let empty_due = s
@@ -365,21 +545,28 @@ impl Qbft {
         let Ok((block, digest)) = with_round(&block, round) else {
             return;
         };
-        let (round_changes, prepares) = justification(s, round);
-        out.push(Output::Broadcast(Box::new(QbftMessage::proposal(
+        let proposal = QbftMessage::proposal(
             height,
             round,
             block.clone(),
             round_changes,
-            prepares,
+            Vec::new(),
             &self.key,
             self.me,
-        ))));
-        self.accept_proposal(block, digest, out);
+        );
+        self.accept_proposal(block, digest, Some(proposal), out);
     }
 
-    /// Accepts the current round's proposal: our prepare goes out, our seal is counted.
-    fn accept_proposal(&mut self, block: Block, digest: B256, out: &mut Vec<Output>) {
+    /// Accepts the current round's proposal: our prepare goes out, our seal is counted. Our own
+    /// `proposal` goes out just before the prepare, after the round is persisted, so a restart
+    /// cannot propose a second block in this round.
+    fn accept_proposal(
+        &mut self,
+        block: Block,
+        digest: B256,
+        proposal: Option<QbftMessage>,
+        out: &mut Vec<Output>,
+    ) {
         let (me, key) = (self.me, self.key);
         let Some(s) = self.state.as_mut() else { return };
         let height = s.height;
@@ -406,11 +593,21 @@ impl Qbft {
         if let QbftMessage::Prepare(signed) = &prepare {
             rs.prepares.insert(me, signed.clone());
         }
+        out.push(Output::Persist(Box::new(s.persisted(round))));
+        if let Some(proposal) = proposal {
+            out.push(Output::Broadcast(Box::new(proposal)));
+        }
         out.push(Output::Broadcast(Box::new(prepare)));
-        // Votes that arrived before the proposal count now.
-        let early = std::mem::take(&mut s.early);
-        for msg in early {
-            self.upon_message(msg, out);
+        // Votes that arrived before the proposal count now; those of later rounds stay.
+        let later = s
+            .early
+            .split_off(&(round.saturating_add(1), Address::ZERO, 0));
+        let early = std::mem::replace(&mut s.early, later);
+        s.early_bytes = s.early.values().map(QbftMessage::size).sum();
+        for ((r, _, _), msg) in early {
+            if r == round {
+                self.upon_message(msg, out);
+            }
         }
         self.check_quorums(out);
     }
@@ -434,6 +631,11 @@ impl Qbft {
                 prepares: rs.prepares.values().cloned().collect(),
             });
             if let Some(seal) = rs.own_seal {
+                out.push(Output::Persist(Box::new(Persisted {
+                    height,
+                    round: rs.round,
+                    prepared: s.prepared.clone(),
+                })));
                 out.push(Output::Broadcast(Box::new(QbftMessage::commit(
                     CommitPayload {
                         height,
@@ -474,12 +676,11 @@ impl Qbft {
         if checking != digest || !valid {
             return;
         }
-        self.accept_proposal(block, digest, out);
+        self.accept_proposal(block, digest, None, out);
     }
 
     // UponRoundTimeout: move to the next round and ask the others to follow.
     fn upon_round_timeout(&mut self, height: u64, round: u32, seq: u64, out: &mut Vec<Output>) {
-        let (me, key) = (self.me, self.key);
         let Some(s) = self.state.as_mut() else { return };
         if s.height != height || s.round_seq != seq || s.current_round() != Some(round) || s.decided
         {
@@ -488,6 +689,15 @@ impl Qbft {
         let Some(target) = round.checked_add(1).filter(|r| *r <= MAX_ROUND) else {
             return;
         };
+        self.do_round_change(target, out);
+    }
+
+    /// Starts `target` and sends a round change for it carrying our prepared certificate,
+    /// handled locally first.
+    fn do_round_change(&mut self, target: u32, out: &mut Vec<Output>) {
+        let (me, key) = (self.me, self.key);
+        let Some(s) = self.state.as_mut() else { return };
+        let height = s.height;
         start_round(s, target, out);
         let prepared = s.prepared.clone();
         let msg = QbftMessage::round_change(
@@ -504,6 +714,10 @@ impl Qbft {
             &key,
             me,
         );
+        s.last_round_change = Some(msg.clone());
+        // Asking for `target` promises to act in no lower round at this height: a restart must
+        // resume above it, or a vote in a lower round could contradict the round change.
+        out.push(Output::Persist(Box::new(s.persisted(target))));
         out.push(Output::Broadcast(Box::new(msg.clone())));
         self.upon_message(msg, out);
     }
@@ -571,25 +785,34 @@ impl Qbft {
         }
     }
 
+    /// Buffers a message for a future height. An author gets one message of each kind per
+    /// height and round (an honest one sends no more), and a full buffer makes room by
+    /// dropping the farthest (height, round): messages for far heights and rounds, which
+    /// anyone can send in bulk, never crowd out those for the next height's first rounds.
     fn buffer_future(&mut self, height: u64, msg: QbftMessage) {
         let current = self.height().unwrap_or(0);
         if height > current.saturating_add(FUTURE_HEIGHT_DISTANCE) {
             return;
         }
-        if self.future_len >= FUTURE_MESSAGES_LIMIT {
-            // Evict the farthest height to make room for a nearer one.
-            let Some((&far, _)) = self.future.last_key_value() else {
-                return;
-            };
-            if far <= height {
-                return;
+        let (_, round) = msg.height_and_round();
+        let key = (height, round, msg.author(), msg.code());
+        let size = msg.size();
+        if size > FUTURE_MESSAGES_BYTES || self.future.contains_key(&key) {
+            return;
+        }
+        while self.future.len() >= FUTURE_MESSAGES_LIMIT
+            || self.future_bytes.saturating_add(size) > FUTURE_MESSAGES_BYTES
+        {
+            match self.future.last_key_value() {
+                Some(((h, r, _, _), _)) if (*h, *r) > (height, round) => {}
+                _ => return,
             }
-            if let Some(dropped) = self.future.remove(&far) {
-                self.future_len = self.future_len.saturating_sub(dropped.len());
+            if let Some((_, dropped)) = self.future.pop_last() {
+                self.future_bytes = self.future_bytes.saturating_sub(dropped.size());
             }
         }
-        self.future.entry(height).or_default().push(msg);
-        self.future_len += 1;
+        self.future.insert(key, msg);
+        self.future_bytes += size;
     }
 
     // UponProposal: a valid proposal from the round's proposer is checked by the host, then
@@ -609,7 +832,7 @@ impl Qbft {
         }
         let Some(s) = self.state.as_mut() else { return };
         let round = proposal.payload.round;
-        if s.current_round().is_some_and(|r| r > round) {
+        if s.current_round().is_some_and(|r| r > round) || round < s.min_round {
             return;
         }
         if s.proposer(round) != Some(proposal.author) {
@@ -663,10 +886,9 @@ impl Qbft {
         prepares: Vec<Signed<PreparePayload>>,
         out: &mut Vec<Output>,
     ) {
-        let (me, key) = (self.me, self.key);
         let Some(s) = self.state.as_mut() else { return };
         let target = rc.payload.round;
-        if target == 0 || s.current_round().is_some_and(|r| r > target) {
+        if target == 0 || target < s.min_round || s.current_round().is_some_and(|r| r > target) {
             return;
         }
         let certificate = match (rc.payload.prepared, block) {
@@ -691,9 +913,26 @@ impl Qbft {
             _ => return,
         };
         let author = rc.author;
-        let for_round = s.round_changes.entry(target).or_default();
-        for_round.entry(author).or_insert((rc, certificate));
-        if for_round.len() < s.quorum() || s.round_change_done.contains_key(&target) {
+        s.round_changes
+            .entry(target)
+            .or_default()
+            .entry(author)
+            .or_insert((rc, certificate));
+        forget_lowest_round_changes(s, author);
+        // UponRoundChange, f+1 rule: f+1 validators want rounds above ours, so at least one
+        // honest validator does; follow to the lowest of them.
+        if s.config.early_round_change {
+            if let Some(early) = early_round_change_target(s) {
+                self.do_round_change(early, out);
+            }
+        }
+        let (me, key) = (self.me, self.key);
+        let Some(s) = self.state.as_mut() else { return };
+        let have = s.round_changes.get(&target).map_or(0, BTreeMap::len);
+        if have < s.quorum()
+            || s.round_change_done.contains_key(&target)
+            || s.current_round().is_some_and(|r| r > target)
+        {
             return;
         }
         s.round_change_done.insert(target, ());
@@ -710,7 +949,7 @@ impl Qbft {
                     return;
                 };
                 let (round_changes, prepares) = justification(s, target);
-                out.push(Output::Broadcast(Box::new(QbftMessage::proposal(
+                let proposal = QbftMessage::proposal(
                     s.height,
                     target,
                     block.clone(),
@@ -718,10 +957,50 @@ impl Qbft {
                     prepares,
                     &key,
                     me,
-                ))));
-                self.accept_proposal(block, digest, out);
+                );
+                self.accept_proposal(block, digest, Some(proposal), out);
             }
-            None => request_block(s, target, out),
+            None => {
+                let (round_changes, _) = justification(s, target);
+                if let Some(rs) = s.round.as_mut() {
+                    rs.build_justification = round_changes;
+                }
+                request_block(s, target, out)
+            }
+        }
+    }
+}
+
+/// The lowest of the rounds above ours that f+1 validators' latest round changes target.
+fn early_round_change_target(s: &HeightState) -> Option<u32> {
+    let current = s.current_round().unwrap_or(0);
+    let mut latest: BTreeMap<Address, u32> = BTreeMap::new();
+    for (round, by_author) in s.round_changes.range(current.saturating_add(1)..) {
+        for author in by_author.keys() {
+            latest.insert(*author, *round);
+        }
+    }
+    if latest.len() < s.weak_quorum() {
+        return None;
+    }
+    latest.values().min().copied()
+}
+
+/// Keeps only an author's [`ROUND_CHANGES_PER_AUTHOR`] highest target rounds.
+fn forget_lowest_round_changes(s: &mut HeightState, author: Address) {
+    let rounds: Vec<u32> = s
+        .round_changes
+        .iter()
+        .filter(|(_, by_author)| by_author.contains_key(&author))
+        .map(|(round, _)| *round)
+        .collect();
+    let excess = rounds.len().saturating_sub(ROUND_CHANGES_PER_AUTHOR);
+    for round in rounds.into_iter().take(excess) {
+        if let Some(by_author) = s.round_changes.get_mut(&round) {
+            by_author.remove(&author);
+            if by_author.is_empty() {
+                s.round_changes.remove(&round);
+            }
         }
     }
 }
@@ -732,10 +1011,17 @@ fn start_round(s: &mut HeightState, round: u32, out: &mut Vec<Output>) {
         ..RoundState::default()
     });
     s.round_seq = s.round_seq.wrapping_add(1);
+    s.last_round_change = None;
+    // requesttimeoutseconds × 2^round, up to the configured ceiling.
     let after_ms = s
         .timings
         .request_timeout_ms
-        .saturating_mul(1u64 << round.min(MAX_TIMEOUT_DOUBLINGS));
+        .saturating_mul(1u64 << round.min(40))
+        .min(
+            s.config
+                .round_timeout_max_ms
+                .max(s.timings.request_timeout_ms),
+        );
     out.push(Output::ArmRoundTimer {
         height: s.height,
         round,
@@ -757,11 +1043,32 @@ fn request_block(s: &mut HeightState, round: u32, out: &mut Vec<Output>) {
     });
 }
 
+/// Buffers a Prepare or Commit for a round whose proposal we have not accepted. An author
+/// gets one of each per round (an honest one sends no more), and a full buffer makes room by
+/// dropping the farthest round's votes: votes for far rounds, which anyone can send in bulk,
+/// never crowd out those for the round at hand.
 fn push_early(s: &mut HeightState, msg: QbftMessage, round: u32) {
-    if s.current_round().is_some_and(|r| r > round) || s.early.len() >= EARLY_MESSAGES_LIMIT {
+    let size = msg.size();
+    let key = (round, msg.author(), msg.code());
+    if s.current_round().is_some_and(|r| r > round)
+        || s.early.contains_key(&key)
+        || size > EARLY_MESSAGES_BYTES
+    {
         return;
     }
-    s.early.push(msg);
+    while s.early.len() >= EARLY_MESSAGES_LIMIT
+        || s.early_bytes.saturating_add(size) > EARLY_MESSAGES_BYTES
+    {
+        match s.early.last_key_value() {
+            Some(((far, _, _), _)) if *far > round => {}
+            _ => return,
+        }
+        if let Some((_, dropped)) = s.early.pop_last() {
+            s.early_bytes = s.early_bytes.saturating_sub(dropped.size());
+        }
+    }
+    s.early.insert(key, msg);
+    s.early_bytes += size;
 }
 
 /// The round-change certificate for `round` and the prepares of its best prepared block.

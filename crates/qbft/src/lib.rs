@@ -18,7 +18,11 @@ mod core;
 mod messages;
 
 pub use block::{proposer, quorum, seal_block, with_round, Block, BlockError};
-pub use core::{Head, Input, Output, Qbft, QbftTimings};
+pub use core::{
+    Head, Input, Output, Persisted, Qbft, QbftConfig, QbftTimings, EARLY_MESSAGES_BYTES,
+    EARLY_MESSAGES_LIMIT, FUTURE_HEIGHT_DISTANCE, FUTURE_MESSAGES_BYTES, FUTURE_MESSAGES_LIMIT,
+    ROUND_CHANGES_PER_AUTHOR,
+};
 pub use messages::{
     CommitPayload, MessageError, PreparePayload, PreparedRound, ProposalPayload, QbftMessage,
     RoundChangePayload, Signed, MAX_ROUND,

@@ -144,6 +144,11 @@ impl<P: Payload> Signed<P> {
         }
     }
 
+    /// Bytes this signed payload occupies (payload as received plus signature).
+    fn size(&self) -> usize {
+        self.raw.len() + 67
+    }
+
     fn encode(&self, out: &mut Vec<u8>) {
         RlpHeader {
             list: true,
@@ -482,6 +487,33 @@ impl QbftMessage {
         }
     }
 
+    /// Roughly the bytes the message occupies in memory and on the wire; bounds buffers.
+    pub fn size(&self) -> usize {
+        let list = |items: &[Signed<PreparePayload>]| items.iter().map(Signed::size).sum::<usize>();
+        match self {
+            QbftMessage::Proposal {
+                proposal,
+                round_changes,
+                prepares,
+            } => {
+                proposal.size()
+                    + round_changes.iter().map(Signed::size).sum::<usize>()
+                    + list(prepares)
+            }
+            QbftMessage::Prepare(s) => s.size(),
+            QbftMessage::Commit(s) => s.size(),
+            QbftMessage::RoundChange {
+                round_change,
+                prepared_block,
+                prepares,
+            } => {
+                round_change.size()
+                    + prepared_block.as_ref().map_or(0, |b| b.length())
+                    + list(prepares)
+            }
+        }
+    }
+
     /// The signer of the message.
     pub fn author(&self) -> Address {
         match self {
@@ -594,4 +626,50 @@ impl QbftMessage {
         }
         Ok(msg)
     }
+}
+
+/// `[roundChangePayload, block or [], [signed prepares]]`: a round change without signature,
+/// the form a validator's persisted consensus state takes.
+pub(crate) fn encode_unsigned_round_change(
+    payload: &RoundChangePayload,
+    block: Option<&Block>,
+    prepares: &[Signed<PreparePayload>],
+) -> Vec<u8> {
+    let mut body = Vec::new();
+    payload.encode_payload(&mut body);
+    match block {
+        Some(b) => b.encode(&mut body),
+        None => list_header(0, &mut body),
+    }
+    encode_signed_list(prepares, &mut body);
+    let mut out = Vec::with_capacity(body.len() + 4);
+    list_header(body.len(), &mut out);
+    out.extend_from_slice(&body);
+    out
+}
+
+/// A round change's payload, prepared block and prepares, without its signature.
+type UnsignedRoundChange = (
+    RoundChangePayload,
+    Option<Block>,
+    Vec<Signed<PreparePayload>>,
+);
+
+/// Reads [`encode_unsigned_round_change`]'s output.
+pub(crate) fn decode_unsigned_round_change(
+    bytes: &[u8],
+) -> Result<UnsignedRoundChange, MessageError> {
+    let mut buf = bytes;
+    let mut body = list(&mut buf)?;
+    let payload = RoundChangePayload::decode_payload(&mut body)?;
+    let block = if body.first() == Some(&alloy_rlp::EMPTY_LIST_CODE) {
+        body = body.get(1..).unwrap_or_default();
+        None
+    } else {
+        Some(Block::decode(&mut body)?)
+    };
+    let prepares = decode_signed_list(&mut body, MAX_JUSTIFICATION)?;
+    finish(body)?;
+    finish(buf)?;
+    Ok((payload, block, prepares))
 }

@@ -255,6 +255,7 @@ fn a_single_validator_decides_its_own_block_in_one_step() {
     let out = core.handle(Input::BlockTimer {
         height: 8,
         now_ms: 1_002_000,
+        pending_transactions: true,
     });
     assert!(matches!(
         out[0],
@@ -335,6 +336,7 @@ fn an_empty_block_waits_for_the_empty_block_period() {
     core.handle(Input::BlockTimer {
         height: 8,
         now_ms: 1_002_000,
+        pending_transactions: true,
     });
     let out = core.handle(Input::BlockBuilt {
         height: 8,
@@ -362,6 +364,7 @@ fn an_empty_block_waits_for_the_empty_block_period() {
     core.handle(Input::BlockTimer {
         height: 8,
         now_ms: 1_004_000,
+        pending_transactions: true,
     });
     let out = core.handle(Input::BlockBuilt {
         height: 8,
@@ -379,6 +382,7 @@ fn an_empty_block_waits_for_the_empty_block_period() {
     core.handle(Input::BlockTimer {
         height: 8,
         now_ms: 1_010_000,
+        pending_transactions: true,
     });
     let out = core.handle(Input::BlockBuilt {
         height: 8,
@@ -402,6 +406,7 @@ fn a_round_timeout_changes_round_and_rebuilds() {
     let out = core.handle(Input::BlockTimer {
         height: 8,
         now_ms: 1_002_000,
+        pending_transactions: true,
     });
     let Output::ArmRoundTimer { seq, .. } = out[0] else {
         panic!()
@@ -468,6 +473,7 @@ fn four_validators_decide_one_block_by_message_passing() {
             Input::BlockTimer {
                 height: 8,
                 now_ms: 1_002_000,
+                pending_transactions: true,
             },
         ));
     }
@@ -514,7 +520,9 @@ fn four_validators_decide_one_block_by_message_passing() {
                     ));
                 }
                 Output::Import(b) => imported[i] = Some(*b),
-                Output::ArmBlockTimer { .. } | Output::ArmRoundTimer { .. } => {}
+                Output::ArmBlockTimer { .. }
+                | Output::ArmRoundTimer { .. }
+                | Output::Persist(_) => {}
             }
         }
     }

@@ -174,7 +174,7 @@ fn failed_call(outcome: CallOutcome) -> RpcError {
     }
 }
 
-fn hex_u64(n: u64) -> Value {
+pub(crate) fn hex_u64(n: u64) -> Value {
     Value::String(format!("{n:#x}"))
 }
 
@@ -321,7 +321,10 @@ fn transaction_by_index(ctx: &RpcContext, id: BlockId, index: U64) -> RpcResult<
 }
 
 /// Submits a raw transaction to the pool, recording metrics and announcing it.
-pub(crate) fn submit(ctx: &RpcContext, raw: &[u8]) -> RpcResult<B256> {
+/// Adds a raw transaction to the pool. `local` ones came from this node's clients: they are
+/// gossiped to peers; remote ones came by gossip and travel on by gossip's own forwarding.
+pub fn submit_transaction(ctx: &RpcContext, raw: &[u8], local: bool) -> RpcResult<B256> {
+    let source = if local { "local" } else { "remote" };
     let result = {
         let mut pool = ctx.pool()?;
         // The head is read under the pool lock: a block committed meanwhile has its pool
@@ -334,18 +337,34 @@ pub(crate) fn submit(ctx: &RpcContext, raw: &[u8]) -> RpcResult<B256> {
     };
     match result {
         Ok(tx) => {
-            ctx.pool_metrics.added.with_label_values(&["local"]).inc();
+            ctx.pool_metrics.added.with_label_values(&[source]).inc();
             let _ = ctx.pending_txs.send(tx.hash);
+            if let (true, Some(network)) = (local, &ctx.network) {
+                network.broadcast_transaction(raw.to_vec());
+            }
             Ok(tx.hash)
         }
         Err(e) => {
             ctx.pool_metrics
                 .rejected
-                .with_label_values(&["local", "no", e.reason(), "txpool"])
+                .with_label_values(&[source, "no", e.reason(), "txpool"])
                 .inc();
             Err(e.into())
         }
     }
+}
+
+/// `eth_syncing`: false, or geth's progress object while catching up.
+fn syncing(ctx: &RpcContext) -> RpcResult<Value> {
+    let Some((starting, highest)) = ctx.sync.progress() else {
+        return Ok(Value::Bool(false));
+    };
+    let (current, _) = head(ctx)?;
+    Ok(json!({
+        "startingBlock": hex_u64(starting),
+        "currentBlock": hex_u64(current),
+        "highestBlock": hex_u64(highest.max(current)),
+    }))
 }
 
 pub(crate) fn module(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
@@ -356,7 +375,7 @@ pub(crate) fn module(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
     method(&mut m, "eth_blockNumber", |ctx, _| {
         Ok(hex_u64(head(ctx)?.0))
     });
-    method(&mut m, "eth_syncing", |_, _| Ok(Value::Bool(false)));
+    method(&mut m, "eth_syncing", |ctx, _| syncing(ctx));
     method(&mut m, "eth_accounts", |_, _| Ok(json!([])));
     method(&mut m, "eth_coinbase", |ctx, _| to_json(ctx.info.coinbase));
     method(&mut m, "eth_mining", |ctx, _| {
@@ -485,7 +504,7 @@ pub(crate) fn module(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
     });
     method(&mut m, "eth_sendRawTransaction", |ctx, p| {
         let raw: Bytes = next(&mut p.sequence())?;
-        to_json(submit(ctx, &raw)?)
+        to_json(submit_transaction(ctx, &raw, true)?)
     });
     method(&mut m, "eth_call", |ctx, p| {
         let mut seq = p.sequence();
@@ -747,12 +766,11 @@ async fn subscribe(
     let mut txs = ctx.pending_txs.subscribe();
     let sink = pending.accept().await?;
     ctx.metrics.subscribe.with_label_values(&[label]).inc();
-    let full_txs = full.then_some(&*ctx);
     let result = follow(
         &sink,
         label,
         filter.as_ref(),
-        full_txs,
+        (&ctx, full),
         &mut blocks,
         &mut txs,
     )
@@ -765,7 +783,7 @@ async fn follow(
     sink: &jsonrpsee::server::SubscriptionSink,
     label: &str,
     filter: Option<&Filter>,
-    full_txs: Option<&RpcContext>,
+    (ctx, full): (&RpcContext, bool),
     blocks: &mut tokio::sync::broadcast::Receiver<Arc<crate::NewBlock>>,
     txs: &mut tokio::sync::broadcast::Receiver<B256>,
 ) -> jsonrpsee::core::SubscriptionResult {
@@ -773,15 +791,26 @@ async fn follow(
     let message = |v: Value| serde_json::value::to_raw_value(&v).map(SubscriptionMessage::from);
     match label {
         "syncing" => {
-            sink.send(message(json!(false))?).await?;
-            sink.closed().await;
+            // The status now, then each change, polled once a second.
+            let mut last = None;
+            loop {
+                let now = syncing(ctx).unwrap_or(Value::Bool(false));
+                if last.as_ref() != Some(&now) {
+                    sink.send(message(now.clone())?).await?;
+                    last = Some(now);
+                }
+                tokio::select! {
+                    _ = sink.closed() => break,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                }
+            }
         }
         "newPendingTransactions" => loop {
             tokio::select! {
                 _ = sink.closed() => break,
                 tx = txs.recv() => match tx {
                     Ok(hash) => {
-                        let value = match full_txs {
+                        let value = match full.then_some(ctx) {
                             None => to_json(hash)?,
                             // Whole transactions, as geth sends them; one already mined or
                             // dropped meanwhile is skipped.

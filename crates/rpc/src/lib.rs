@@ -22,7 +22,7 @@ mod server;
 
 pub use convert::block_logs;
 pub use error::{revert_reason, RpcError, RpcResult};
-pub use eth::HeadState;
+pub use eth::{submit_transaction, HeadState};
 pub use filters::Filters;
 pub use metrics::{PoolMetrics, RpcMetrics};
 pub use server::{start, ApiGroup, RpcServerConfig, RpcServerHandle, TransportConfig};
@@ -33,9 +33,96 @@ use consort_chainspec::Genesis;
 use consort_primitives::Header;
 use consort_storage::Store;
 use consort_txpool::TxPool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::broadcast;
+
+/// A connected peer as `admin_peers` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerSummary {
+    /// 128 hex characters: the peer's public key.
+    pub id: String,
+    /// Its enode URL, when its address is known.
+    pub enode: Option<String>,
+    /// Its client version.
+    pub name: Option<String>,
+    /// Our end of the connection.
+    pub local_address: Option<String>,
+    /// Its end of the connection.
+    pub remote_address: Option<String>,
+    /// Whether it dialled us.
+    pub inbound: bool,
+}
+
+/// Why `admin_addPeer` / `admin_removePeer` refused.
+pub type PeerControlError = String;
+
+/// The peer-to-peer network as RPC sees it (implemented by the node over libp2p).
+pub trait PeerNetwork: Send + Sync + std::fmt::Debug {
+    /// Our enode URL.
+    fn enode(&self) -> String;
+    /// The TCP port peers connect to.
+    fn listen_port(&self) -> u16;
+    /// The connected peers.
+    fn peers(&self) -> Vec<PeerSummary>;
+    /// How many peers are connected.
+    fn peer_count(&self) -> usize;
+    /// Keeps the peer named by an enode URL connected.
+    fn add_peer(&self, enode: &str) -> Result<bool, PeerControlError>;
+    /// Disconnects the peer named by an enode URL and refuses it until added again.
+    fn remove_peer(&self, enode: &str) -> Result<bool, PeerControlError>;
+    /// Gossips a transaction this node accepted from a local client.
+    fn broadcast_transaction(&self, raw: Vec<u8>);
+}
+
+/// Sync progress, shared by the syncer (writer) and `eth_syncing` (reader).
+#[derive(Debug, Default)]
+pub struct SyncStatus {
+    syncing: AtomicBool,
+    starting: AtomicU64,
+    highest: AtomicU64,
+}
+
+impl SyncStatus {
+    /// Catching up began at `starting`, towards `highest`.
+    pub fn start(&self, starting: u64, highest: u64) {
+        if !self.syncing.swap(true, Ordering::SeqCst) {
+            self.starting.store(starting, Ordering::SeqCst);
+        }
+        self.highest.fetch_max(highest, Ordering::SeqCst);
+    }
+
+    /// A peer knows a block at `highest`.
+    pub fn saw(&self, highest: u64) {
+        self.highest.fetch_max(highest, Ordering::SeqCst);
+    }
+
+    /// Caught up.
+    pub fn finish(&self) {
+        self.syncing.store(false, Ordering::SeqCst);
+    }
+
+    /// Whether the node is catching up.
+    pub fn is_syncing(&self) -> bool {
+        self.syncing.load(Ordering::SeqCst)
+    }
+
+    /// `(startingBlock, highestBlock)` while syncing.
+    pub fn progress(&self) -> Option<(u64, u64)> {
+        self.is_syncing().then(|| {
+            (
+                self.starting.load(Ordering::SeqCst),
+                self.highest.load(Ordering::SeqCst),
+            )
+        })
+    }
+
+    /// The highest block any peer announced.
+    pub fn highest(&self) -> u64 {
+        self.highest.load(Ordering::SeqCst)
+    }
+}
 
 /// Bounds on what one request may cost.
 #[derive(Debug, Clone)]
@@ -116,6 +203,10 @@ pub struct RpcContext {
     pub metrics: RpcMetrics,
     /// Transaction pool metrics.
     pub pool_metrics: PoolMetrics,
+    /// The peer-to-peer network, unless `--p2p-enabled=false`.
+    pub network: Option<Arc<dyn PeerNetwork>>,
+    /// Sync progress.
+    pub sync: Arc<SyncStatus>,
 }
 
 impl RpcContext {

@@ -2,7 +2,7 @@
 
 use crate::convert::rpc_transaction;
 use crate::error::{RpcError, RpcResult};
-use crate::eth::{head, next, optional, resolve, to_json};
+use crate::eth::{head, hex_u64, next, optional, resolve, to_json};
 use crate::server::method;
 use crate::RpcContext;
 use alloy_eips::eip2718::Encodable2718;
@@ -20,9 +20,12 @@ pub(crate) fn net(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
         Ok(Value::String(ctx.chain.chain_id.to_string()))
     });
     // No peer-to-peer listener exists yet: a single node has no peers.
-    method(&mut m, "net_listening", |_, _| Ok(Value::Bool(false)));
-    method(&mut m, "net_peerCount", |_, _| {
-        Ok(Value::String("0x0".into()))
+    method(&mut m, "net_listening", |ctx, _| {
+        Ok(Value::Bool(ctx.network.is_some()))
+    });
+    method(&mut m, "net_peerCount", |ctx, _| {
+        let count = ctx.network.as_ref().map_or(0, |n| n.peer_count());
+        Ok(Value::String(format!("{count:#x}")))
     });
     m
 }
@@ -225,11 +228,17 @@ pub(crate) fn admin(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
     method(&mut m, "admin_nodeInfo", |ctx, _| {
         let (number, hash) = head(ctx)?;
         let genesis = ctx.store.canonical_hash(0)?.unwrap_or_default();
+        let (enode, port) = match &ctx.network {
+            Some(n) => (Value::String(n.enode()), n.listen_port()),
+            None => (Value::Null, 0),
+        };
         Ok(json!({
-            "enode": format!("enode://{}@127.0.0.1:30303", ctx.info.enode_id),
+            "enode": enode,
             "id": ctx.info.enode_id,
             "name": ctx.info.client_version,
-            "ports": { "discovery": 0, "listener": 0 },
+            "ip": enode_host(&enode).map(|(ip, _)| ip),
+            "listenAddr": enode_host(&enode).map(|(ip, port)| format!("{ip}:{port}")),
+            "ports": { "discovery": 0, "listener": port },
             "protocols": { "eth": {
                 "config": { "chainId": ctx.chain.chain_id },
                 "difficulty": number,
@@ -239,7 +248,60 @@ pub(crate) fn admin(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
             }},
         }))
     });
-    // Peers arrive with the peer-to-peer network; a single node has none.
-    method(&mut m, "admin_peers", |_, _| Ok(json!([])));
+    method(&mut m, "admin_peers", |ctx, _| {
+        let (number, hash) = head(ctx)?;
+        let Some(network) = &ctx.network else {
+            return Ok(json!([]));
+        };
+        let peers: Vec<Value> = network
+            .peers()
+            .into_iter()
+            .map(|p| {
+                json!({
+                    "version": "0x5",
+                    "name": p.name,
+                    "caps": ["qbft/1", "sync/1"],
+                    "network": {
+                        "localAddress": p.local_address,
+                        "remoteAddress": p.remote_address,
+                        "inbound": p.inbound,
+                    },
+                    "port": p.enode.as_deref().and_then(|e| enode_host(&json!(e))).map(|(_, port)| port),
+                    "id": format!("0x{}", p.id),
+                    "enode": p.enode,
+                    "protocols": { "eth": { "difficulty": hex_u64(number), "head": hash, "version": 68 } },
+                })
+            })
+            .collect();
+        Ok(Value::Array(peers))
+    });
+    method(&mut m, "admin_addPeer", |ctx, p| {
+        let enode: String = next(&mut p.sequence())?;
+        peer_control(ctx, |n| n.add_peer(&enode))
+    });
+    method(&mut m, "admin_removePeer", |ctx, p| {
+        let enode: String = next(&mut p.sequence())?;
+        peer_control(ctx, |n| n.remove_peer(&enode))
+    });
     m
+}
+
+/// The host and port of an enode URL (a JSON string).
+fn enode_host(enode: &Value) -> Option<(String, String)> {
+    let (_, addr) = enode.as_str()?.rsplit_once('@')?;
+    let (host, port) = addr.rsplit_once(':')?;
+    Some((host.to_string(), port.to_string()))
+}
+
+fn peer_control(
+    ctx: &RpcContext,
+    f: impl FnOnce(&dyn crate::PeerNetwork) -> Result<bool, crate::PeerControlError>,
+) -> RpcResult<Value> {
+    let network = ctx
+        .network
+        .as_ref()
+        .ok_or_else(|| RpcError::Unavailable("P2P is disabled (--p2p-enabled=false)".into()))?;
+    f(network.as_ref())
+        .map(Value::Bool)
+        .map_err(RpcError::InvalidParams)
 }

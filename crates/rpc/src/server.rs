@@ -31,7 +31,15 @@ pub enum ApiGroup {
     Admin,
     /// `perm_*` (permissioning; its methods arrive with permissioning)
     Perm,
+    /// A Besu group consort does not serve (`EEA`, `PRIV`, `TRACE`, ...), given by its method
+    /// prefix: accepted so Besu configurations start, and reported by [`ApiGroup::unsupported`].
+    Unsupported(&'static str),
 }
+
+/// Besu's groups that have no methods here, with their prefixes.
+const UNSUPPORTED_GROUPS: [&str; 8] = [
+    "clique_", "eea_", "ibft_", "miner_", "plugins_", "priv_", "trace_", "graphql_",
+];
 
 impl ApiGroup {
     /// Every group, in Besu's order.
@@ -57,6 +65,17 @@ impl ApiGroup {
             ApiGroup::Debug => "debug_",
             ApiGroup::Admin => "admin_",
             ApiGroup::Perm => "perm_",
+            ApiGroup::Unsupported(prefix) => prefix,
+        }
+    }
+
+    /// The name of a Besu group consort does not serve, upper-case as in Besu's flags.
+    pub fn unsupported(self) -> Option<String> {
+        match self {
+            ApiGroup::Unsupported(prefix) => {
+                Some(prefix.trim_end_matches('_').to_ascii_uppercase())
+            }
+            _ => None,
         }
     }
 }
@@ -64,9 +83,16 @@ impl ApiGroup {
 impl std::str::FromStr for ApiGroup {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
+        let matches = |prefix: &str| prefix.trim_end_matches('_').eq_ignore_ascii_case(s.trim());
         ApiGroup::ALL
             .into_iter()
-            .find(|g| g.prefix().trim_end_matches('_').eq_ignore_ascii_case(s.trim()))
+            .find(|g| matches(g.prefix()))
+            .or_else(|| {
+                UNSUPPORTED_GROUPS
+                    .into_iter()
+                    .find(|p| matches(p))
+                    .map(ApiGroup::Unsupported)
+            })
             .ok_or_else(|| {
                 format!("unknown JSON-RPC API group '{s}' (expected ETH, NET, WEB3, TXPOOL, QBFT, DEBUG, ADMIN or PERM)")
             })
@@ -183,6 +209,7 @@ fn module_for(ctx: &Arc<RpcContext>, apis: &[ApiGroup]) -> RpcResult<RpcModule<(
     }
     let names: Vec<String> = apis
         .iter()
+        .filter(|g| g.unsupported().is_none())
         .map(|g| g.prefix().trim_end_matches('_').to_string())
         .collect();
     out.register_method("rpc_modules", move |_, _, _| {

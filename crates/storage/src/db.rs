@@ -288,6 +288,21 @@ impl Store {
         Ok(())
     }
 
+    /// Saves the validator's consensus state (opaque to the store), durably: the write is
+    /// synced before this returns, so a message sent afterwards survives a crash.
+    pub fn put_consensus_state(&self, value: &[u8]) -> Result<()> {
+        let mut write_opts = WriteOptions::default();
+        write_opts.set_sync(true);
+        self.db
+            .put_cf_opt(self.cf(META)?, CONSENSUS_KEY, value, &write_opts)?;
+        Ok(())
+    }
+
+    /// The consensus state saved last, if any.
+    pub fn consensus_state(&self) -> Result<Option<Vec<u8>>> {
+        self.get(META, CONSENSUS_KEY)
+    }
+
     /// The oldest block whose state can still be read.
     pub fn oldest_state(&self, head: u64) -> u64 {
         match self.options.history_window {

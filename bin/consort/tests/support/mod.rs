@@ -22,6 +22,8 @@ pub struct Node {
     pub http: String,
     pub ws: String,
     pub metrics: Option<String>,
+    /// The node's enode URL, unless started with `--p2p-enabled=false`.
+    pub enode: Option<String>,
     pub log: mpsc::Receiver<String>,
 }
 
@@ -32,11 +34,26 @@ impl Drop for Node {
     }
 }
 
-/// Starts `consort --network=dev` on `data_path` with HTTP, WebSocket and metrics on ephemeral ports.
+/// Starts `consort --network=dev` on `data_path` with HTTP, WebSocket, metrics and P2P on
+/// ephemeral ports.
 pub fn start(data_path: &Path, extra: &[&str]) -> Node {
+    let mut args = vec!["--network=dev".to_string()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    start_with(data_path, &args)
+}
+
+/// Starts `consort` with `args` on `data_path`, HTTP, WebSocket, metrics and P2P on ephemeral
+/// ports (P2P on 127.0.0.1 unless `args` name an interface).
+pub fn start_with(data_path: &Path, args: &[String]) -> Node {
+    let p2p = !args.iter().any(|a| a == "--p2p-enabled=false");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_consort"));
-    cmd.arg("--network=dev")
-        .arg(format!("--data-path={}", data_path.display()))
+    if !args.iter().any(|a| a.starts_with("--p2p-interface")) {
+        cmd.args(["--p2p-interface=127.0.0.1", "--p2p-host=127.0.0.1"]);
+    }
+    if !args.iter().any(|a| a.starts_with("--p2p-port")) {
+        cmd.arg("--p2p-port=0");
+    }
+    cmd.arg(format!("--data-path={}", data_path.display()))
         .args([
             "--rpc-http-enabled",
             "--rpc-http-port=0",
@@ -46,7 +63,7 @@ pub fn start(data_path: &Path, extra: &[&str]) -> Node {
             "--metrics-enabled",
             "--metrics-port=0",
         ])
-        .args(extra)
+        .args(args)
         .env_remove("CONSORT_LOG")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -60,10 +77,10 @@ pub fn start(data_path: &Path, extra: &[&str]) -> Node {
             }
         }
     });
-    let (mut http, mut ws, mut metrics) = (None, None, None);
+    let (mut http, mut ws, mut metrics, mut enode) = (None, None, None, None);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut seen = String::new();
-    while http.is_none() || ws.is_none() || metrics.is_none() {
+    while http.is_none() || ws.is_none() || metrics.is_none() || (p2p && enode.is_none()) {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = rx
             .recv_timeout(left)
@@ -76,6 +93,8 @@ pub fn start(data_path: &Path, extra: &[&str]) -> Node {
             ws = Some(url);
         } else if let Some(url) = after(&line, "metrics on ") {
             metrics = Some(url);
+        } else if let Some(url) = after(&line, "P2P on ") {
+            enode = Some(url);
         }
     }
     Node {
@@ -83,6 +102,7 @@ pub fn start(data_path: &Path, extra: &[&str]) -> Node {
         http: http.unwrap_or_default(),
         ws: ws.unwrap_or_default(),
         metrics,
+        enode,
         log: rx,
     }
 }

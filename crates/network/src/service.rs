@@ -1,0 +1,836 @@
+//! The libp2p swarm and the task that drives it. The rest of the node talks to it through a
+//! [`NetworkHandle`] (commands) and a stream of [`NetworkEvent`]s.
+
+use crate::codec::{BytesCodec, MAX_RESPONSE_BYTES};
+use crate::enode::{enode_of, keypair, multiaddr_socket, socket_multiaddr, Enode};
+use crate::metrics::NetworkMetrics;
+use crate::{NetworkError, Result};
+use alloy_primitives::keccak256;
+use futures::StreamExt;
+use libp2p::core::ConnectedPoint;
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId, TopicHash};
+use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{
+    allow_block_list, connection_limits, identify, kad, noise, ping, tcp, yamux, Multiaddr, PeerId,
+    StreamProtocol, Swarm,
+};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// Commands waiting for the swarm task; beyond this, publishing drops messages.
+const COMMAND_QUEUE: usize = 4096;
+/// Events waiting for the node; beyond this, gossip is dropped (and ignored for scoring).
+const EVENT_QUEUE: usize = 4096;
+/// Largest gossip message (a proposal carries a whole block).
+pub const MAX_GOSSIP_BYTES: usize = MAX_RESPONSE_BYTES;
+/// How long a sync request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How the network is set up.
+#[derive(Debug, Clone)]
+pub struct NetworkConfig {
+    /// The node key; its public key is the peer ID.
+    pub key: secp256k1::SecretKey,
+    /// Address to listen on (`--p2p-host`, `--p2p-port`).
+    pub listen: SocketAddr,
+    /// Bootnodes (`--bootnodes`): dialled at start and whenever disconnected.
+    pub bootnodes: Vec<Enode>,
+    /// Static nodes (`--static-nodes-file`): always kept connected.
+    pub static_nodes: Vec<Enode>,
+    /// Most connected peers (`--max-peers`).
+    pub max_peers: u32,
+    /// Learn peers beyond the bootnodes (`--discovery-enabled`).
+    pub discovery: bool,
+    /// Scopes topics and protocols so different chains never mix (chain ID and genesis hash).
+    pub network_id: String,
+    /// Sent to peers in identify.
+    pub client_version: String,
+    /// How often missing peers are dialled again.
+    pub redial_interval: Duration,
+}
+
+/// The gossip topics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Topic {
+    /// QBFT messages: one code byte, then the message RLP.
+    Consensus,
+    /// Raw signed transactions.
+    Transactions,
+    /// Sealed blocks, RLP.
+    Blocks,
+}
+
+impl Topic {
+    const ALL: [Topic; 3] = [Topic::Consensus, Topic::Transactions, Topic::Blocks];
+
+    fn name(self) -> &'static str {
+        match self {
+            Topic::Consensus => "qbft",
+            Topic::Transactions => "transactions",
+            Topic::Blocks => "blocks",
+        }
+    }
+}
+
+/// The verdict on a gossip message, which also feeds the sender's score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Validation {
+    /// Valid: forward it.
+    Accept,
+    /// Malformed or forged: drop it and penalise the peer that sent it.
+    Reject,
+    /// Not useful now (old, duplicate, not ours to judge): drop it quietly.
+    Ignore,
+}
+
+/// What the network tells the node.
+#[derive(Debug)]
+pub enum NetworkEvent {
+    /// A gossip message; answer with [`NetworkHandle::validate`].
+    Gossip {
+        /// Its topic.
+        topic: Topic,
+        /// The peer that forwarded it.
+        from: PeerId,
+        /// Its gossip ID.
+        id: MessageId,
+        /// The payload.
+        data: Vec<u8>,
+    },
+    /// A sync request; answer with [`NetworkHandle::respond`].
+    Request {
+        /// Who asks.
+        peer: PeerId,
+        /// The request bytes.
+        data: Vec<u8>,
+        /// Where the answer goes.
+        channel: ResponseChannel<Vec<u8>>,
+    },
+    /// A peer joined a topic (a moment to resend what it may have missed).
+    Subscribed {
+        /// The peer.
+        peer: PeerId,
+        /// The topic.
+        topic: Topic,
+    },
+    /// A peer connected.
+    Connected(PeerId),
+    /// A peer's last connection closed.
+    Disconnected(PeerId),
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The network task is gone.
+    #[error("network stopped")]
+    Stopped,
+    /// The peer did not answer (timeout, disconnect, protocol error).
+    #[error("request to {0} failed: {1}")]
+    Failed(PeerId, String),
+}
+
+/// A connected peer, as `admin_peers` shows it.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    /// Its peer ID.
+    pub peer: PeerId,
+    /// Its enode (node ID at the remote address, or its advertised listening address).
+    pub enode: Option<Enode>,
+    /// The remote end of the connection.
+    pub remote: Option<SocketAddr>,
+    /// Our end of the connection.
+    pub local: Option<SocketAddr>,
+    /// Whether it dialled us.
+    pub inbound: bool,
+    /// Its client version (from identify).
+    pub client: Option<String>,
+    /// Its listening address (from identify).
+    pub listen: Option<SocketAddr>,
+}
+
+enum Command {
+    Publish(Topic, Vec<u8>),
+    Validate(MessageId, PeerId, Validation),
+    Request(
+        PeerId,
+        Vec<u8>,
+        oneshot::Sender<std::result::Result<Vec<u8>, RequestError>>,
+    ),
+    Respond(ResponseChannel<Vec<u8>>, Vec<u8>),
+    AddPeer(Enode),
+    RemovePeer(Enode),
+    Stop,
+}
+
+#[derive(Debug)]
+struct Shared {
+    enode: Enode,
+    peers: Mutex<BTreeMap<PeerId, PeerInfo>>,
+}
+
+/// Talks to the swarm task. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct NetworkHandle {
+    commands: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Command::Publish(..) => "Publish",
+            Command::Validate(..) => "Validate",
+            Command::Request(..) => "Request",
+            Command::Respond(..) => "Respond",
+            Command::AddPeer(_) => "AddPeer",
+            Command::RemovePeer(_) => "RemovePeer",
+            Command::Stop => "Stop",
+        })
+    }
+}
+
+impl NetworkHandle {
+    /// Our enode URL.
+    pub fn enode(&self) -> &Enode {
+        &self.shared.enode
+    }
+
+    fn peers_lock(&self) -> MutexGuard<'_, BTreeMap<PeerId, PeerInfo>> {
+        self.shared
+            .peers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The connected peers.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        self.peers_lock().values().cloned().collect()
+    }
+
+    /// How many peers are connected.
+    pub fn peer_count(&self) -> usize {
+        self.peers_lock().len()
+    }
+
+    fn send(&self, cmd: Command) -> bool {
+        match self.commands.try_send(cmd) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!("network command dropped: {e}");
+                false
+            }
+        }
+    }
+
+    /// Gossips `data` on `topic`.
+    pub fn publish(&self, topic: Topic, data: Vec<u8>) {
+        self.send(Command::Publish(topic, data));
+    }
+
+    /// Reports the verdict on a gossip message.
+    pub fn validate(&self, id: MessageId, from: PeerId, verdict: Validation) {
+        self.send(Command::Validate(id, from, verdict));
+    }
+
+    /// Sends a sync request and waits for the answer.
+    pub async fn request(
+        &self,
+        peer: PeerId,
+        data: Vec<u8>,
+    ) -> std::result::Result<Vec<u8>, RequestError> {
+        let (tx, rx) = oneshot::channel();
+        if !self.send(Command::Request(peer, data, tx)) {
+            return Err(RequestError::Stopped);
+        }
+        rx.await.unwrap_or(Err(RequestError::Stopped))
+    }
+
+    /// Answers a sync request.
+    pub fn respond(&self, channel: ResponseChannel<Vec<u8>>, data: Vec<u8>) {
+        self.send(Command::Respond(channel, data));
+    }
+
+    /// Keeps a peer connected from now on (`admin_addPeer`); lifts a removal.
+    pub fn add_peer(&self, enode: Enode) -> bool {
+        self.send(Command::AddPeer(enode))
+    }
+
+    /// Disconnects a peer and refuses it until it is added again (`admin_removePeer`).
+    pub fn remove_peer(&self, enode: Enode) -> bool {
+        self.send(Command::RemovePeer(enode))
+    }
+
+    /// Stops the swarm task.
+    pub fn stop(&self) {
+        self.send(Command::Stop);
+    }
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    limits: connection_limits::Behaviour,
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+    gossipsub: gossipsub::Behaviour,
+    sync: request_response::Behaviour<BytesCodec>,
+    kad: kad::Behaviour<kad::store::MemoryStore>,
+}
+
+/// Starts the network: listens, dials the bootnodes and static nodes, and returns once the
+/// listening address is known.
+pub async fn start(
+    config: NetworkConfig,
+    metrics: NetworkMetrics,
+) -> Result<(NetworkHandle, mpsc::Receiver<NetworkEvent>)> {
+    let key = keypair(&config.key).ok_or(NetworkError::Key)?;
+    let local = key.public().to_peer_id();
+    let topics: BTreeMap<Topic, IdentTopic> = Topic::ALL
+        .into_iter()
+        .map(|t| {
+            let name = format!("/consort/{}/{}", config.network_id, t.name());
+            (t, IdentTopic::new(name))
+        })
+        .collect();
+    let gossip = gossip_behaviour(&key, &topics)?;
+    let sync_protocol =
+        StreamProtocol::try_from_owned(format!("/consort/{}/sync/1", config.network_id))
+            .map_err(|e| NetworkError::Setup(e.to_string()))?;
+    let kad_protocol =
+        StreamProtocol::try_from_owned(format!("/consort/{}/kad/1", config.network_id))
+            .map_err(|e| NetworkError::Setup(e.to_string()))?;
+    let max_peers = config.max_peers;
+    let client_version = config.client_version.clone();
+    let network_id = config.network_id.clone();
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| NetworkError::Setup(e.to_string()))?
+        .with_behaviour(|key| {
+            let mut kad_config = kad::Config::new(kad_protocol);
+            kad_config.set_periodic_bootstrap_interval(Some(Duration::from_secs(30)));
+            let mut kad =
+                kad::Behaviour::with_config(local, kad::store::MemoryStore::new(local), kad_config);
+            kad.set_mode(Some(kad::Mode::Server));
+            Behaviour {
+                blocked: Default::default(),
+                limits: connection_limits::Behaviour::new(
+                    connection_limits::ConnectionLimits::default()
+                        // Two per peer: simultaneous dials in both directions must not both die.
+                        .with_max_established_per_peer(Some(2))
+                        .with_max_established(Some(max_peers.saturating_mul(2)))
+                        .with_max_pending_incoming(Some(max_peers.max(8))),
+                ),
+                identify: identify::Behaviour::new(
+                    identify::Config::new(format!("/consort/{network_id}/1"), key.public())
+                        .with_agent_version(client_version),
+                ),
+                ping: ping::Behaviour::new(ping::Config::new()),
+                gossipsub: gossip,
+                sync: request_response::Behaviour::with_codec(
+                    BytesCodec,
+                    [(sync_protocol, ProtocolSupport::Full)],
+                    request_response::Config::default()
+                        .with_request_timeout(REQUEST_TIMEOUT)
+                        .with_max_concurrent_streams(64),
+                ),
+                kad,
+            }
+        })
+        .map_err(|e| NetworkError::Setup(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    for topic in topics.values() {
+        swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(topic)
+            .map_err(|e| NetworkError::Setup(e.to_string()))?;
+    }
+    swarm
+        .listen_on(socket_multiaddr(config.listen))
+        .map_err(|e| NetworkError::Listen(config.listen, e.to_string()))?;
+    // Wait for the actual address (the port may have been 0).
+    let listen = loop {
+        match tokio::time::timeout(Duration::from_secs(10), swarm.select_next_some()).await {
+            Ok(SwarmEvent::NewListenAddr { address, .. }) => {
+                if let Some(addr) = multiaddr_socket(&address) {
+                    break addr;
+                }
+            }
+            Ok(SwarmEvent::ListenerError { error, .. }) => {
+                return Err(NetworkError::Listen(config.listen, error.to_string()))
+            }
+            Ok(SwarmEvent::ListenerClosed { reason, .. }) => {
+                let reason = reason.err().map_or("closed".into(), |e| e.to_string());
+                return Err(NetworkError::Listen(config.listen, reason));
+            }
+            Ok(_) => {}
+            Err(_) => {
+                return Err(NetworkError::Listen(
+                    config.listen,
+                    "no listening address".into(),
+                ))
+            }
+        }
+    };
+    let enode = enode_of(&local, listen).ok_or(NetworkError::Key)?;
+    let shared = Arc::new(Shared {
+        enode,
+        peers: Mutex::new(BTreeMap::new()),
+    });
+    let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
+    let (events, event_rx) = mpsc::channel(EVENT_QUEUE);
+    let mut wanted: BTreeMap<PeerId, Multiaddr> = BTreeMap::new();
+    for enode in config.bootnodes.iter().chain(&config.static_nodes) {
+        let peer = enode.peer_id();
+        if peer != local {
+            wanted.insert(peer, enode.multiaddr());
+            swarm
+                .behaviour_mut()
+                .kad
+                .add_address(&peer, enode.multiaddr());
+        }
+    }
+    metrics.peer_limit.set(i64::from(max_peers));
+    let task = Task {
+        swarm,
+        topics,
+        config,
+        shared: shared.clone(),
+        events,
+        wanted,
+        last_dial: HashMap::new(),
+        pending: HashMap::new(),
+        metrics,
+    };
+    tokio::spawn(task.run(command_rx));
+    Ok((NetworkHandle { commands, shared }, event_rx))
+}
+
+fn gossip_behaviour(
+    key: &libp2p::identity::Keypair,
+    topics: &BTreeMap<Topic, IdentTopic>,
+) -> Result<gossipsub::Behaviour> {
+    let setup = |e: &dyn std::fmt::Display| NetworkError::Setup(format!("gossipsub: {e}"));
+    let consensus = topics
+        .get(&Topic::Consensus)
+        .map(|t| t.hash())
+        .ok_or_else(|| setup(&"no consensus topic"))?;
+    let config = gossipsub::ConfigBuilder::default()
+        .heartbeat_interval(Duration::from_millis(700))
+        .validation_mode(gossipsub::ValidationMode::Permissive)
+        .validate_messages()
+        .max_transmit_size(MAX_GOSSIP_BYTES)
+        .mesh_n(8)
+        .mesh_n_low(4)
+        .mesh_n_high(12)
+        .mesh_outbound_min(2)
+        // Consensus messages are told apart by author and sequence number, so a validator can
+        // send its round change again; blocks and transactions by content, so copies published
+        // by several nodes travel once.
+        .message_id_fn(move |m: &gossipsub::Message| {
+            if m.topic == consensus {
+                let mut id = m.source.map(|p| p.to_bytes()).unwrap_or_default();
+                id.extend_from_slice(&m.sequence_number.unwrap_or(0).to_be_bytes());
+                MessageId::from(id)
+            } else {
+                MessageId::from(keccak256(&m.data).to_vec())
+            }
+        })
+        .build()
+        .map_err(|e| setup(&e))?;
+    let mut gossip = gossipsub::Behaviour::new(
+        gossipsub::MessageAuthenticity::Author(key.public().to_peer_id()),
+        config,
+    )
+    .map_err(|e| setup(&e))?;
+    let params = gossipsub::PeerScoreParams {
+        // Consortium nodes often share one address (containers, one host).
+        ip_colocation_factor_weight: 0.0,
+        topics: topics.values().map(|t| (t.hash(), topic_score())).collect(),
+        ..Default::default()
+    };
+    gossip
+        .with_peer_score(params, gossipsub::PeerScoreThresholds::default())
+        .map_err(|e| setup(&e))?;
+    Ok(gossip)
+}
+
+/// Scores only what a small, quiet network can judge fairly: invalid messages cost a lot,
+/// first deliveries earn a little; mesh delivery rates are not scored (traffic is low).
+fn topic_score() -> gossipsub::TopicScoreParams {
+    gossipsub::TopicScoreParams {
+        topic_weight: 1.0,
+        time_in_mesh_weight: 0.0,
+        first_message_deliveries_weight: 0.1,
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        invalid_message_deliveries_weight: -20.0,
+        invalid_message_deliveries_decay: 0.5,
+        ..Default::default()
+    }
+}
+
+struct Task {
+    swarm: Swarm<Behaviour>,
+    topics: BTreeMap<Topic, IdentTopic>,
+    config: NetworkConfig,
+    shared: Arc<Shared>,
+    events: mpsc::Sender<NetworkEvent>,
+    /// Peers kept connected: bootnodes, static nodes, added peers.
+    wanted: BTreeMap<PeerId, Multiaddr>,
+    last_dial: HashMap<PeerId, Instant>,
+    pending:
+        HashMap<OutboundRequestId, oneshot::Sender<std::result::Result<Vec<u8>, RequestError>>>,
+    metrics: NetworkMetrics,
+}
+
+impl Task {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut maintenance = tokio::time::interval(self.config.redial_interval);
+        let mut discovery = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tokio::select! {
+                cmd = commands.recv() => match cmd {
+                    Some(Command::Stop) | None => break,
+                    Some(cmd) => self.command(cmd),
+                },
+                event = self.swarm.select_next_some() => self.swarm_event(event),
+                _ = maintenance.tick() => self.dial_missing(),
+                _ = discovery.tick() => {
+                    if self.config.discovery {
+                        self.swarm.behaviour_mut().kad.get_closest_peers(PeerId::random());
+                    }
+                }
+            }
+        }
+        tracing::debug!("network stopped");
+    }
+
+    fn topic_of(&self, hash: &TopicHash) -> Option<Topic> {
+        self.topics
+            .iter()
+            .find(|(_, t)| t.hash() == *hash)
+            .map(|(k, _)| *k)
+    }
+
+    fn command(&mut self, cmd: Command) {
+        let behaviour = self.swarm.behaviour_mut();
+        match cmd {
+            Command::Publish(topic, data) => {
+                let Some(t) = self.topics.get(&topic) else {
+                    return;
+                };
+                let len = data.len();
+                match behaviour.gossipsub.publish(t.clone(), data) {
+                    Ok(_) => self.metrics.outbound(topic, len),
+                    // Alone, or a copy of something already seen: nothing to do.
+                    Err(gossipsub::PublishError::NoPeersSubscribedToTopic)
+                    | Err(gossipsub::PublishError::Duplicate) => {}
+                    Err(e) => tracing::debug!("publish on {topic:?} failed: {e}"),
+                }
+            }
+            Command::Validate(id, from, verdict) => {
+                let acceptance = match verdict {
+                    Validation::Accept => MessageAcceptance::Accept,
+                    Validation::Reject => MessageAcceptance::Reject,
+                    Validation::Ignore => MessageAcceptance::Ignore,
+                };
+                behaviour
+                    .gossipsub
+                    .report_message_validation_result(&id, &from, acceptance);
+            }
+            Command::Request(peer, data, reply) => {
+                let id = behaviour.sync.send_request(&peer, data);
+                self.pending.insert(id, reply);
+            }
+            Command::Respond(channel, data) => {
+                // The peer may have gone; nothing to do then.
+                let _ = behaviour.sync.send_response(channel, data);
+            }
+            Command::AddPeer(enode) => {
+                let peer = enode.peer_id();
+                behaviour.blocked.unblock_peer(peer);
+                behaviour.kad.add_address(&peer, enode.multiaddr());
+                self.wanted.insert(peer, enode.multiaddr());
+                self.last_dial.remove(&peer);
+                self.dial(peer);
+            }
+            Command::RemovePeer(enode) => {
+                let peer = enode.peer_id();
+                self.wanted.remove(&peer);
+                behaviour.blocked.block_peer(peer);
+                behaviour.kad.remove_peer(&peer);
+            }
+            Command::Stop => {}
+        }
+    }
+
+    fn dial(&mut self, peer: PeerId) {
+        let Some(addr) = self.wanted.get(&peer).cloned() else {
+            return;
+        };
+        if self.swarm.is_connected(&peer) || peer == *self.swarm.local_peer_id() {
+            return;
+        }
+        let opts = DialOpts::peer_id(peer)
+            .addresses(vec![addr])
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        self.last_dial.insert(peer, Instant::now());
+        if let Err(e) = self.swarm.dial(opts) {
+            tracing::trace!("dial {peer}: {e}");
+        }
+    }
+
+    /// Dials wanted peers that are not connected, then (with discovery) peers learnt from
+    /// others, while below the peer limit.
+    fn dial_missing(&mut self) {
+        let connected = self.shared_peers_len();
+        let limit = usize::try_from(self.config.max_peers).unwrap_or(usize::MAX);
+        let wanted: Vec<PeerId> = self.wanted.keys().copied().collect();
+        for peer in wanted {
+            self.dial(peer);
+        }
+        if !self.config.discovery || connected >= limit {
+            return;
+        }
+        let mut learnt: Vec<(PeerId, Multiaddr)> = Vec::new();
+        for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
+            for entry in bucket.iter() {
+                let peer = *entry.node.key.preimage();
+                if let Some(addr) = entry.node.value.iter().next() {
+                    learnt.push((peer, addr.clone()));
+                }
+            }
+        }
+        let blocked: BTreeSet<PeerId> = self
+            .swarm
+            .behaviour()
+            .blocked
+            .blocked_peers()
+            .iter()
+            .copied()
+            .collect();
+        for (peer, addr) in learnt.into_iter().take(limit.saturating_sub(connected)) {
+            if self.swarm.is_connected(&peer) || blocked.contains(&peer) {
+                continue;
+            }
+            let opts = DialOpts::peer_id(peer)
+                .addresses(vec![addr])
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            let _ = self.swarm.dial(opts);
+        }
+    }
+
+    fn shared_peers_len(&self) -> usize {
+        self.shared
+            .peers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
+    fn update_peer(&self, peer: PeerId, update: impl FnOnce(&mut PeerInfo)) {
+        let mut peers = self
+            .shared
+            .peers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(info) = peers.get_mut(&peer) {
+            update(info);
+        }
+        let len = peers.len();
+        drop(peers);
+        self.metrics
+            .peers
+            .set(i64::try_from(len).unwrap_or(i64::MAX));
+    }
+
+    fn emit(&self, event: NetworkEvent) -> bool {
+        self.events.try_send(event).is_ok()
+    }
+
+    fn swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                if num_established.get() > 1 {
+                    return;
+                }
+                let (inbound, remote, local) = match &endpoint {
+                    ConnectedPoint::Dialer { address, .. } => {
+                        (false, multiaddr_socket(address), None)
+                    }
+                    ConnectedPoint::Listener {
+                        send_back_addr,
+                        local_addr,
+                        ..
+                    } => (
+                        true,
+                        multiaddr_socket(send_back_addr),
+                        multiaddr_socket(local_addr),
+                    ),
+                };
+                let listen = self
+                    .wanted
+                    .get(&peer_id)
+                    .and_then(multiaddr_socket)
+                    .or(if inbound { None } else { remote });
+                let info = PeerInfo {
+                    peer: peer_id,
+                    enode: listen.or(remote).and_then(|a| enode_of(&peer_id, a)),
+                    remote,
+                    local,
+                    inbound,
+                    client: None,
+                    listen,
+                };
+                self.shared
+                    .peers
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(peer_id, info);
+                self.update_peer(peer_id, |_| {});
+                self.metrics.connected.inc();
+                tracing::debug!("peer connected: {peer_id}");
+                self.emit(NetworkEvent::Connected(peer_id));
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                cause,
+                ..
+            } => {
+                if num_established > 0 {
+                    return;
+                }
+                self.shared
+                    .peers
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .remove(&peer_id);
+                self.update_peer(peer_id, |_| {});
+                let (initiator, reason) = match &cause {
+                    None => ("local", "REQUESTED"),
+                    Some(_) => ("remote", "TCP_SUBSYSTEM_ERROR"),
+                };
+                self.metrics.disconnected(initiator, reason);
+                tracing::debug!("peer disconnected: {peer_id}");
+                self.emit(NetworkEvent::Disconnected(peer_id));
+            }
+            SwarmEvent::Behaviour(event) => self.behaviour_event(event),
+            _ => {}
+        }
+    }
+
+    fn behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => {
+                let Some(topic) = self.topic_of(&message.topic) else {
+                    return;
+                };
+                self.metrics.inbound(topic, message.data.len());
+                let event = NetworkEvent::Gossip {
+                    topic,
+                    from: propagation_source,
+                    id: message_id.clone(),
+                    data: message.data,
+                };
+                if !self.emit(event) {
+                    // The node is overloaded: drop it without blaming the peer.
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .report_message_validation_result(
+                            &message_id,
+                            &propagation_source,
+                            MessageAcceptance::Ignore,
+                        );
+                }
+            }
+            BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, topic }) => {
+                if let Some(topic) = self.topic_of(&topic) {
+                    self.emit(NetworkEvent::Subscribed {
+                        peer: peer_id,
+                        topic,
+                    });
+                }
+            }
+            BehaviourEvent::Sync(request_response::Event::Message { peer, message, .. }) => {
+                match message {
+                    request_response::Message::Request {
+                        request, channel, ..
+                    } => {
+                        self.emit(NetworkEvent::Request {
+                            peer,
+                            data: request,
+                            channel,
+                        });
+                    }
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    } => {
+                        if let Some(reply) = self.pending.remove(&request_id) {
+                            let _ = reply.send(Ok(response));
+                        }
+                    }
+                }
+            }
+            BehaviourEvent::Sync(request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            }) => {
+                if let Some(reply) = self.pending.remove(&request_id) {
+                    let _ = reply.send(Err(RequestError::Failed(peer, error.to_string())));
+                }
+            }
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                let listen = info
+                    .listen_addrs
+                    .iter()
+                    .filter_map(multiaddr_socket)
+                    .find(|a| !a.ip().is_unspecified());
+                if self.config.discovery {
+                    for addr in &info.listen_addrs {
+                        self.swarm
+                            .behaviour_mut()
+                            .kad
+                            .add_address(&peer_id, addr.clone());
+                    }
+                }
+                self.update_peer(peer_id, |p| {
+                    p.client = Some(info.agent_version.clone());
+                    if let Some(listen) = listen {
+                        p.listen = Some(listen);
+                        p.enode = enode_of(&peer_id, listen);
+                    }
+                });
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! Catching up with peers over the request/response protocol: ask every peer for its head,
+//! download header ranges from the best one (checking links and each header's commit seals
+//! against its parent's validators), download the bodies in chunks from several peers, and
+//! import the blocks through the driver, which executes them.
+//!
+//! Requests are RLP `[kind, start, count]`: kind 0 is Status (answer `[number, hash,
+//! genesis]`), 1 Headers (answer `[header, ...]`), 2 Bodies by number (answer
+//! `[[tx, ...], ...]`, possibly fewer than asked when large).
+
+use crate::chain::Chain;
+use crate::driver::DriverEvent;
+use crate::metrics::QbftMetrics;
+use alloy_consensus::BlockBody;
+use alloy_primitives::B256;
+use alloy_rlp::{Decodable, Encodable, RlpDecodable, RlpEncodable};
+use consort_network::{NetworkHandle, PeerId};
+use consort_primitives::{Header, TxEnvelope};
+use consort_qbft::Block;
+use consort_rpc::SyncStatus;
+use consort_storage::Store;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most headers one request returns.
+pub const MAX_HEADERS: u64 = 192;
+/// Most bodies one request returns.
+pub const MAX_BODIES: u64 = 32;
+/// A bodies answer stops growing past this many bytes (at least one body is sent).
+const SOFT_RESPONSE_BYTES: usize = 8 << 20;
+/// Headers downloaded per batch.
+const BATCH: u64 = 128;
+/// Bodies per request.
+const BODY_CHUNK: u64 = 16;
+/// How long one request may take before the peer is skipped.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often peers are asked for their head when nothing else prompts it.
+const POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+const STATUS: u64 = 0;
+const HEADERS: u64 = 1;
+const BODIES: u64 = 2;
+
+/// Something that suggests we may be behind.
+#[derive(Debug)]
+pub enum SyncHint {
+    /// A peer connected.
+    Peer,
+    /// A peer sent something about this height.
+    Height(u64),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
+struct Status {
+    number: u64,
+    hash: B256,
+    genesis: B256,
+}
+
+/// Answers a sync request from the store.
+pub(crate) fn serve(store: &Store, request: &[u8]) -> Result<Vec<u8>, String> {
+    let fields = Vec::<u64>::decode(&mut &*request).map_err(|e| e.to_string())?;
+    let (kind, start, count) = match fields.as_slice() {
+        [kind] => (*kind, 0, 0),
+        [kind, start, count] => (*kind, *start, *count),
+        _ => return Err("a request is [kind, start, count]".into()),
+    };
+    let err = |e: consort_storage::StorageError| e.to_string();
+    let mut out = Vec::new();
+    match kind {
+        STATUS => {
+            let (number, hash) = store.head().map_err(err)?.unwrap_or_default();
+            let genesis = store.canonical_hash(0).map_err(err)?.unwrap_or_default();
+            Status {
+                number,
+                hash,
+                genesis,
+            }
+            .encode(&mut out);
+        }
+        HEADERS => {
+            let mut headers = Vec::new();
+            for n in start..start.saturating_add(count.min(MAX_HEADERS)) {
+                match store.header_by_number(n).map_err(err)? {
+                    Some(h) => headers.push(h),
+                    None => break,
+                }
+            }
+            headers.encode(&mut out);
+        }
+        BODIES => {
+            let mut bodies: Vec<Vec<TxEnvelope>> = Vec::new();
+            let mut size = 0;
+            for n in start..start.saturating_add(count.min(MAX_BODIES)) {
+                let Some(hash) = store.canonical_hash(n).map_err(err)? else {
+                    break;
+                };
+                let txs = store.transactions(&hash).map_err(err)?.unwrap_or_default();
+                size += txs.length();
+                if size > SOFT_RESPONSE_BYTES && !bodies.is_empty() {
+                    break;
+                }
+                bodies.push(txs);
+            }
+            bodies.encode(&mut out);
+        }
+        other => return Err(format!("unknown request kind {other}")),
+    }
+    Ok(out)
+}
+
+fn request(kind: u64, start: u64, count: u64) -> Vec<u8> {
+    alloy_rlp::encode(vec![kind, start, count])
+}
+
+/// The syncer task.
+pub(crate) struct Syncer {
+    pub network: NetworkHandle,
+    pub chain: Chain,
+    pub driver: mpsc::UnboundedSender<DriverEvent>,
+    pub status: Arc<SyncStatus>,
+    pub metrics: QbftMetrics,
+    /// The head we were one block behind at the previous poll.
+    pub one_behind: Option<u64>,
+}
+
+impl Syncer {
+    pub(crate) async fn run(mut self, mut hints: mpsc::Receiver<SyncHint>) {
+        let mut poll = tokio::time::interval(POLL_INTERVAL);
+        loop {
+            tokio::select! {
+                hint = hints.recv() => match hint {
+                    None => break,
+                    Some(SyncHint::Height(h)) => self.status.saw(h),
+                    Some(SyncHint::Peer) => {}
+                },
+                _ = poll.tick() => {}
+            }
+            // Hints that piled up meanwhile are covered by this round.
+            while hints.try_recv().is_ok() {}
+            self.round().await;
+        }
+    }
+
+    async fn ask(&self, peer: PeerId, data: Vec<u8>) -> Result<Vec<u8>, String> {
+        match tokio::time::timeout(REQUEST_TIMEOUT, self.network.request(peer, data)).await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("{peer} did not answer in time")),
+        }
+    }
+
+    /// Peers on our chain and their head numbers, best first.
+    async fn statuses(&self) -> Vec<(PeerId, u64)> {
+        let genesis = self
+            .chain
+            .store
+            .canonical_hash(0)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let asks = self.network.peers().into_iter().map(|p| async move {
+            let answer = self.ask(p.peer, request(STATUS, 0, 0)).await.ok()?;
+            let status = Status::decode(&mut answer.as_slice()).ok()?;
+            (status.genesis == genesis).then_some((p.peer, status.number))
+        });
+        let mut out: Vec<(PeerId, u64)> = futures::future::join_all(asks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1));
+        out
+    }
+
+    fn head(&self) -> u64 {
+        self.chain.store.head().ok().flatten().map_or(0, |(n, _)| n)
+    }
+
+    async fn round(&mut self) {
+        let peers = self.statuses().await;
+        let best = peers.first().map_or(0, |(_, n)| *n);
+        self.status.saw(best);
+        self.chain.metrics.saw_block(best);
+        let mut head = self.head();
+        if best <= head {
+            self.finish();
+            return;
+        }
+        // One block behind is normal for a moment (its gossip may be on the way); behind
+        // for two polls, or by more, is not.
+        if best == head.saturating_add(1) && self.one_behind != Some(head) {
+            self.one_behind = Some(head);
+            return;
+        }
+        if best > head.saturating_add(1) {
+            self.status.start(head, best);
+            self.metrics.in_sync.set(0);
+            tracing::info!("syncing from block {head} to {best}");
+        }
+        while head < best {
+            match self.batch(&peers, head, best).await {
+                Ok(0) => break,
+                Ok(_) => head = self.head(),
+                Err(e) => {
+                    tracing::warn!("sync batch after block {head} failed: {e}");
+                    break;
+                }
+            }
+        }
+        if self.head() >= best {
+            self.finish();
+        }
+    }
+
+    fn finish(&mut self) {
+        if self.status.is_syncing() {
+            tracing::info!("in sync at block {}", self.head());
+        }
+        self.status.finish();
+        self.metrics.in_sync.set(1);
+        self.one_behind = None;
+    }
+
+    /// Downloads, checks and imports up to [`BATCH`] blocks after `head`. Returns how many
+    /// were imported.
+    async fn batch(&self, peers: &[(PeerId, u64)], head: u64, best: u64) -> Result<u64, String> {
+        let Some(&(source, _)) = peers.first() else {
+            return Ok(0);
+        };
+        let start = head.saturating_add(1);
+        let count = best.saturating_sub(head).min(BATCH);
+        let answer = self.ask(source, request(HEADERS, start, count)).await?;
+        let headers =
+            Vec::<Header>::decode(&mut answer.as_slice()).map_err(|e| format!("headers: {e}"))?;
+        if headers.is_empty() || headers.len() as u64 > count {
+            return Err(format!(
+                "{source} sent {} headers for {count}",
+                headers.len()
+            ));
+        }
+        self.check_headers(head, &headers)?;
+
+        // Bodies in chunks, spread over the peers that have them.
+        let chunks: Vec<&[Header]> = headers.chunks(BODY_CHUNK as usize).collect();
+        let fetches = chunks.iter().enumerate().map(|(i, chunk)| {
+            let last = chunk.last().map_or(0, |h| h.number);
+            let holders: Vec<PeerId> = peers
+                .iter()
+                .filter(|(_, n)| *n >= last)
+                .map(|(p, _)| *p)
+                .collect();
+            let peer = holders
+                .get(i % holders.len().max(1))
+                .copied()
+                .unwrap_or(source);
+            async move {
+                match self.bodies(peer, chunk).await {
+                    Ok(b) => Ok(b),
+                    Err(_) if peer != source => self.bodies(source, chunk).await,
+                    Err(e) => Err(e),
+                }
+            }
+        });
+        let bodies = futures::future::join_all(fetches).await;
+        let mut imported = 0;
+        for (chunk, bodies) in chunks.iter().zip(bodies) {
+            for (header, txs) in chunk.iter().zip(bodies?) {
+                let block = Block {
+                    header: header.clone(),
+                    body: BlockBody {
+                        transactions: txs,
+                        ommers: Vec::new(),
+                        withdrawals: header.withdrawals_root.map(|_| Default::default()),
+                    },
+                };
+                let (tx, rx) = oneshot::channel();
+                self.driver
+                    .send(DriverEvent::ImportBlock(Box::new(block), Some(tx)))
+                    .map_err(|_| "the node is stopping".to_string())?;
+                match rx.await {
+                    Ok(Ok(_)) => {
+                        imported += 1;
+                        self.metrics.synced_blocks.inc();
+                    }
+                    Ok(Err(e)) => return Err(format!("block {}: {e}", header.number)),
+                    Err(_) => return Err("the node is stopping".into()),
+                }
+            }
+        }
+        Ok(imported)
+    }
+
+    /// Each header links to the one before (the first to our head) and carries a quorum of
+    /// seals from its parent's validators.
+    fn check_headers(&self, head: u64, headers: &[Header]) -> Result<(), String> {
+        let store = &self.chain.store;
+        let mut parent = store
+            .header_by_number(head)
+            .map_err(|e| e.to_string())?
+            .ok_or("local head header missing")?;
+        let mut parent_hash = store
+            .canonical_hash(head)
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
+        for h in headers {
+            if h.number != parent.number.saturating_add(1) || h.parent_hash != parent_hash {
+                return Err(format!("header {} does not link to its parent", h.number));
+            }
+            self.chain
+                .check_header_seals(&parent, h)
+                .map_err(|e| e.to_string())?;
+            parent_hash = consort_primitives::bft_onchain_hash(h).map_err(|e| e.to_string())?;
+            parent = h.clone();
+        }
+        Ok(())
+    }
+
+    /// The bodies of `chunk` from `peer`, asking again for the rest when an answer is partial.
+    async fn bodies(&self, peer: PeerId, chunk: &[Header]) -> Result<Vec<Vec<TxEnvelope>>, String> {
+        let mut out: Vec<Vec<TxEnvelope>> = Vec::with_capacity(chunk.len());
+        while out.len() < chunk.len() {
+            let next = chunk.get(out.len()).map_or(0, |h| h.number);
+            let left = (chunk.len() - out.len()) as u64;
+            let answer = self.ask(peer, request(BODIES, next, left)).await?;
+            let got = Vec::<Vec<TxEnvelope>>::decode(&mut answer.as_slice())
+                .map_err(|e| format!("bodies: {e}"))?;
+            if got.is_empty() || got.len() as u64 > left {
+                return Err(format!("{peer} sent {} bodies for {left}", got.len()));
+            }
+            out.extend(got);
+        }
+        Ok(out)
+    }
+}
