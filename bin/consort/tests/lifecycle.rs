@@ -241,6 +241,7 @@ fn flags_beat_environment_which_beats_the_config_file() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_consort"))
         .arg(format!("--config-file={}", toml.display()))
         .arg("--rpc-http-api=ETH,NET")
+        .arg("--p2p-port=0")
         .env("CONSORT_MIN_GAS_PRICE", "7")
         .env("CONSORT_RPC_HTTP_API", "ETH")
         .stderr(std::process::Stdio::piped())

@@ -131,7 +131,7 @@ async fn every_read_method_answers_in_geth_shape() {
     assert_eq!(chain.call("eth_coinbase", json!([])), VALIDATOR);
     assert_eq!(chain.call("eth_mining", json!([])), true);
     assert!(chain.call("eth_protocolVersion", json!([])).is_string());
-    assert_eq!(chain.call("net_listening", json!([])), false);
+    assert_eq!(chain.call("net_listening", json!([])), true);
     assert_eq!(chain.call("net_peerCount", json!([])), "0x0");
     assert_eq!(
         chain.call("web3_sha3", json!(["0x68656c6c6f"])),
@@ -344,8 +344,36 @@ async fn every_read_method_answers_in_geth_shape() {
     assert_eq!(signers[0]["address"], VALIDATOR);
     assert!(hex_u64(&signers[0]["proposedBlockCount"]) >= 2);
     let info = chain.call("admin_nodeInfo", json!([]));
-    assert_eq!(info["id"].as_str().unwrap().len(), 128);
+    let id = info["id"].as_str().unwrap();
+    assert_eq!(id.len(), 128);
+    let enode = info["enode"].as_str().unwrap();
+    assert!(
+        enode.starts_with(&format!("enode://{id}@127.0.0.1:")),
+        "{enode}"
+    );
+    assert_eq!(
+        info["ports"]["listener"].as_u64().unwrap().to_string(),
+        enode.rsplit(':').next().unwrap()
+    );
     assert_eq!(chain.call("admin_peers", json!([])), json!([]));
+    let bad = rpc(
+        &chain.url,
+        "admin_addPeer",
+        json!(["enode://1234@127.0.0.1:30303"]),
+    );
+    assert_eq!(bad["error"]["code"], -32602, "{bad}");
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid enode URL"),
+        "{bad}"
+    );
+    // A peer that is not running: accepted (it is dialled until it answers), then removed.
+    let absent = "enode://069a2438f21a3330a6a26d20d15cb8aa53d4ec3074f7da967e2738f99c11c824837d0223efbd4d59e83dd4da0ff32cc7d551995f18c8cbb5f8da06aff4816566@127.0.0.1:9";
+    assert_eq!(chain.call("admin_addPeer", json!([absent])), true);
+    assert_eq!(chain.call("admin_removePeer", json!([absent])), true);
+    assert_eq!(chain.call("net_peerCount", json!([])), "0x0");
 
     // A queued transaction is visible as pending-pool data with no block.
     let mut far = Chain {

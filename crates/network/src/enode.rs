@@ -77,9 +77,6 @@ impl FromStr for Enode {
         let host_port = host_port.split('?').next().unwrap_or_default();
         let bytes = hex::decode(id_hex).map_err(|_| format())?;
         let id: [u8; 64] = bytes.try_into().map_err(|_| format())?;
-        if public_key_of(&id).is_none() {
-            return Err(EnodeError::Key(url.to_string()));
-        }
         let (host, port) = host_port.rsplit_once(':').ok_or_else(format)?;
         let port: u16 = port.parse().map_err(|_| format())?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -90,6 +87,9 @@ impl FromStr for Enode {
                 EnodeError::Host(url.to_string())
             }
         })?;
+        if public_key_of(&id).is_none() {
+            return Err(EnodeError::Key(url.to_string()));
+        }
         Ok(Enode {
             id,
             addr: SocketAddr::new(ip, port),
