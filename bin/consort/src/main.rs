@@ -105,11 +105,17 @@ fn run_node(args: consort_node::NodeArgs) -> ExitCode {
         }
     };
     let filter = EnvFilter::try_from_env("CONSORT_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("{level},jsonrpsee=warn,hyper=warn")));
+        .unwrap_or_else(|_| {
+            EnvFilter::new(format!(
+                "{level},jsonrpsee=warn,hyper=warn,libp2p_swarm=warn,libp2p_gossipsub=warn,libp2p_kad=warn"
+            ))
+        });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
+        // A closed stderr (its reader went away) must not take the node down.
+        .log_internal_errors(false)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
