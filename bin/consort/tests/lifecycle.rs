@@ -130,6 +130,16 @@ fn metrics_are_served_under_besu_names_and_guarded_by_the_host_allowlist() {
         "process_cpu_seconds_total",
         "process_resident_memory_bytes",
         "process_release{version=\"consort/v",
+        "ethereum_peer_count 0",
+        "ethereum_peer_limit 25",
+        "besu_peers_connected_total 0",
+        "besu_synchronizer_in_sync 1",
+        "consort_qbft_height ",
+        "consort_qbft_current_round ",
+        "consort_qbft_round_changes_total ",
+        "consort_qbft_time_to_finality_seconds_count ",
+        "consort_qbft_messages_total{outcome=\"sent\",type=\"commit\"}",
+        "consort_sync_imported_blocks_total 0",
     ] {
         assert!(text.contains(name), "{name} missing from:\n{text}");
     }

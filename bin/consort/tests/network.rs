@@ -213,6 +213,21 @@ fn four_validators_agree_survive_faults_and_heal() {
         });
         assert!(peers.is_some(), "{} did not reach 3 peers", m.name);
     }
+    // Peer, gossip and consensus metrics under Besu's names and consort_qbft_*.
+    let (_, text) =
+        support::http_request(members[0].node().metrics.as_ref().unwrap(), "GET", "", None);
+    for name in [
+        "ethereum_peer_count 3",
+        "besu_peers_connected_total ",
+        "besu_network_p2p_messages_inbound_total{code=\"0\",name=\"Consensus\",protocol=\"istanbul/100\"}",
+        "besu_network_p2p_bytes_outbound_total{code=\"0\",name=\"Consensus\",protocol=\"istanbul/100\"}",
+        "besu_network_p2p_messages_inbound_total{code=\"7\",name=\"NewBlock\",protocol=\"eth/68\"}",
+        "consort_qbft_messages_total{outcome=\"accepted\",type=\"prepare\"}",
+        "consort_qbft_messages_total{outcome=\"sent\",type=\"commit\"}",
+        "consort_qbft_time_to_finality_seconds_count ",
+    ] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
 
     // One validator stops: three of four still make a quorum.
     members[3].stop();

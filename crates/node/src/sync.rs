@@ -169,7 +169,7 @@ impl Syncer {
             .into_iter()
             .flatten()
             .collect();
-        out.sort_by(|a, b| b.1.cmp(&a.1));
+        out.sort_by_key(|p| std::cmp::Reverse(p.1));
         out
     }
 

@@ -564,15 +564,9 @@ impl QbftMessage {
                 prepared_block,
                 prepares,
             } => {
-                let mut body = Vec::new();
-                round_change.encode(&mut body);
-                match prepared_block {
-                    Some(b) => b.encode(&mut body),
-                    None => list_header(0, &mut body),
-                }
-                encode_signed_list(prepares, &mut body);
-                list_header(body.len(), &mut out);
-                out.extend_from_slice(&body);
+                let mut first = Vec::new();
+                round_change.encode(&mut first);
+                round_change_list(first, prepared_block.as_ref(), prepares, &mut out);
             }
         }
         out
@@ -601,12 +595,7 @@ impl QbftMessage {
             ROUND_CHANGE => {
                 let mut body = list(&mut buf)?;
                 let round_change = Signed::decode(&mut body)?;
-                let prepared_block = if body.first() == Some(&alloy_rlp::EMPTY_LIST_CODE) {
-                    body = body.get(1..).unwrap_or_default();
-                    None
-                } else {
-                    Some(Block::decode(&mut body)?)
-                };
+                let prepared_block = optional_block(&mut body)?;
                 // Besu ≥ 26.1 inserts an (empty) block access list before the prepares.
                 if body.first() == Some(&alloy_rlp::EMPTY_STRING_CODE) {
                     body = body.get(1..).unwrap_or_default();
@@ -635,17 +624,36 @@ pub(crate) fn encode_unsigned_round_change(
     block: Option<&Block>,
     prepares: &[Signed<PreparePayload>],
 ) -> Vec<u8> {
-    let mut body = Vec::new();
-    payload.encode_payload(&mut body);
+    let mut first = Vec::new();
+    payload.encode_payload(&mut first);
+    let mut out = Vec::new();
+    round_change_list(first, block, prepares, &mut out);
+    out
+}
+
+/// `[first, block or [], [signed prepares]]`: the list a round change and a persisted state share.
+fn round_change_list(
+    mut body: Vec<u8>,
+    block: Option<&Block>,
+    prepares: &[Signed<PreparePayload>],
+    out: &mut Vec<u8>,
+) {
     match block {
         Some(b) => b.encode(&mut body),
         None => list_header(0, &mut body),
     }
     encode_signed_list(prepares, &mut body);
-    let mut out = Vec::with_capacity(body.len() + 4);
-    list_header(body.len(), &mut out);
+    list_header(body.len(), out);
     out.extend_from_slice(&body);
-    out
+}
+
+/// A prepared block, or `None` for the empty list that stands for no block.
+fn optional_block(body: &mut &[u8]) -> Result<Option<Block>, MessageError> {
+    if body.first() == Some(&alloy_rlp::EMPTY_LIST_CODE) {
+        *body = body.get(1..).unwrap_or_default();
+        return Ok(None);
+    }
+    Ok(Some(Block::decode(body)?))
 }
 
 /// A round change's payload, prepared block and prepares, without its signature.
@@ -662,12 +670,7 @@ pub(crate) fn decode_unsigned_round_change(
     let mut buf = bytes;
     let mut body = list(&mut buf)?;
     let payload = RoundChangePayload::decode_payload(&mut body)?;
-    let block = if body.first() == Some(&alloy_rlp::EMPTY_LIST_CODE) {
-        body = body.get(1..).unwrap_or_default();
-        None
-    } else {
-        Some(Block::decode(&mut body)?)
-    };
+    let block = optional_block(&mut body)?;
     let prepares = decode_signed_list(&mut body, MAX_JUSTIFICATION)?;
     finish(body)?;
     finish(buf)?;
