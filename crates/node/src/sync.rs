@@ -5,11 +5,14 @@
 //!
 //! Requests are RLP `[kind, start, count]`: kind 0 is Status (answer `[number, hash,
 //! genesis]`), 1 Headers (answer `[header, ...]`), 2 Bodies by number (answer
-//! `[[tx, ...], ...]`, possibly fewer than asked when large).
+//! `[[tx, ...], ...]`, possibly fewer than asked when large). A body whose transactions root
+//! differs from its header's is refused before execution, and the chunk is asked of the
+//! best peer instead.
 
 use crate::chain::Chain;
 use crate::driver::DriverEvent;
 use crate::metrics::QbftMetrics;
+use alloy_consensus::proofs::calculate_transaction_root;
 use alloy_consensus::BlockBody;
 use alloy_primitives::B256;
 use alloy_rlp::{Decodable, Encodable, RlpDecodable, RlpEncodable};
@@ -328,8 +331,64 @@ impl Syncer {
             if got.is_empty() || got.len() as u64 > left {
                 return Err(format!("{peer} sent {} bodies for {left}", got.len()));
             }
+            // A body must match its header before anything is executed.
+            for (header, txs) in chunk.iter().skip(out.len()).zip(&got) {
+                if calculate_transaction_root(txs) != header.transactions_root {
+                    return Err(format!(
+                        "{peer} sent a body that does not match header {}",
+                        header.number
+                    ));
+                }
+            }
             out.extend(got);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use consort_storage::StoreOptions;
+
+    fn store() -> Store {
+        let store = Store::in_memory(StoreOptions::default()).unwrap();
+        let genesis = consort_chainspec::Genesis::from_json(crate::DEV_GENESIS).unwrap();
+        consort_evm::init_genesis(&store, &genesis).unwrap();
+        store
+    }
+
+    #[test]
+    fn requests_are_answered_from_the_store_and_bad_ones_refused() {
+        let store = store();
+        let genesis = store.canonical_hash(0).unwrap().unwrap();
+        let status = serve(&store, &request(STATUS, 0, 0)).unwrap();
+        let status = Status::decode(&mut status.as_slice()).unwrap();
+        assert_eq!(
+            (status.number, status.hash, status.genesis),
+            (0, genesis, genesis)
+        );
+
+        let headers = serve(&store, &request(HEADERS, 0, 1_000)).unwrap();
+        let headers = Vec::<Header>::decode(&mut headers.as_slice()).unwrap();
+        assert_eq!(headers.len(), 1, "only what exists, never more than asked");
+        assert_eq!(headers[0].number, 0);
+
+        let bodies = serve(&store, &request(BODIES, 0, 5)).unwrap();
+        let bodies = Vec::<Vec<TxEnvelope>>::decode(&mut bodies.as_slice()).unwrap();
+        assert_eq!(bodies, vec![Vec::<TxEnvelope>::new()]);
+        assert_eq!(
+            calculate_transaction_root(&bodies[0]),
+            headers[0].transactions_root
+        );
+
+        for bad in [
+            vec![],
+            vec![0xc3, 0x01],
+            request(9, 0, 1),
+            alloy_rlp::encode(vec![1u64, 2]),
+        ] {
+            assert!(serve(&store, &bad).is_err(), "{bad:?}");
+        }
     }
 }
