@@ -107,7 +107,7 @@ fn run_node(args: consort_node::NodeArgs) -> ExitCode {
     let filter = EnvFilter::try_from_env("CONSORT_LOG")
         .unwrap_or_else(|_| {
             EnvFilter::new(format!(
-                "{level},jsonrpsee=warn,hyper=warn,libp2p_swarm=warn,libp2p_gossipsub=warn,libp2p_kad=warn"
+                "{level},jsonrpsee=warn,hyper=warn,libp2p_swarm=warn,libp2p_gossipsub=warn,libp2p_kad=error"
             ))
         });
     tracing_subscriber::fmt()
