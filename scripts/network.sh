@@ -10,7 +10,8 @@ mkdir -p "$data"
 
 pids=()
 stop() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
-trap stop EXIT INT TERM
+trap stop EXIT
+trap 'exit 130' INT TERM
 
 boot="enode://$(sed 's/^0x//' "$net/validator1/key.pub")@127.0.0.1:30303"
 for i in 1 2 3 4; do

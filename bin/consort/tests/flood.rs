@@ -11,17 +11,11 @@ use consort_network::{NetworkConfig, NetworkMetrics, Topic};
 use consort_qbft::{Qbft, QbftMessage, RoundChangePayload, MAX_ROUND};
 use serde_json::json;
 use std::time::Duration;
-use support::{poll, rpc, sign_eip1559, start, DEV_KEYS};
-
-fn wire(msg: &QbftMessage) -> Vec<u8> {
-    let mut out = vec![msg.code()];
-    out.extend(msg.encode());
-    out
-}
+use support::{block_number as head, poll, rpc, sign_eip1559, start, DEV_KEYS};
 
 fn round_change(key: &secp256k1::SecretKey, height: u64, round: u32) -> Vec<u8> {
     let author = Qbft::new(*key).address();
-    wire(&QbftMessage::round_change(
+    QbftMessage::round_change(
         RoundChangePayload {
             height,
             round,
@@ -31,7 +25,8 @@ fn round_change(key: &secp256k1::SecretKey, height: u64, round: u32) -> Vec<u8> 
         vec![],
         key,
         author,
-    ))
+    )
+    .encode_wire()
 }
 
 fn resident_bytes(metrics_url: &str) -> f64 {
@@ -49,11 +44,6 @@ fn metric_sum(metrics_url: &str, name: &str, parts: &[&str]) -> f64 {
         .filter(|l| l.starts_with(name) && parts.iter().all(|p| l.contains(p)))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
-}
-
-fn head(url: &str) -> u64 {
-    let r = rpc(url, "eth_blockNumber", json!([]));
-    u64::from_str_radix(r["result"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,12 +9,7 @@ use alloy::signers::local::PrivateKeySigner;
 use serde_json::json;
 use std::process::Command;
 use std::time::Duration;
-use support::{http_request, poll, rpc, start, DEV_KEYS};
-
-fn block_number(url: &str) -> u64 {
-    let v = rpc(url, "eth_blockNumber", json!([]));
-    u64::from_str_radix(v["result"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
-}
+use support::{block_number, http_request, poll, rpc, start, DEV_KEYS};
 
 fn send_transfer(url: &str, nonce: u64) -> String {
     let signer: PrivateKeySigner = DEV_KEYS[0].parse().unwrap();

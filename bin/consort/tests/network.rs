@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{poll, rpc, sign_eip1559, start_with, Node, DEV_KEYS};
+use support::{block_number, poll, rpc, sign_eip1559, start_with, Node, DEV_KEYS};
 
 const CHAIN_ID: u64 = 1338;
 
@@ -74,7 +74,7 @@ impl Member {
     }
 
     fn head(&self) -> u64 {
-        head(&self.url())
+        block_number(&self.url())
     }
 
     /// SIGTERM and wait: a graceful stop.
@@ -93,18 +93,6 @@ impl Member {
             let _ = node.child.wait();
         }
     }
-}
-
-fn head(url: &str) -> u64 {
-    let r = rpc(url, "eth_blockNumber", json!([]));
-    u64::from_str_radix(
-        r["result"]
-            .as_str()
-            .unwrap_or("0x0")
-            .trim_start_matches("0x"),
-        16,
-    )
-    .unwrap_or(0)
 }
 
 fn hash_at(url: &str, n: u64) -> Option<String> {

@@ -113,6 +113,10 @@ async fn every_read_method_answers_in_geth_shape() {
     let token = deployed["contractAddress"].as_str().unwrap().to_string();
     let token_addr: Address = token.parse().unwrap();
     let log_filter = chain.call("eth_newFilter", json!([{"address": token}]));
+    let later_filter = chain.call(
+        "eth_newFilter",
+        json!([{"address": token, "fromBlock": "0xffffff"}]),
+    );
     let transfer = chain.send(
         TxKind::Call(token_addr),
         Token::transferCall {
@@ -124,6 +128,11 @@ async fn every_read_method_answers_in_geth_shape() {
     let receipt = chain.receipt(&transfer);
     let block_hash = receipt["blockHash"].as_str().unwrap().to_string();
     let block_number = receipt["blockNumber"].clone();
+    assert_eq!(
+        chain.call("eth_getFilterChanges", json!([later_filter])),
+        json!([]),
+        "a filter reports nothing before its fromBlock"
+    );
 
     // Identity and status.
     assert_eq!(chain.call("eth_syncing", json!([])), false);

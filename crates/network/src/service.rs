@@ -19,7 +19,7 @@ use libp2p::{
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// Commands waiting for the swarm task; beyond this, publishing drops messages.
@@ -410,7 +410,6 @@ pub async fn start(
         shared: shared.clone(),
         events,
         wanted,
-        last_dial: HashMap::new(),
         pending: HashMap::new(),
         metrics,
     };
@@ -490,7 +489,6 @@ struct Task {
     events: mpsc::Sender<NetworkEvent>,
     /// Peers kept connected: bootnodes, static nodes, added peers.
     wanted: BTreeMap<PeerId, Multiaddr>,
-    last_dial: HashMap<PeerId, Instant>,
     pending:
         HashMap<OutboundRequestId, oneshot::Sender<std::result::Result<Vec<u8>, RequestError>>>,
     metrics: NetworkMetrics,
@@ -564,7 +562,6 @@ impl Task {
                 behaviour.blocked.unblock_peer(peer);
                 behaviour.kad.add_address(&peer, enode.multiaddr());
                 self.wanted.insert(peer, enode.multiaddr());
-                self.last_dial.remove(&peer);
                 self.dial(peer);
             }
             Command::RemovePeer(enode) => {
@@ -588,7 +585,6 @@ impl Task {
             .addresses(vec![addr])
             .condition(PeerCondition::DisconnectedAndNotDialing)
             .build();
-        self.last_dial.insert(peer, Instant::now());
         if let Err(e) = self.swarm.dial(opts) {
             tracing::trace!("dial {peer}: {e}");
         }

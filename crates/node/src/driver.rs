@@ -44,15 +44,6 @@ pub struct DriverIo {
     pub metrics: QbftMetrics,
 }
 
-/// The wire form of a consensus message on the gossip topic: its code, then its RLP.
-pub fn consensus_wire(msg: &consort_qbft::QbftMessage) -> Vec<u8> {
-    let body = msg.encode();
-    let mut out = Vec::with_capacity(body.len() + 1);
-    out.push(msg.code());
-    out.extend_from_slice(&body);
-    out
-}
-
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -195,7 +186,7 @@ impl Driver {
         if block.header.number <= head {
             return Ok(false);
         }
-        self.chain.check_seals(block).map_err(|e| e.to_string())?;
+        // Seals are checked by `commit`, before anything is written.
         let proposal = self.chain.check(block).map_err(|e| e.to_string())?;
         let hash = self
             .chain
@@ -309,7 +300,7 @@ impl Driver {
                     Output::Broadcast(msg) => {
                         self.io.metrics.message(msg.code(), "sent");
                         if let Some(network) = &self.io.network {
-                            network.publish(Topic::Consensus, consensus_wire(&msg));
+                            network.publish(Topic::Consensus, msg.encode_wire());
                         }
                     }
                     Output::Import(block) => {

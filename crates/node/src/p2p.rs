@@ -118,11 +118,15 @@ impl Inbound {
                 data,
                 channel,
             } => {
-                let answer = sync::serve(&self.chain.store, &data);
-                if let Err(e) = &answer {
-                    tracing::debug!("bad sync request from {peer}: {e}");
-                }
-                self.network.respond(channel, answer.unwrap_or_default());
+                // Reading many headers or bodies must not hold up consensus messages.
+                let (store, network) = (self.chain.store.clone(), self.network.clone());
+                tokio::task::spawn_blocking(move || {
+                    let answer = sync::serve(&store, &data);
+                    if let Err(e) = &answer {
+                        tracing::debug!("bad sync request from {peer}: {e}");
+                    }
+                    network.respond(channel, answer.unwrap_or_default());
+                });
             }
             NetworkEvent::Subscribed { topic, .. } => {
                 if topic == Topic::Consensus {
@@ -147,11 +151,8 @@ impl Inbound {
     }
 
     fn consensus(&mut self, from: PeerId, data: &[u8]) -> Validation {
-        let Some((&code, body)) = data.split_first() else {
-            self.metrics.message(0, "rejected");
-            return Validation::Reject;
-        };
-        let msg = match QbftMessage::decode(code, body) {
+        let code = data.first().copied().unwrap_or(0);
+        let msg = match QbftMessage::decode_wire(data) {
             Ok(m) => m,
             Err(e) => {
                 tracing::debug!("undecodable consensus message from {from}: {e}");

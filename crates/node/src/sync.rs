@@ -35,8 +35,6 @@ const SOFT_RESPONSE_BYTES: usize = 8 << 20;
 const BATCH: u64 = 128;
 /// Bodies per request.
 const BODY_CHUNK: u64 = 16;
-/// How long one request may take before the peer is skipped.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often peers are asked for their head when nothing else prompts it.
 const POLL_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -146,11 +144,11 @@ impl Syncer {
     }
 
     async fn ask(&self, peer: PeerId, data: Vec<u8>) -> Result<Vec<u8>, String> {
-        match tokio::time::timeout(REQUEST_TIMEOUT, self.network.request(peer, data)).await {
-            Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("{peer} did not answer in time")),
-        }
+        // The request/response protocol times requests out itself.
+        self.network
+            .request(peer, data)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Peers on our chain and their head numbers, best first.

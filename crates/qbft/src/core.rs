@@ -208,10 +208,10 @@ impl Persisted {
             }),
         };
         let (block, prepares) = match &self.prepared {
-            Some(p) => (Some(p.block.clone()), p.prepares.clone()),
-            None => (None, Vec::new()),
+            Some(p) => (Some(&p.block), p.prepares.as_slice()),
+            None => (None, &[][..]),
         };
-        crate::messages::encode_unsigned_round_change(&payload, block.as_ref(), &prepares)
+        crate::messages::encode_unsigned_round_change(&payload, block, prepares)
     }
 
     /// Reads what [`Persisted::encode`] wrote, checking the prepares' signatures.
@@ -432,13 +432,28 @@ impl Qbft {
             return;
         }
         // The same head again keeps the round state (and any prepared certificate), unless the
-        // height was decided and its import failed: then the height starts over.
+        // height was decided and its import failed: then the height starts over, above the
+        // round it acted in and with its prepared certificate, as after a restart.
         if self
             .state
             .as_ref()
             .is_some_and(|s| s.height == height && s.parent.hash == head.hash && !s.decided)
         {
             return;
+        }
+        if let Some(carried) = self
+            .state
+            .as_ref()
+            .filter(|s| s.height == height)
+            .and_then(|s| s.current_round().map(|r| s.persisted(r.max(s.min_round))))
+        {
+            if self
+                .restored
+                .as_ref()
+                .is_none_or(|p| p.height != height || p.round <= carried.round)
+            {
+                self.restored = Some(carried);
+            }
         }
         let at_ms = head
             .timestamp
@@ -765,9 +780,10 @@ impl Qbft {
                 };
                 match &rs.proposal {
                     Some((_, digest)) if *digest == c.payload.digest => {
-                        let signer = recover_commit_seal_signer(*digest, &c.payload.seal);
-                        if signer == Some(c.author)
-                            && !rs.commits.iter().any(|(a, _)| *a == c.author)
+                        // A repeated commit costs no signature recovery.
+                        if !rs.commits.iter().any(|(a, _)| *a == c.author)
+                            && recover_commit_seal_signer(*digest, &c.payload.seal)
+                                == Some(c.author)
                         {
                             rs.commits.push((c.author, c.payload.seal));
                         }

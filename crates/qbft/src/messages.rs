@@ -572,6 +572,23 @@ impl QbftMessage {
         out
     }
 
+    /// The gossip form: the code byte, then the message RLP.
+    pub fn encode_wire(&self) -> Vec<u8> {
+        let body = self.encode();
+        let mut out = Vec::with_capacity(body.len() + 1);
+        out.push(self.code());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Reads [`QbftMessage::encode_wire`]'s form.
+    pub fn decode_wire(bytes: &[u8]) -> Result<Self, MessageError> {
+        let (&code, body) = bytes
+            .split_first()
+            .ok_or_else(|| MessageError::Rlp("empty message".into()))?;
+        Self::decode(code, body)
+    }
+
     /// Decodes a message of type `code`, checking every signature in it.
     pub fn decode(code: u8, bytes: &[u8]) -> Result<Self, MessageError> {
         let mut buf = bytes;

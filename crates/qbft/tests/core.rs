@@ -576,3 +576,39 @@ fn messages_from_non_validators_and_old_heights_are_ignored() {
         );
     }
 }
+
+#[test]
+fn a_failed_import_restarts_the_height_above_the_round_it_acted_in() {
+    let k = key(1);
+    let me = address(&k);
+    let h = head(&[me]);
+    let mut core = Qbft::new(k);
+    core.handle(Input::NewHead {
+        head: h.clone(),
+        timings: TIMINGS,
+    });
+    core.handle(Input::BlockTimer {
+        height: 8,
+        now_ms: 1_002_000,
+        pending_transactions: true,
+    });
+    let out = core.handle(Input::BlockBuilt {
+        height: 8,
+        round: 0,
+        block: Box::new(block(&h, 0, me, 1)),
+        now_ms: 1_002_000,
+    });
+    assert!(out.iter().any(|o| matches!(o, Output::Import(_))));
+    // The import failed and the host offers the same head again: round 0, where this
+    // validator already prepared and committed, is not entered a second time.
+    core.handle(Input::NewHead {
+        head: h.clone(),
+        timings: TIMINGS,
+    });
+    let out = core.handle(Input::BlockTimer {
+        height: 8,
+        now_ms: 1_003_000,
+        pending_transactions: true,
+    });
+    assert_eq!(core.round(), Some(1), "{out:?}");
+}

@@ -320,7 +320,6 @@ fn transaction_by_index(ctx: &RpcContext, id: BlockId, index: U64) -> RpcResult<
     })
 }
 
-/// Submits a raw transaction to the pool, recording metrics and announcing it.
 /// Adds a raw transaction to the pool. `local` ones came from this node's clients: they are
 /// gossiped to peers; remote ones came by gossip and travel on by gossip's own forwarding.
 pub fn submit_transaction(ctx: &RpcContext, raw: &[u8], local: bool) -> RpcResult<B256> {

@@ -96,9 +96,16 @@ fn not_found() -> RpcError {
 pub(crate) fn register(m: &mut RpcModule<Arc<RpcContext>>) {
     method(m, "eth_newFilter", |ctx, p| {
         let filter: Filter = next(&mut p.sequence())?;
-        // Changes are logs of blocks after installation, as geth and Besu report them;
-        // `eth_getFilterLogs` covers the filter's whole range.
-        let start = head(ctx)?.0.saturating_add(1);
+        // Changes are logs of blocks after installation (and not before a later `fromBlock`),
+        // as geth and Besu report them; `eth_getFilterLogs` covers the filter's whole range.
+        let after_head = head(ctx)?.0.saturating_add(1);
+        let start = match filter.block_option {
+            FilterBlockOption::Range {
+                from_block: Some(BlockNumberOrTag::Number(n)),
+                ..
+            } => after_head.max(n),
+            _ => after_head,
+        };
         let id = lock(ctx)?.install(
             ctx,
             Kind::Logs {

@@ -117,11 +117,6 @@ impl SyncStatus {
             )
         })
     }
-
-    /// The highest block any peer announced.
-    pub fn highest(&self) -> u64 {
-        self.highest.load(Ordering::SeqCst)
-    }
 }
 
 /// Bounds on what one request may cost.

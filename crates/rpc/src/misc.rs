@@ -19,7 +19,6 @@ pub(crate) fn net(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
     method(&mut m, "net_version", |ctx, _| {
         Ok(Value::String(ctx.chain.chain_id.to_string()))
     });
-    // No peer-to-peer listener exists yet: a single node has no peers.
     method(&mut m, "net_listening", |ctx, _| {
         Ok(Value::Bool(ctx.network.is_some()))
     });

@@ -209,7 +209,7 @@ fn module_for(ctx: &Arc<RpcContext>, apis: &[ApiGroup]) -> RpcResult<RpcModule<(
     }
     let names: Vec<String> = apis
         .iter()
-        .filter(|g| g.unsupported().is_none())
+        .filter(|g| !matches!(g, ApiGroup::Unsupported(_)))
         .map(|g| g.prefix().trim_end_matches('_').to_string())
         .collect();
     out.register_method("rpc_modules", move |_, _, _| {

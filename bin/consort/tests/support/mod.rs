@@ -126,6 +126,12 @@ pub fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T>
     }
 }
 
+/// `eth_blockNumber` as a number.
+pub fn block_number(url: &str) -> u64 {
+    let v = rpc(url, "eth_blockNumber", serde_json::json!([]));
+    u64::from_str_radix(v["result"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
 /// Sends one JSON-RPC request over plain HTTP and returns the parsed response object.
 pub fn rpc(url: &str, method: &str, params: serde_json::Value) -> serde_json::Value {
     let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
