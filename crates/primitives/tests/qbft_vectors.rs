@@ -167,3 +167,44 @@ fn drop_vote_round_trips_and_legacy_zero_byte_decodes_as_drop() {
     legacy[pos] = 0x00;
     assert_eq!(QbftExtraData::decode(&legacy).unwrap().vote, extra.vote);
 }
+
+#[test]
+fn only_the_canonical_encoding_is_accepted_where_bytes_must_match_hashes() {
+    let extra = QbftExtraData {
+        vote: Some(Vote {
+            recipient: Address::repeat_byte(7),
+            add: false,
+        }),
+        round: 3,
+        seals: vec![CommitSeal::repeat_byte(5)],
+        ..QbftExtraData::genesis(vec![Address::repeat_byte(1)])
+    };
+    let canonical = extra.encode().to_vec();
+    assert_eq!(QbftExtraData::decode_canonical(&canonical).unwrap(), extra);
+
+    // A trailing item inside the list: Besu's lenient decoder skips it, and every hash
+    // re-encodes without it, so two different headers would share one hash.
+    let mut trailing = canonical.clone();
+    trailing.push(0x80);
+    trailing[1] += 1;
+    // The legacy 0x00 drop byte.
+    let mut legacy = canonical.clone();
+    let pos = legacy
+        .windows(21)
+        .position(|w| w[0] == 0x94 && w[1..] == [7u8; 20])
+        .unwrap()
+        + 21;
+    legacy[pos] = 0x00;
+    for (what, bytes) in [
+        ("a trailing item", &trailing),
+        ("a 0x00 drop vote", &legacy),
+    ] {
+        let lenient = QbftExtraData::decode(bytes).unwrap();
+        assert_eq!(lenient.encode().to_vec(), canonical, "{what}");
+        assert_eq!(
+            QbftExtraData::decode_canonical(bytes),
+            Err(consort_primitives::QbftExtraDataError::NonCanonical),
+            "{what}"
+        );
+    }
+}

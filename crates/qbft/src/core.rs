@@ -251,6 +251,8 @@ struct RoundState {
     proposal: Option<(Block, B256)>,
     /// A proposal waiting for the host's verdict.
     checking: Option<(Block, B256)>,
+    /// Our own re-proposal of a prepared block, sent once the host has checked the block.
+    reproposal: Option<QbftMessage>,
     /// The round change certificate and prepares that justified the proposal we sent.
     prepares: BTreeMap<Address, Signed<PreparePayload>>,
     /// Commit seals in arrival order.
@@ -688,10 +690,11 @@ impl Qbft {
         let Some((block, checking)) = rs.checking.take() else {
             return;
         };
+        let own = rs.reproposal.take();
         if checking != digest || !valid {
             return;
         }
-        self.accept_proposal(block, digest, None, out);
+        self.accept_proposal(block, digest, own, out);
     }
 
     // UponRoundTimeout: move to the next round and ask the others to follow.
@@ -916,7 +919,13 @@ impl Qbft {
                 let Ok(digest) = commit_seal_digest(&block.header) else {
                     return;
                 };
-                if digest != meta.digest || !prepares_prove(s, meta.round, digest, &prepares) {
+                // The digest covers the header only: a body swapped under it is refused here,
+                // and a prepared round must name one block for every round change claiming it.
+                if digest != meta.digest
+                    || !body_matches_header(&block)
+                    || conflicts_with_stored(s, target, meta)
+                    || !prepares_prove(s, meta.round, digest, &prepares)
+                {
                     return;
                 }
                 Some(PreparedCertificate {
@@ -974,7 +983,21 @@ impl Qbft {
                     &key,
                     me,
                 );
-                self.accept_proposal(block, digest, Some(proposal), out);
+                // A prepared block is proposed again only after the host has validated it in
+                // full: the round changes that carried it are someone else's word.
+                let height = s.height;
+                let Some(rs) = s.round.as_mut() else { return };
+                if rs.proposal.is_some() || rs.checking.is_some() {
+                    return;
+                }
+                rs.checking = Some((block.clone(), digest));
+                rs.reproposal = Some(proposal);
+                out.push(Output::CheckProposal {
+                    height,
+                    round: target,
+                    digest,
+                    block: Box::new(block),
+                });
             }
             None => {
                 let (round_changes, _) = justification(s, target);
@@ -1107,13 +1130,36 @@ fn justification(
 }
 
 /// The prepared certificate with the highest round among the round changes for `round`.
+/// Certificates of one prepared round name one block ([`conflicts_with_stored`]), so ties
+/// are the same block; the first by author is taken.
 fn best_prepared(s: &HeightState, round: u32) -> Option<PreparedCertificate> {
     s.round_changes
         .get(&round)?
         .values()
         .filter_map(|(_, cert)| cert.as_ref())
-        .max_by_key(|c| c.round)
+        .reduce(|best, c| if c.round > best.round { c } else { best })
         .cloned()
+}
+
+/// Whether a stored round change for `target` claims `meta.round` prepared with another block.
+/// The first one stored wins, as Besu keeps the first round change per author.
+fn conflicts_with_stored(s: &HeightState, target: u32, meta: PreparedRound) -> bool {
+    s.round_changes.get(&target).is_some_and(|by_author| {
+        by_author
+            .values()
+            .filter_map(|(_, cert)| cert.as_ref())
+            .any(|c| c.round == meta.round && c.digest != meta.digest)
+    })
+}
+
+/// A block's body is the one its header commits to: the transactions root matches and a QBFT
+/// block has no ommers or withdrawals.
+fn body_matches_header(block: &Block) -> bool {
+    let body = &block.body;
+    body.ommers.is_empty()
+        && body.withdrawals.as_ref().is_none_or(|w| w.is_empty())
+        && alloy_consensus::proofs::calculate_transaction_root(&body.transactions)
+            == block.header.transactions_root
 }
 
 /// At least a quorum of distinct validators prepared `digest` in `round`.
@@ -1167,6 +1213,13 @@ fn justification_is_valid(
     authors.dedup();
     if authors.len() != round_changes.len() || authors.len() < s.quorum() {
         return false;
+    }
+    // Round changes that claim the same prepared round must name the same block.
+    let mut claims: BTreeMap<u32, B256> = BTreeMap::new();
+    for meta in round_changes.iter().filter_map(|rc| rc.payload.prepared) {
+        if *claims.entry(meta.round).or_insert(meta.digest) != meta.digest {
+            return false;
+        }
     }
     let best = round_changes
         .iter()

@@ -30,6 +30,9 @@ pub enum MessageError {
     /// The round is above [`MAX_ROUND`].
     #[error("round {0} is above the limit {MAX_ROUND}")]
     RoundTooHigh(u32),
+    /// The author is not one of the validators the message was checked against.
+    #[error("QBFT message author {0} is not a validator")]
+    NotValidator(Address),
 }
 
 impl From<alloy_rlp::Error> for MessageError {
@@ -581,7 +584,7 @@ impl QbftMessage {
         out
     }
 
-    /// Reads [`QbftMessage::encode_wire`]'s form.
+    /// Reads [`QbftMessage::encode_wire`]'s form, checking every signature in it.
     pub fn decode_wire(bytes: &[u8]) -> Result<Self, MessageError> {
         let (&code, body) = bytes
             .split_first()
@@ -589,18 +592,55 @@ impl QbftMessage {
         Self::decode(code, body)
     }
 
+    /// Reads [`QbftMessage::encode_wire`]'s form from an untrusted peer, cheapest check first:
+    /// the outer signature is recovered (one recovery) and its author must be one of
+    /// `validators` before any piggybacked round change or prepare is decoded or recovered, and
+    /// a justification may carry at most one item per validator.
+    pub fn decode_wire_from(bytes: &[u8], validators: &[Address]) -> Result<Self, MessageError> {
+        let (&code, body) = bytes
+            .split_first()
+            .ok_or_else(|| MessageError::Rlp("empty message".into()))?;
+        let admit = |author: Address| {
+            if validators.contains(&author) {
+                Ok(validators.len())
+            } else {
+                Err(MessageError::NotValidator(author))
+            }
+        };
+        Self::decode_gated(code, body, &admit)
+    }
+
     /// Decodes a message of type `code`, checking every signature in it.
     pub fn decode(code: u8, bytes: &[u8]) -> Result<Self, MessageError> {
+        Self::decode_gated(code, bytes, &|_| Ok(MAX_JUSTIFICATION))
+    }
+
+    /// Decodes a message of type `code`. `admit` sees the author of the outer signed payload
+    /// before anything else is decoded and answers how many justification items it may carry.
+    fn decode_gated(
+        code: u8,
+        bytes: &[u8],
+        admit: &dyn Fn(Address) -> Result<usize, MessageError>,
+    ) -> Result<Self, MessageError> {
         let mut buf = bytes;
         let msg = match code {
-            PREPARE => QbftMessage::Prepare(Signed::decode(&mut buf)?),
-            COMMIT => QbftMessage::Commit(Signed::decode(&mut buf)?),
+            PREPARE => {
+                let signed = Signed::decode(&mut buf)?;
+                admit(signed.author)?;
+                QbftMessage::Prepare(signed)
+            }
+            COMMIT => {
+                let signed = Signed::decode(&mut buf)?;
+                admit(signed.author)?;
+                QbftMessage::Commit(signed)
+            }
             PROPOSAL => {
                 let mut body = list(&mut buf)?;
-                let proposal = Signed::decode(&mut body)?;
+                let proposal: Signed<ProposalPayload> = Signed::decode(&mut body)?;
+                let limit = admit(proposal.author)?.min(MAX_JUSTIFICATION);
                 let mut justification = list(&mut body)?;
-                let round_changes = decode_signed_list(&mut justification, MAX_JUSTIFICATION)?;
-                let prepares = decode_signed_list(&mut justification, MAX_JUSTIFICATION)?;
+                let round_changes = decode_signed_list(&mut justification, limit)?;
+                let prepares = decode_signed_list(&mut justification, limit)?;
                 finish(justification)?;
                 finish(body)?;
                 QbftMessage::Proposal {
@@ -611,13 +651,14 @@ impl QbftMessage {
             }
             ROUND_CHANGE => {
                 let mut body = list(&mut buf)?;
-                let round_change = Signed::decode(&mut body)?;
+                let round_change: Signed<RoundChangePayload> = Signed::decode(&mut body)?;
+                let limit = admit(round_change.author)?.min(MAX_JUSTIFICATION);
                 let prepared_block = optional_block(&mut body)?;
                 // Besu ≥ 26.1 inserts an (empty) block access list before the prepares.
                 if body.first() == Some(&alloy_rlp::EMPTY_STRING_CODE) {
                     body = body.get(1..).unwrap_or_default();
                 }
-                let prepares = decode_signed_list(&mut body, MAX_JUSTIFICATION)?;
+                let prepares = decode_signed_list(&mut body, limit)?;
                 finish(body)?;
                 QbftMessage::RoundChange {
                     round_change,

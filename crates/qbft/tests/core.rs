@@ -73,6 +73,8 @@ fn block(head: &Head, round: u32, proposer: Address, txs: usize) -> Block {
             .transactions
             .push(consort_primitives::TxEnvelope::Legacy(tx));
     }
+    b.header.transactions_root =
+        alloy_consensus::proofs::calculate_transaction_root(&b.body.transactions);
     b
 }
 
@@ -611,4 +613,245 @@ fn a_failed_import_restarts_the_height_above_the_round_it_acted_in() {
         pending_transactions: true,
     });
     assert_eq!(core.round(), Some(1), "{out:?}");
+}
+
+/// Four validator keys sorted by address, and a head after a block by nobody, so the proposer
+/// of round r is validator r.
+fn four_validators() -> (Vec<SecretKey>, Head) {
+    let mut keys: Vec<SecretKey> = (1..=4).map(key).collect();
+    keys.sort_by_key(address);
+    let h = head(&keys.iter().map(address).collect::<Vec<_>>());
+    (keys, h)
+}
+
+fn prepares_for(
+    keys: &[SecretKey],
+    round: u32,
+    digest: B256,
+) -> Vec<consort_qbft::Signed<PreparePayload>> {
+    keys.iter()
+        .map(|k| {
+            let QbftMessage::Prepare(p) = QbftMessage::prepare(
+                PreparePayload {
+                    height: 8,
+                    round,
+                    digest,
+                },
+                k,
+                address(k),
+            ) else {
+                unreachable!()
+            };
+            p
+        })
+        .collect()
+}
+
+/// A round change to `target` by `k`, carrying `prepared` (the block and its prepares) if given.
+fn round_change_by(
+    k: &SecretKey,
+    target: u32,
+    prepared: Option<(Block, B256, Vec<consort_qbft::Signed<PreparePayload>>)>,
+) -> QbftMessage {
+    let meta = prepared
+        .as_ref()
+        .map(|(_, digest, _)| consort_qbft::PreparedRound {
+            round: 0,
+            digest: *digest,
+        });
+    let (block, prepares) = match prepared {
+        Some((b, _, p)) => (Some(b), p),
+        None => (None, vec![]),
+    };
+    QbftMessage::round_change(
+        RoundChangePayload {
+            height: 8,
+            round: target,
+            prepared: meta,
+        },
+        block,
+        prepares,
+        k,
+        address(k),
+    )
+}
+
+fn feed(core: &mut Qbft, msgs: Vec<QbftMessage>) -> Vec<Output> {
+    msgs.into_iter()
+        .flat_map(|m| core.handle(Input::Message(Box::new(m))))
+        .collect()
+}
+
+#[test]
+fn a_prepared_block_with_a_swapped_body_is_not_proposed_again() {
+    let (keys, h) = four_validators();
+    let prepared = block(&h, 0, address(&keys[0]), 1);
+    let digest = commit_seal_digest(&prepared.header).unwrap();
+    let prepares = prepares_for(&keys[..3], 0, digest);
+    // Same header, so the same digest and valid prepares, but other transactions.
+    let mut swapped = prepared.clone();
+    swapped.body = block(&h, 0, address(&keys[0]), 2).body;
+
+    let mut core = Qbft::new(keys[1]);
+    core.handle(Input::NewHead {
+        head: h.clone(),
+        timings: TIMINGS,
+    });
+    let out = feed(
+        &mut core,
+        vec![
+            round_change_by(&keys[0], 1, Some((swapped, digest, prepares))),
+            round_change_by(&keys[2], 1, None),
+            round_change_by(&keys[3], 1, None),
+        ],
+    );
+    // The swapped certificate is refused; the quorum of the others (with our own round change)
+    // makes us build a fresh block instead.
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::CheckProposal { .. })),
+        "{out:?}"
+    );
+    assert!(!broadcasts(&out).contains(&0x12), "{out:?}");
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::BuildBlock { round: 1, .. })),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_prepared_block_is_checked_by_the_host_before_it_is_proposed_again() {
+    for valid in [true, false] {
+        let (keys, h) = four_validators();
+        let prepared = block(&h, 0, address(&keys[0]), 1);
+        let digest = commit_seal_digest(&prepared.header).unwrap();
+        let prepares = prepares_for(&keys[..3], 0, digest);
+        let mut core = Qbft::new(keys[1]);
+        core.handle(Input::NewHead {
+            head: h.clone(),
+            timings: TIMINGS,
+        });
+        let out = feed(
+            &mut core,
+            vec![
+                round_change_by(&keys[0], 1, Some((prepared.clone(), digest, prepares))),
+                round_change_by(&keys[2], 1, None),
+                round_change_by(&keys[3], 1, None),
+            ],
+        );
+        assert!(
+            !broadcasts(&out).contains(&0x12),
+            "proposed before the check: {out:?}"
+        );
+        let Some(Output::CheckProposal {
+            round: 1,
+            digest: reproposed,
+            block,
+            ..
+        }) = out
+            .iter()
+            .find(|o| matches!(o, Output::CheckProposal { .. }))
+        else {
+            panic!("no check asked for: {out:?}")
+        };
+        assert_eq!(block.body, prepared.body);
+        let out = core.handle(Input::ProposalChecked {
+            height: 8,
+            round: 1,
+            digest: *reproposed,
+            valid,
+        });
+        let sent = broadcasts(&out);
+        if valid {
+            assert_eq!(sent, vec![0x12, 0x13], "{out:?}");
+        } else {
+            assert!(sent.is_empty(), "an invalid block was proposed: {out:?}");
+        }
+    }
+}
+
+#[test]
+fn a_justification_whose_round_changes_disagree_on_a_prepared_round_is_refused() {
+    let (keys, h) = four_validators();
+    let b = block(&h, 0, address(&keys[0]), 1);
+    let c = block(&h, 0, address(&keys[0]), 2);
+    let digest_b = commit_seal_digest(&b.header).unwrap();
+    let digest_c = commit_seal_digest(&c.header).unwrap();
+    let signed_rc = |m: QbftMessage| match m {
+        QbftMessage::RoundChange { round_change, .. } => round_change,
+        _ => unreachable!(),
+    };
+    let justification = |rcs: Vec<QbftMessage>| {
+        let (proposed, _) = consort_qbft::with_round(&b, 1).unwrap();
+        QbftMessage::proposal(
+            8,
+            1,
+            proposed,
+            rcs.into_iter().map(signed_rc).collect(),
+            prepares_for(&keys[..3], 0, digest_b),
+            &keys[1],
+            address(&keys[1]),
+        )
+    };
+    let checks = |msg: QbftMessage| {
+        let mut core = Qbft::new(keys[2]);
+        core.handle(Input::NewHead {
+            head: h.clone(),
+            timings: TIMINGS,
+        });
+        let out = core.handle(Input::Message(Box::new(msg)));
+        out.iter()
+            .any(|o| matches!(o, Output::CheckProposal { .. }))
+    };
+    let agreeing = justification(vec![
+        round_change_by(&keys[0], 1, Some((b.clone(), digest_b, vec![]))),
+        round_change_by(&keys[2], 1, None),
+        round_change_by(&keys[3], 1, None),
+    ]);
+    assert!(checks(agreeing), "a valid justification was refused");
+    // Validator 3 claims another block prepared in round 0; the best claim still names b.
+    let disagreeing = justification(vec![
+        round_change_by(&keys[3], 1, Some((c, digest_c, vec![]))),
+        round_change_by(&keys[2], 1, None),
+        round_change_by(&keys[0], 1, Some((b.clone(), digest_b, vec![]))),
+    ]);
+    assert!(
+        !checks(disagreeing),
+        "round changes naming two blocks for round 0 were accepted"
+    );
+}
+
+#[test]
+fn a_message_from_a_non_validator_is_refused_before_its_justification_is_read() {
+    let (keys, h) = four_validators();
+    let validators = h.validators.clone();
+    let b = block(&h, 0, address(&keys[0]), 1);
+    let digest = commit_seal_digest(&b.header).unwrap();
+    let stranger = key(9);
+    let wire = |author: &SecretKey, prepares| {
+        round_change_by(author, 1, Some((b.clone(), digest, prepares))).encode_wire()
+    };
+    // The last byte is the last prepare's recovery id: 7 makes that signature invalid.
+    let mut forged = wire(&stranger, prepares_for(&keys[..3], 0, digest));
+    *forged.last_mut().unwrap() = 7;
+    assert_eq!(
+        QbftMessage::decode_wire(&forged),
+        Err(consort_qbft::MessageError::BadSignature),
+        "a full decode reads the justification"
+    );
+    assert_eq!(
+        QbftMessage::decode_wire_from(&forged, &validators),
+        Err(consort_qbft::MessageError::NotValidator(address(&stranger))),
+    );
+    // A validator's message carries at most one prepare per validator.
+    let five = prepares_for(&[keys[0], keys[1], keys[2], keys[3], key(9)], 0, digest);
+    let crowded = wire(&keys[0], five);
+    assert!(QbftMessage::decode_wire(&crowded).is_ok());
+    assert!(matches!(
+        QbftMessage::decode_wire_from(&crowded, &validators),
+        Err(consort_qbft::MessageError::Rlp(e)) if e.contains("more than 4")
+    ));
+    let fine = wire(&keys[0], prepares_for(&keys[..3], 0, digest));
+    assert!(QbftMessage::decode_wire_from(&fine, &validators).is_ok());
 }

@@ -40,6 +40,11 @@ pub enum QbftExtraDataError {
     /// Bytes follow the extraData list.
     #[error("{0} trailing bytes after the QBFT extraData list")]
     TrailingBytes(usize),
+    /// The extraData decodes, but not from its one canonical encoding (extra list items, a
+    /// legacy `0x00` drop vote, non-minimal RLP): the hashes, which re-encode it, would cover
+    /// other bytes than the block carries.
+    #[error("QBFT extraData is not in its canonical encoding")]
+    NonCanonical,
 }
 
 const VOTE_ADD: u8 = 0xff;
@@ -79,6 +84,17 @@ impl QbftExtraData {
             round,
             seals,
         })
+    }
+
+    /// Decodes extraData that must be exactly [`QbftExtraData::encode`]'s output, so the bytes a
+    /// block carries are the bytes its hash and commit seals cover. Blocks built, proposed and
+    /// imported are held to this; [`QbftExtraData::decode`] stays lenient for reading.
+    pub fn decode_canonical(bytes: &[u8]) -> Result<Self, QbftExtraDataError> {
+        let extra = Self::decode(bytes)?;
+        if extra.encode().as_ref() != bytes {
+            return Err(QbftExtraDataError::NonCanonical);
+        }
+        Ok(extra)
     }
 
     /// The full encoding, as stored in a sealed block header.

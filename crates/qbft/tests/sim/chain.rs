@@ -105,6 +105,8 @@ pub fn build_block(
         );
         block.body.transactions.push(TxEnvelope::Legacy(tx));
     }
+    block.header.transactions_root =
+        alloy_consensus::proofs::calculate_transaction_root(&block.body.transactions);
     block
 }
 
