@@ -26,7 +26,7 @@ pub use libp2p::PeerId;
 pub use metrics::NetworkMetrics;
 pub use service::{
     start, NetworkConfig, NetworkEvent, NetworkHandle, PeerInfo, RequestError, Topic, Validation,
-    MAX_GOSSIP_BYTES,
+    BAN_DURATION, DUPLICATE_CACHE_TIME, MAX_GOSSIP_BYTES, PENALTIES_TO_BAN, REQUEST_TIMEOUT,
 };
 
 use std::net::SocketAddr;

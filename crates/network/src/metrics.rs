@@ -15,6 +15,7 @@ pub struct NetworkMetrics {
     messages_out: IntCounterVec,
     bytes_in: IntCounterVec,
     bytes_out: IntCounterVec,
+    penalties: IntCounterVec,
 }
 
 impl NetworkMetrics {
@@ -68,6 +69,11 @@ impl NetworkMetrics {
                 "Bytes of each P2P message sent outbound",
                 &labels,
             )?,
+            penalties: vec(
+                "consort_network_peer_penalties_total",
+                "Penalties given to peers for answers they could not back, by reason",
+                &["reason"],
+            )?,
         })
     }
 
@@ -93,6 +99,10 @@ impl NetworkMetrics {
         self.bytes_out
             .with_label_values(&labels)
             .inc_by(u64::try_from(bytes).unwrap_or(u64::MAX));
+    }
+
+    pub(crate) fn penalised(&self, reason: &str) {
+        self.penalties.with_label_values(&[reason]).inc();
     }
 
     pub(crate) fn disconnected(&self, initiator: &str, reason: &str) {

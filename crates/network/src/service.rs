@@ -29,7 +29,16 @@ const EVENT_QUEUE: usize = 4096;
 /// Largest gossip message (a proposal carries a whole block).
 pub const MAX_GOSSIP_BYTES: usize = MAX_RESPONSE_BYTES;
 /// How long a sync request may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Penalties ([`NetworkHandle::penalise`]) that get a peer banned.
+pub const PENALTIES_TO_BAN: u32 = 3;
+/// How long a banned peer is refused (in both directions).
+pub const BAN_DURATION: Duration = Duration::from_secs(600);
+/// How long gossip remembers a message ID, dropping copies. Shorter than the interval at which
+/// a validator sends its latest round change again, so that resend is not a duplicate.
+pub const DUPLICATE_CACHE_TIME: Duration = Duration::from_secs(4);
+/// Gossipsub application score per penalty (graylisted at -80 by default).
+const PENALTY_SCORE: f64 = -30.0;
 
 /// How the network is set up.
 #[derive(Debug, Clone)]
@@ -165,6 +174,7 @@ enum Command {
     Respond(ResponseChannel<Vec<u8>>, Vec<u8>),
     AddPeer(Enode),
     RemovePeer(Enode),
+    Penalise(PeerId, &'static str),
     Stop,
 }
 
@@ -190,6 +200,7 @@ impl std::fmt::Debug for Command {
             Command::Respond(..) => "Respond",
             Command::AddPeer(_) => "AddPeer",
             Command::RemovePeer(_) => "RemovePeer",
+            Command::Penalise(..) => "Penalise",
             Command::Stop => "Stop",
         })
     }
@@ -264,6 +275,13 @@ impl NetworkHandle {
     /// Disconnects a peer and refuses it until it is added again (`admin_removePeer`).
     pub fn remove_peer(&self, enode: Enode) -> bool {
         self.send(Command::RemovePeer(enode))
+    }
+
+    /// Records that `peer` misbehaved outside gossip (a sync answer it cannot back, say):
+    /// its gossip score drops, and after [`PENALTIES_TO_BAN`] penalties it is disconnected and
+    /// refused for [`BAN_DURATION`]. `reason` labels the metric.
+    pub fn penalise(&self, peer: PeerId, reason: &'static str) {
+        self.send(Command::Penalise(peer, reason));
     }
 
     /// Stops the swarm task.
@@ -412,6 +430,9 @@ pub async fn start(
         wanted,
         pending: HashMap::new(),
         metrics,
+        penalties: HashMap::new(),
+        bans: HashMap::new(),
+        closing: HashMap::new(),
     };
     tokio::spawn(task.run(command_rx));
     Ok((NetworkHandle { commands, shared }, event_rx))
@@ -422,10 +443,6 @@ fn gossip_behaviour(
     topics: &BTreeMap<Topic, IdentTopic>,
 ) -> Result<gossipsub::Behaviour> {
     let setup = |e: &dyn std::fmt::Display| NetworkError::Setup(format!("gossipsub: {e}"));
-    let consensus = topics
-        .get(&Topic::Consensus)
-        .map(|t| t.hash())
-        .ok_or_else(|| setup(&"no consensus topic"))?;
     let config = gossipsub::ConfigBuilder::default()
         .heartbeat_interval(Duration::from_millis(700))
         .validation_mode(gossipsub::ValidationMode::Permissive)
@@ -435,18 +452,16 @@ fn gossip_behaviour(
         .mesh_n_low(4)
         .mesh_n_high(12)
         .mesh_outbound_min(2)
-        // Consensus messages are told apart by author and sequence number, so a validator can
-        // send its round change again; blocks and transactions by content, so copies published
-        // by several nodes travel once.
-        .message_id_fn(move |m: &gossipsub::Message| {
-            if m.topic == consensus {
-                let mut id = m.source.map(|p| p.to_bytes()).unwrap_or_default();
-                id.extend_from_slice(&m.sequence_number.unwrap_or(0).to_be_bytes());
-                MessageId::from(id)
-            } else {
-                MessageId::from(keccak256(&m.data).to_vec())
-            }
+        // Every message is known by its content: a copy republished under another sequence
+        // number or by another peer is a duplicate, and no message can take another's ID.
+        // The duplicate cache is shorter than the round-change resend interval, so a
+        // validator's resend of its latest round change travels again.
+        .message_id_fn(|m: &gossipsub::Message| {
+            let mut topic_and_data = m.topic.as_str().as_bytes().to_vec();
+            topic_and_data.extend_from_slice(&m.data);
+            MessageId::from(keccak256(&topic_and_data).to_vec())
         })
+        .duplicate_cache_time(DUPLICATE_CACHE_TIME)
         .build()
         .map_err(|e| setup(&e))?;
     let mut gossip = gossipsub::Behaviour::new(
@@ -492,6 +507,12 @@ struct Task {
     pending:
         HashMap<OutboundRequestId, oneshot::Sender<std::result::Result<Vec<u8>, RequestError>>>,
     metrics: NetworkMetrics,
+    /// Penalties per peer since it was last banned.
+    penalties: HashMap<PeerId, u32>,
+    /// Banned peers and when their ban ends.
+    bans: HashMap<PeerId, std::time::Instant>,
+    /// Why we are closing a peer's connection, for the disconnect metric.
+    closing: HashMap<PeerId, &'static str>,
 }
 
 impl Task {
@@ -505,7 +526,10 @@ impl Task {
                     Some(cmd) => self.command(cmd),
                 },
                 event = self.swarm.select_next_some() => self.swarm_event(event),
-                _ = maintenance.tick() => self.dial_missing(),
+                _ = maintenance.tick() => {
+                    self.lift_bans();
+                    self.dial_missing();
+                }
                 _ = discovery.tick() => {
                     if self.config.discovery {
                         self.swarm.behaviour_mut().kad.get_closest_peers(PeerId::random());
@@ -570,8 +594,71 @@ impl Task {
                 behaviour.blocked.block_peer(peer);
                 behaviour.kad.remove_peer(&peer);
             }
+            Command::Penalise(peer, reason) => self.penalise(peer, reason),
             Command::Stop => {}
         }
+    }
+
+    fn penalise(&mut self, peer: PeerId, reason: &'static str) {
+        self.metrics.penalised(reason);
+        let count = self.penalties.entry(peer).or_insert(0);
+        *count = count.saturating_add(1);
+        let count = *count;
+        let behaviour = self.swarm.behaviour_mut();
+        behaviour
+            .gossipsub
+            .set_application_score(&peer, PENALTY_SCORE * f64::from(count));
+        if count < PENALTIES_TO_BAN || self.bans.contains_key(&peer) {
+            tracing::debug!("peer {peer} penalised ({reason}, {count} of {PENALTIES_TO_BAN})");
+            return;
+        }
+        tracing::warn!("banning peer {peer} for {BAN_DURATION:?}: {reason}");
+        self.penalties.remove(&peer);
+        self.bans
+            .insert(peer, std::time::Instant::now() + BAN_DURATION);
+        self.closing.insert(peer, "USELESS_PEER_BY_REPUTATION");
+        // Blocking closes its connections and refuses new ones in both directions.
+        behaviour.blocked.block_peer(peer);
+    }
+
+    /// Lets peers whose ban has ended connect again (a removed peer stays blocked).
+    fn lift_bans(&mut self) {
+        let now = std::time::Instant::now();
+        let ended: Vec<PeerId> = self
+            .bans
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in ended {
+            self.bans.remove(&peer);
+            self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+        }
+    }
+
+    /// Whether a newly connected peer would take us past `--max-peers`. A wanted peer (bootnode,
+    /// static node, added peer) takes the place of one that is not wanted, if there is one.
+    fn over_limit(&mut self, newcomer: PeerId) -> bool {
+        let limit = usize::try_from(self.config.max_peers).unwrap_or(usize::MAX);
+        let connected: Vec<PeerId> = self
+            .shared
+            .peers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keys()
+            .copied()
+            .collect();
+        if connected.len() < limit {
+            return false;
+        }
+        if self.wanted.contains_key(&newcomer) {
+            if let Some(unwanted) = connected.iter().find(|p| !self.wanted.contains_key(p)) {
+                self.closing.insert(*unwanted, "TOO_MANY_PEERS");
+                let _ = self.swarm.disconnect_peer_id(*unwanted);
+                return false;
+            }
+        }
+        true
     }
 
     fn dial(&mut self, peer: PeerId) {
@@ -670,6 +757,12 @@ impl Task {
                 if num_established.get() > 1 {
                     return;
                 }
+                if self.over_limit(peer_id) {
+                    tracing::debug!("peer {peer_id} refused: --max-peers reached");
+                    self.metrics.disconnected("local", "TOO_MANY_PEERS");
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                    return;
+                }
                 let (inbound, remote, local) = match &endpoint {
                     ConnectedPoint::Dialer { address, .. } => {
                         (false, multiaddr_socket(address), None)
@@ -717,15 +810,23 @@ impl Task {
                 if num_established > 0 {
                     return;
                 }
-                self.shared
+                let known = self
+                    .shared
                     .peers
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .remove(&peer_id);
+                    .remove(&peer_id)
+                    .is_some();
+                let ours = self.closing.remove(&peer_id);
+                if !known {
+                    // Refused at the peer limit: counted when it was refused.
+                    return;
+                }
                 self.update_peer(peer_id, |_| {});
-                let (initiator, reason) = match &cause {
-                    None => ("local", "REQUESTED"),
-                    Some(_) => ("remote", "TCP_SUBSYSTEM_ERROR"),
+                let (initiator, reason) = match (ours, &cause) {
+                    (Some(reason), _) => ("local", reason),
+                    (None, None) => ("local", "REQUESTED"),
+                    (None, Some(_)) => ("remote", "TCP_SUBSYSTEM_ERROR"),
                 };
                 self.metrics.disconnected(initiator, reason);
                 tracing::debug!("peer disconnected: {peer_id}");
