@@ -11,7 +11,7 @@ use consort_network::{NetworkConfig, NetworkMetrics, Topic};
 use consort_qbft::{Qbft, QbftMessage, RoundChangePayload, MAX_ROUND};
 use serde_json::json;
 use std::time::Duration;
-use support::{block_number as head, poll, rpc, sign_eip1559, start, DEV_KEYS};
+use support::{block_number as head, metric_sum, poll, rpc, sign_eip1559, start, DEV_KEYS};
 
 fn round_change(key: &secp256k1::SecretKey, height: u64, round: u32) -> Vec<u8> {
     let author = Qbft::new(*key).address();
@@ -35,15 +35,6 @@ fn resident_bytes(metrics_url: &str) -> f64 {
         .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
         .and_then(|v| v.trim().parse().ok())
         .expect("process_resident_memory_bytes")
-}
-
-/// The sum of a metric's samples whose line contains every one of `parts`.
-fn metric_sum(metrics_url: &str, name: &str, parts: &[&str]) -> f64 {
-    let (_, text) = support::http_request(metrics_url, "GET", "", None);
-    text.lines()
-        .filter(|l| l.starts_with(name) && parts.iter().all(|p| l.contains(p)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,8 +78,13 @@ async fn a_flooding_peer_cannot_grow_memory_or_stop_blocks() {
     let stranger = secp256k1::SecretKey::from_slice(&[0x43; 32]).unwrap();
     let base = head(&url);
     for i in 0..4_000u64 {
-        // Far-future heights (buffered within bounds or dropped), huge rounds at the next
-        // height, a non-validator's messages, and bytes that decode to nothing.
+        // Old heights (ignored), far-future heights (buffered within bounds or dropped),
+        // huge rounds at the next height, a non-validator's messages (rejected, which soon
+        // graylists the rogue), and bytes that decode to nothing.
+        rogue.publish(
+            Topic::Consensus,
+            round_change(&validator_key, 0, (i % MAX_ROUND as u64) as u32),
+        );
         rogue.publish(
             Topic::Consensus,
             round_change(&validator_key, base + 2 + i % 50, MAX_ROUND),
@@ -127,7 +123,7 @@ async fn a_flooding_peer_cannot_grow_memory_or_stop_blocks() {
     });
     assert!(mined.is_some(), "no block after the flood");
     assert!(head(&url) > base);
-    // The flood arrived and was judged: garbage rejected, strangers and old news ignored.
+    // The flood arrived and was judged: garbage and strangers rejected, old news ignored.
     let metrics = node.metrics.as_ref().unwrap();
     let rejected = metric_sum(
         metrics,

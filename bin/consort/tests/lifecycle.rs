@@ -273,3 +273,98 @@ fn flags_beat_environment_which_beats_the_config_file() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// Runs `consort` with `args`, which must make it exit with an error within 20 s (a node that
+/// starts instead is killed and the test fails). Returns its stderr.
+fn refused(args: &[&str]) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_consort"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = poll(Duration::from_secs(20), || child.try_wait().unwrap());
+    if status.is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "{args:?} started: {stderr}"
+    );
+    stderr
+}
+
+/// A genesis whose validators consort cannot know, or a validator whose consensus memory is
+/// unreadable, never starts: an unsealed chain or a validator that may vote twice is worse
+/// than a node that refuses with the field to fix.
+#[test]
+fn chains_without_validators_and_lost_consensus_memory_refuse_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let base: serde_json::Value = serde_json::from_str(consort_node::DEV_GENESIS).unwrap();
+    let write = |name: &str, edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut g = base.clone();
+        edit(&mut g);
+        let path = dir.path().join(name);
+        std::fs::write(&path, g.to_string()).unwrap();
+        format!("--genesis-file={}", path.display())
+    };
+    // RLP [zero32, [], [], 0x80, []]: no validators.
+    let empty = write("empty.json", &|g| {
+        g["extraData"] =
+            "0xe5a00000000000000000000000000000000000000000000000000000000000000000c0c080c0".into()
+    });
+    let contract = write("contract.json", &|g| {
+        g["config"]["qbft"]["validatorcontractaddress"] =
+            "0x0000000000000000000000000000000000008888".into()
+    });
+    let transition = write("transition.json", &|g| {
+        g["config"]["transitions"] = serde_json::json!({"qbft": [{
+            "block": 10,
+            "validatorselectionmode": "contract",
+            "validatorcontractaddress": "0x0000000000000000000000000000000000008888"
+        }]})
+    });
+    for (genesis, needle) in [
+        (&empty, "genesis field extraData lists no validators"),
+        (&contract, "config.qbft.validatorcontractaddress"),
+        (&transition, "config.transitions.qbft (block 10)"),
+    ] {
+        let data = tempfile::tempdir().unwrap();
+        let stderr = refused(&[
+            genesis,
+            &format!("--data-path={}", data.path().display()),
+            "--p2p-enabled=false",
+        ]);
+        assert!(stderr.contains(needle), "'{needle}' not in: {stderr}");
+    }
+
+    // A dev node that has voted, then finds its consensus state corrupted.
+    let data = tempfile::tempdir().unwrap();
+    let node = support::start(data.path(), &["--p2p-enabled=false"]);
+    let url = node.http.clone();
+    let hash = send_transfer(&url, 0);
+    assert!(
+        poll(Duration::from_secs(30), || mined(&url, &hash).then_some(())).is_some(),
+        "no block"
+    );
+    drop(node);
+    {
+        let store = consort_storage::Store::open(
+            &data.path().join("database"),
+            consort_storage::StoreOptions::default(),
+        )
+        .unwrap();
+        store.put_consensus_state(&[0xde, 0xad]).unwrap();
+    }
+    let stderr = refused(&[
+        "--network=dev",
+        &format!("--data-path={}", data.path().display()),
+        "--p2p-enabled=false",
+    ]);
+    assert!(
+        stderr.contains("persisted consensus state") && stderr.contains("database"),
+        "{stderr}"
+    );
+}

@@ -180,8 +180,9 @@ impl Chain {
     }
 
     /// Validates a proposed block's header against its parent and executes it, checking every
-    /// root. Seals are not checked (a proposal has none).
-    pub fn check(&self, block: &Block) -> Result<ExecutedProposal, ChainError> {
+    /// root. Seals are not checked (a proposal has none). `now` (Unix seconds) bounds the
+    /// timestamp from above.
+    pub fn check(&self, block: &Block, now: u64) -> Result<ExecutedProposal, ChainError> {
         let (parent_number, parent_hash) = self.store.head()?.unwrap_or_default();
         let parent = self.store.head_header()?;
         let h = &block.header;
@@ -203,9 +204,6 @@ impl Chain {
                 h.timestamp
             )));
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
         if h.timestamp > now.saturating_add(1) {
             return Err(invalid(format!(
                 "timestamp {} is in the future (now {now})",
@@ -239,10 +237,12 @@ impl Chain {
                 h.gas_limit, parent.gas_limit, h.gas_used
             )));
         }
-        // As written, not sorted: Besu requires the list in ascending order.
-        let written = QbftExtraData::decode(&h.extra_data)
-            .map(|e| e.validators)
-            .unwrap_or_default();
+        // As written, not sorted: Besu requires the list in ascending order. Only the
+        // canonical encoding: the hashes re-encode extraData, so other bytes would be stored
+        // under a hash that does not cover them.
+        let written = QbftExtraData::decode_canonical(&h.extra_data)
+            .map_err(|e| invalid(format!("extraData: {e}")))?
+            .validators;
         let validators = self.validators_after(&parent);
         if written != validators {
             return Err(invalid(
@@ -289,9 +289,14 @@ impl Chain {
             number: h.number,
             reason,
         };
-        let extra = QbftExtraData::decode(&h.extra_data).map_err(|e| invalid(e.to_string()))?;
+        let extra = QbftExtraData::decode_canonical(&h.extra_data)
+            .map_err(|e| invalid(format!("extraData: {e}")))?;
         let digest = commit_seal_digest(h).map_err(|e| invalid(e.to_string()))?;
         let validators = self.validators_after(parent);
+        // A quorum of an empty set is zero seals: never accept that.
+        if validators.is_empty() {
+            return Err(invalid("the parent block names no validators".into()));
+        }
         let mut signers = Vec::with_capacity(extra.seals.len());
         for seal in &extra.seals {
             let signer = recover_commit_seal_signer(digest, seal)

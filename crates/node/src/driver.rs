@@ -1,6 +1,8 @@
 //! Runs the pure QBFT core: carries out its outputs (timers, block building, proposal checks,
-//! imports) and feeds back the results. One thread owns the core; timers are tokio tasks that
-//! send inputs back.
+//! imports) and feeds back the results. The driver is generic over its [`Host`]: the clock,
+//! timers and the network. The node plugs in tokio and libp2p ([`TokioHost`]); the simulator
+//! plugs in virtual time and its seeded network. The chain (build, check, commit) is the real
+//! [`Chain`] in both.
 
 use crate::chain::{Chain, ExecutedProposal};
 use crate::metrics::QbftMetrics;
@@ -8,14 +10,15 @@ use alloy_primitives::B256;
 use consort_chainspec::Genesis;
 use consort_network::{NetworkHandle, Topic};
 use consort_primitives::{commit_seal_digest, Header};
+use consort_qbft::Persisted;
 use consort_qbft::{Block, Head, Input, Output, Qbft, QbftTimings};
 use consort_rpc::{HeadState, NewBlock, RpcContext, SyncStatus};
 use consort_txpool::HeadContext;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::runtime::Handle;
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::{self, Receiver};
 use tokio::sync::oneshot;
 
 /// Most executed proposals kept while waiting for a decision.
@@ -26,6 +29,11 @@ const MAX_CACHED_PROPOSALS: usize = 16;
 pub enum DriverEvent {
     /// Feed this to the core.
     Input(Input),
+    /// The block timer for `height` fired (the driver looks at the pool then).
+    BlockTimer {
+        /// The height it was armed for.
+        height: u64,
+    },
     /// A sealed block from a peer (gossip or sync): import it if it extends the head. The
     /// reply says whether it was imported (false: already known) or why it was refused.
     ImportBlock(Box<Block>, Option<oneshot::Sender<Result<bool, String>>>),
@@ -33,21 +41,89 @@ pub enum DriverEvent {
     Stop,
 }
 
-/// What the driver talks to besides the chain.
+/// The driver's inbox: bounded by Besu's `messagequeuelimit`. Network inputs that find it full
+/// are dropped and counted ([`DriverSender::offer`]); timers, sync imports and stop wait for
+/// room ([`DriverSender::send`]), so nothing the node itself needs is lost.
 #[derive(Debug, Clone)]
-pub struct DriverIo {
-    /// The peer-to-peer network, if enabled.
-    pub network: Option<NetworkHandle>,
-    /// Sync progress: while syncing, the validator sits rounds out.
-    pub sync: Arc<SyncStatus>,
-    /// Consensus metrics.
-    pub metrics: QbftMetrics,
+pub struct DriverSender {
+    tx: mpsc::Sender<DriverEvent>,
+    dropped: consort_metrics::IntCounter,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+impl DriverSender {
+    /// A queue of `capacity` events; `dropped` counts what [`DriverSender::offer`] dropped.
+    pub fn channel(
+        capacity: usize,
+        dropped: consort_metrics::IntCounter,
+    ) -> (DriverSender, Receiver<DriverEvent>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        (DriverSender { tx, dropped }, rx)
+    }
+
+    /// Queues an input from the network, or drops it if the queue is full. False if dropped.
+    pub fn offer(&self, event: DriverEvent) -> bool {
+        match self.tx.try_send(event) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.dropped.inc();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Queues an event, waiting for room. False once the driver has stopped.
+    pub async fn send(&self, event: DriverEvent) -> bool {
+        self.tx.send(event).await.is_ok()
+    }
+}
+
+/// What the driver needs besides the chain: time, timers and the network.
+pub trait Host {
+    /// Wall-clock time in Unix milliseconds.
+    fn now_ms(&self) -> u64;
+    /// Hands `event` back to the driver after `delay`.
+    fn schedule(&self, delay: Duration, event: DriverEvent);
+    /// Gossips `data` on `topic`.
+    fn publish(&self, topic: Topic, data: Vec<u8>);
+    /// Whether to go on carrying out the current step's outputs. The simulator says no to
+    /// crash a node part-way through a step; a real host is always alive.
+    fn alive(&self) -> bool {
+        true
+    }
+}
+
+/// The node's host: the system clock, tokio timers, libp2p gossip.
+#[derive(Debug, Clone)]
+pub struct TokioHost {
+    /// Where timers run.
+    pub runtime: Handle,
+    /// The driver's own queue, for timers.
+    pub events: DriverSender,
+    /// The peer-to-peer network, if enabled.
+    pub network: Option<NetworkHandle>,
+}
+
+impl Host for TokioHost {
+    fn now_ms(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+
+    fn schedule(&self, delay: Duration, event: DriverEvent) {
+        let events = self.events.clone();
+        self.runtime.spawn(async move {
+            tokio::time::sleep(delay).await;
+            events.send(event).await;
+        });
+    }
+
+    fn publish(&self, topic: Topic, data: Vec<u8>) {
+        if let Some(network) = &self.network {
+            network.publish(topic, data);
+        }
+    }
 }
 
 /// Timings of the QBFT configuration in force at `height`.
@@ -91,41 +167,64 @@ pub fn head_context(genesis: &Genesis, head: &Header) -> HeadContext {
 
 /// The consensus driver.
 #[derive(Debug)]
-pub struct Driver {
+pub struct Driver<H> {
     core: Qbft,
     chain: Chain,
     rpc: Arc<RpcContext>,
-    events: UnboundedSender<DriverEvent>,
-    runtime: Handle,
+    host: H,
     proposals: HashMap<B256, ExecutedProposal>,
-    io: DriverIo,
-    /// The height being decided, its start and the highest round seen in it.
-    height_started: Option<(u64, Instant, u32)>,
+    /// Sync progress: while syncing, the validator sits rounds out.
+    sync: Arc<SyncStatus>,
+    metrics: QbftMetrics,
+    /// The height being decided, its start (Unix ms) and the highest round seen in it.
+    height_started: Option<(u64, u64, u32)>,
     /// Wall-clock time the current head was imported, in Unix milliseconds.
     head_at_ms: u64,
 }
 
-impl Driver {
-    /// A driver for `core` over `chain`. `events` is the sender side of the driver's channel.
+/// Restores a validator's persisted consensus state from the store into `core`. Unreadable
+/// state is an error: starting with no memory of the rounds it voted in could make a
+/// validator vote twice in one of them.
+pub fn restore_consensus_state(
+    core: &mut Qbft,
+    store: &consort_storage::Store,
+) -> Result<Option<Persisted>, String> {
+    let Some(saved) = store.consensus_state().map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    let state = Persisted::decode(&saved).map_err(|e| e.to_string())?;
+    core.restore(state.clone());
+    Ok(Some(state))
+}
+
+impl<H: Host> Driver<H> {
+    /// A driver for `core` over `chain`, talking to the world through `host`.
     pub fn new(
         core: Qbft,
         chain: Chain,
         rpc: Arc<RpcContext>,
-        events: UnboundedSender<DriverEvent>,
-        runtime: Handle,
-        io: DriverIo,
+        host: H,
+        sync: Arc<SyncStatus>,
+        metrics: QbftMetrics,
     ) -> Self {
+        let head_at_ms = host.now_ms();
         Driver {
             core,
             chain,
             rpc,
-            events,
-            runtime,
+            host,
             proposals: HashMap::new(),
-            io,
+            sync,
+            metrics,
             height_started: None,
-            head_at_ms: now_ms(),
+            head_at_ms,
         }
+    }
+
+    /// The chain.
+    #[cfg(test)]
+    pub fn chain(&self) -> &Chain {
+        &self.chain
     }
 
     /// `xblockperiodmilliseconds` in force at `height`, or 0 when the period is in seconds.
@@ -153,24 +252,45 @@ impl Driver {
         })
     }
 
-    /// Runs until [`DriverEvent::Stop`] or until every sender is gone. Blocks the thread.
-    pub fn run(mut self, mut rx: UnboundedReceiver<DriverEvent>) {
+    /// Starts the core on the stored head.
+    pub fn start(&mut self) {
         if let Some(input) = self.head_input() {
             self.step(input);
         }
-        while let Some(event) = rx.blocking_recv() {
-            match event {
-                DriverEvent::Input(input) => self.step(input),
-                DriverEvent::ImportBlock(block, reply) => {
-                    let result = self.import_external(&block);
-                    if let Err(e) = &result {
-                        tracing::debug!("block {} from a peer refused: {e}", block.header.number);
-                    }
-                    if let Some(reply) = reply {
-                        let _ = reply.send(result);
-                    }
+    }
+
+    /// Handles one event. False on [`DriverEvent::Stop`].
+    pub fn handle(&mut self, event: DriverEvent) -> bool {
+        match event {
+            DriverEvent::Input(input) => self.step(input),
+            DriverEvent::BlockTimer { height } => {
+                let pending = self.rpc.pool.lock().is_ok_and(|p| !p.is_empty());
+                self.step(Input::BlockTimer {
+                    height,
+                    now_ms: self.host.now_ms(),
+                    pending_transactions: pending,
+                });
+            }
+            DriverEvent::ImportBlock(block, reply) => {
+                let result = self.import_external(&block);
+                if let Err(e) = &result {
+                    tracing::debug!("block {} from a peer refused: {e}", block.header.number);
                 }
-                DriverEvent::Stop => break,
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                }
+            }
+            DriverEvent::Stop => return false,
+        }
+        true
+    }
+
+    /// Runs until [`DriverEvent::Stop`] or until every sender is gone. Blocks the thread.
+    pub fn run(mut self, mut rx: Receiver<DriverEvent>) {
+        self.start();
+        while let Some(event) = rx.blocking_recv() {
+            if !self.handle(event) {
+                break;
             }
         }
     }
@@ -187,7 +307,10 @@ impl Driver {
             return Ok(false);
         }
         // Seals are checked by `commit`, before anything is written.
-        let proposal = self.chain.check(block).map_err(|e| e.to_string())?;
+        let proposal = self
+            .chain
+            .check(block, self.host.now_ms() / 1000)
+            .map_err(|e| e.to_string())?;
         let hash = self
             .chain
             .commit(block, proposal)
@@ -206,20 +329,15 @@ impl Driver {
         Ok(true)
     }
 
-    fn send_later(&self, delay: Duration, input: Input) {
-        let events = self.events.clone();
-        self.runtime.spawn(async move {
-            tokio::time::sleep(delay).await;
-            let _ = events.send(DriverEvent::Input(input));
-        });
-    }
-
     fn step(&mut self, input: Input) {
         let mut queue = VecDeque::from([input]);
         while let Some(input) = queue.pop_front() {
-            let syncing = self.io.sync.is_syncing();
+            let syncing = self.sync.is_syncing();
             let mut persist_failed = false;
             for output in self.core.handle(input) {
+                if !self.host.alive() {
+                    return;
+                }
                 match output {
                     Output::ArmBlockTimer { height, at_ms } => {
                         // Block periods under a second count from when the head arrived:
@@ -228,19 +346,9 @@ impl Driver {
                             self.head_at_ms
                                 .saturating_add(self.sub_second_period(height)),
                         );
-                        let delay = Duration::from_millis(at_ms.saturating_sub(now_ms()));
-                        let events = self.events.clone();
-                        let pool = self.rpc.pool.clone();
-                        self.runtime.spawn(async move {
-                            tokio::time::sleep(delay).await;
-                            let pending = pool.lock().is_ok_and(|p| !p.is_empty());
-                            let input = Input::BlockTimer {
-                                height,
-                                now_ms: now_ms(),
-                                pending_transactions: pending,
-                            };
-                            let _ = events.send(DriverEvent::Input(input));
-                        });
+                        let delay = Duration::from_millis(at_ms.saturating_sub(self.host.now_ms()));
+                        self.host
+                            .schedule(delay, DriverEvent::BlockTimer { height });
                     }
                     Output::ArmRoundTimer {
                         height,
@@ -248,9 +356,9 @@ impl Driver {
                         seq,
                         after_ms,
                     } => {
-                        self.send_later(
+                        self.host.schedule(
                             Duration::from_millis(after_ms),
-                            Input::RoundTimer { height, round, seq },
+                            DriverEvent::Input(Input::RoundTimer { height, round, seq }),
                         );
                     }
                     // A syncing validator sits rounds out (its head is behind the others').
@@ -261,7 +369,7 @@ impl Driver {
                                 height,
                                 round,
                                 block: Box::new(block),
-                                now_ms: now_ms(),
+                                now_ms: self.host.now_ms(),
                             });
                         }
                     }
@@ -271,7 +379,7 @@ impl Driver {
                         digest,
                         block,
                     } => {
-                        let valid = match self.chain.check(&block) {
+                        let valid = match self.chain.check(&block, self.host.now_ms() / 1000) {
                             Ok(proposal) => {
                                 self.cache(proposal);
                                 true
@@ -298,16 +406,12 @@ impl Driver {
                     }
                     Output::Broadcast(_) if syncing || persist_failed => {}
                     Output::Broadcast(msg) => {
-                        self.io.metrics.message(msg.code(), "sent");
-                        if let Some(network) = &self.io.network {
-                            network.publish(Topic::Consensus, msg.encode_wire());
-                        }
+                        self.metrics.message(msg.code(), "sent");
+                        self.host.publish(Topic::Consensus, msg.encode_wire());
                     }
                     Output::Import(block) => {
                         if let Some(input) = self.import(&block) {
-                            if let Some(network) = &self.io.network {
-                                network.publish(Topic::Blocks, alloy_rlp::encode(&*block));
-                            }
+                            self.host.publish(Topic::Blocks, alloy_rlp::encode(&*block));
                             queue.push_back(input);
                         }
                     }
@@ -319,7 +423,7 @@ impl Driver {
 
     /// Updates the height and round gauges and counts round changes.
     fn observe_round(&mut self) {
-        let m = &self.io.metrics;
+        let m = &self.metrics;
         let Some(height) = self.core.height() else {
             return;
         };
@@ -331,7 +435,7 @@ impl Driver {
                     *seen = round;
                 }
             }
-            _ => self.height_started = Some((height, Instant::now(), round)),
+            _ => self.height_started = Some((height, self.host.now_ms(), round)),
         }
         m.height.set(i64::try_from(height).unwrap_or(i64::MAX));
         m.round.set(i64::from(round));
@@ -353,8 +457,8 @@ impl Driver {
             q.params_at(parent.number.saturating_add(1))
                 .min_timestamp_gap()
         });
-        let timestamp =
-            ((now_ms().saturating_add(500)) / 1000).max(parent.timestamp.saturating_add(period));
+        let timestamp = ((self.host.now_ms().saturating_add(500)) / 1000)
+            .max(parent.timestamp.saturating_add(period));
         let most = usize::try_from(parent.gas_limit / 21_000)
             .unwrap_or(usize::MAX)
             .saturating_add(1);
@@ -404,7 +508,7 @@ impl Driver {
             .and_then(|d| self.proposals.remove(&d))
         {
             Some(p) => p,
-            None => match self.chain.check(block) {
+            None => match self.chain.check(block, self.host.now_ms() / 1000) {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::error!("decided block {number} does not execute: {e}");
@@ -416,10 +520,8 @@ impl Driver {
         self.proposals.clear();
         if let Some((h, started, _)) = self.height_started {
             if h == number {
-                self.io
-                    .metrics
-                    .time_to_finality
-                    .observe(started.elapsed().as_secs_f64());
+                let ms = self.host.now_ms().saturating_sub(started);
+                self.metrics.time_to_finality.observe(ms as f64 / 1000.0);
             }
         }
         let hash = match self.chain.commit(block, proposal) {
@@ -442,7 +544,7 @@ impl Driver {
 
     /// Updates the pool and tells subscribers about the new head.
     fn after_import(&mut self, header: &Header, hash: B256) {
-        self.head_at_ms = now_ms();
+        self.head_at_ms = self.host.now_ms();
         let ctx = head_context(&self.chain.genesis, header);
         if let Ok(view) = self.chain.store.state_at(header.number) {
             if let Ok(mut pool) = self.rpc.pool.lock() {
@@ -463,5 +565,27 @@ impl Driver {
             hash,
             logs,
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_queue_from_the_network_is_bounded_and_counts_what_it_drops() {
+        let dropped = consort_metrics::IntCounter::new("dropped", "dropped").unwrap();
+        let (tx, mut rx) = DriverSender::channel(2, dropped.clone());
+        let offered: Vec<bool> = (0..5)
+            .map(|_| tx.offer(DriverEvent::Input(Input::Rebroadcast)))
+            .collect();
+        assert_eq!(offered, [true, true, false, false, false]);
+        assert_eq!(dropped.get(), 3);
+        // What the node itself sends waits for room instead of being dropped.
+        assert!(rx.recv().await.is_some());
+        assert!(tx.send(DriverEvent::Stop).await);
+        assert_eq!(dropped.get(), 3);
+        assert!(rx.recv().await.is_some());
+        assert!(matches!(rx.recv().await, Some(DriverEvent::Stop)));
     }
 }

@@ -17,6 +17,8 @@ mod driver;
 pub mod keys;
 mod metrics;
 mod p2p;
+#[cfg(test)]
+mod sim;
 mod sync;
 
 pub use chain::{Chain, ChainError};
@@ -24,13 +26,13 @@ pub use config::{ConfigError, NodeArgs};
 
 use consort_chainspec::Genesis;
 use consort_network::{Enode, NetworkConfig, NetworkHandle, NetworkMetrics};
-use consort_qbft::{Persisted, Qbft, QbftConfig};
+use consort_qbft::{Qbft, QbftConfig};
 use consort_rpc::{
     RpcContext, RpcLimits, RpcServerConfig, RpcServerHandle, SyncStatus, TransportConfig,
 };
 use consort_storage::{Store, StoreOptions};
 use consort_txpool::{PoolConfig, TxPool};
-use driver::{Driver, DriverEvent};
+use driver::{Driver, DriverEvent, DriverSender};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, mpsc};
@@ -94,14 +96,14 @@ pub struct NodeHandle {
     network: Option<NetworkHandle>,
     rpc: RpcServerHandle,
     metrics: Option<consort_metrics::MetricsServer>,
-    driver_tx: mpsc::UnboundedSender<DriverEvent>,
+    driver_tx: DriverSender,
     driver: Option<std::thread::JoinHandle<()>>,
 }
 
 impl NodeHandle {
     /// Stops block production, then the servers. Every committed block is already durable.
     pub async fn shutdown(mut self) {
-        let _ = self.driver_tx.send(DriverEvent::Stop);
+        self.driver_tx.send(DriverEvent::Stop).await;
         if let Some(driver) = self.driver.take() {
             let _ = tokio::task::spawn_blocking(move || driver.join()).await;
         }
@@ -136,11 +138,7 @@ fn load_genesis(args: &NodeArgs) -> Result<(Genesis, Option<&'static str>), Node
 /// Starts the node described by `args` on the current tokio runtime.
 pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
     let (genesis, default_key) = load_genesis(&args)?;
-    if genesis.qbft.is_none() {
-        return Err(NodeError::Config(
-            "the genesis file has no config.qbft section: consort runs QBFT chains only".into(),
-        ));
-    }
+    check_validator_mode(&genesis)?;
     std::fs::create_dir_all(&args.data_path).map_err(|e| {
         NodeError::Config(format!(
             "cannot create --data-path {}: {e}",
@@ -177,21 +175,31 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
             round_timeout_max_ms: args.qbft_round_timeout_max_seconds.saturating_mul(1000),
         },
     );
-    if let Some(saved) = store.consensus_state()? {
-        match Persisted::decode(&saved) {
-            Ok(state) => {
-                tracing::info!(
-                    height = state.height,
-                    round = state.round,
-                    "resuming consensus above the round acted in before the restart"
-                );
-                core.restore(state);
-            }
-            Err(e) => tracing::warn!("ignoring unreadable consensus state: {e}"),
-        }
+    let restored = driver::restore_consensus_state(&mut core, &store).map_err(|e| {
+        NodeError::Config(format!(
+            "the persisted consensus state in {} (meta/qbft) cannot be read: {e}. \
+             Restore the data directory from a backup; or, only if this validator has not \
+             voted at height {} and above, delete the database and resync",
+            args.data_path.join("database").display(),
+            head.number.saturating_add(1)
+        ))
+    })?;
+    if let Some(state) = restored {
+        tracing::info!(
+            height = state.height,
+            round = state.round,
+            "resuming consensus above the round acted in before the restart"
+        );
     }
     let address = core.address();
     let validators = chain::validators_of(&head);
+    if validators.is_empty() {
+        return Err(NodeError::Config(format!(
+            "block {} names no validators in its extraData (genesis field `extraData`): a QBFT \
+             chain needs at least one validator",
+            head.number
+        )));
+    }
     let is_validator = validators.contains(&address);
     if !is_validator {
         tracing::warn!(
@@ -259,6 +267,7 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
         },
         limits: RpcLimits {
             gas_cap: args.rpc_gas_cap,
+            call_timeout: std::time::Duration::from_millis(args.rpc_call_timeout_ms),
             max_logs_range: args.rpc_max_logs_range.max(1),
             ..RpcLimits::default()
         },
@@ -285,9 +294,9 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
             host_allowlist: args.host_allowlist.clone(),
             cors_origins: args.rpc_http_cors_origins.clone(),
             max_batch: args.rpc_http_max_batch_size,
-            max_connections: args
-                .rpc_http_max_active_connections
-                .max(args.rpc_ws_max_active_connections),
+            max_response_bytes: args.rpc_max_response_size,
+            max_http_connections: args.rpc_http_max_active_connections,
+            max_ws_connections: args.rpc_ws_max_active_connections,
             ..RpcServerConfig::default()
         },
     )
@@ -305,7 +314,10 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
         None
     };
 
-    let (driver_tx, driver_rx) = mpsc::unbounded_channel();
+    // Besu's `messagequeuelimit` bounds the events waiting for the consensus thread.
+    let queue_limit = chain_genesis_queue_limit(&genesis);
+    let (driver_tx, driver_rx) =
+        DriverSender::channel(queue_limit, qbft_metrics.queue_dropped.clone());
     let chain = Chain {
         store,
         genesis,
@@ -316,12 +328,9 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
         let (hints_tx, hints_rx) = mpsc::channel(256);
         let inbound = p2p::Inbound {
             network: handle.clone(),
-            rpc: ctx.clone(),
-            chain: chain.clone(),
+            judge: p2p::GossipJudge::new(ctx.clone(), chain.clone(), qbft_metrics.clone()),
             driver: driver_tx.clone(),
             hints: hints_tx,
-            metrics: qbft_metrics.clone(),
-            validators: Default::default(),
         };
         tokio::spawn(inbound.run(events));
         let syncer = sync::Syncer {
@@ -334,18 +343,12 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
         };
         tokio::spawn(syncer.run(hints_rx));
     }
-    let driver = Driver::new(
-        core,
-        chain,
-        ctx,
-        driver_tx.clone(),
-        tokio::runtime::Handle::current(),
-        driver::DriverIo {
-            network: handle_of_network.clone(),
-            sync: sync_status,
-            metrics: qbft_metrics,
-        },
-    );
+    let host = driver::TokioHost {
+        runtime: tokio::runtime::Handle::current(),
+        events: driver_tx.clone(),
+        network: handle_of_network.clone(),
+    };
+    let driver = Driver::new(core, chain, ctx, host, sync_status, qbft_metrics);
     let driver = std::thread::Builder::new()
         .name("qbft".into())
         .spawn(move || driver.run(driver_rx))
@@ -382,6 +385,62 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
         tracing::info!("P2P on {e}");
     }
     Ok(handle)
+}
+
+/// `config.qbft.messagequeuelimit` (Besu's default 1000).
+fn chain_genesis_queue_limit(genesis: &Genesis) -> usize {
+    genesis
+        .qbft
+        .as_ref()
+        .map_or(1000, |q| {
+            usize::try_from(q.message_queue_limit).unwrap_or(usize::MAX)
+        })
+        .clamp(16, 1 << 20)
+}
+
+/// Refuses a genesis whose validators consort cannot determine: no `config.qbft`, no
+/// validators in `extraData`, or validators read from a contract (not implemented yet).
+fn check_validator_mode(genesis: &Genesis) -> Result<(), NodeError> {
+    let Some(qbft) = genesis.qbft.as_ref() else {
+        return Err(NodeError::Config(
+            "the genesis file has no config.qbft section: consort runs QBFT chains only".into(),
+        ));
+    };
+    let contract_mode = |p: &consort_chainspec::QbftParams| {
+        matches!(
+            p.validator_selection,
+            consort_chainspec::ValidatorSelection::Contract(_)
+        )
+    };
+    if contract_mode(&qbft.genesis) {
+        return Err(NodeError::Config(
+            "genesis field config.qbft.validatorcontractaddress: validator-contract mode is not \
+             supported yet; use block-header validators (list them in extraData)"
+                .into(),
+        ));
+    }
+    if let Some(t) = qbft.transitions.iter().find(|t| {
+        t.validator_selection
+            .as_ref()
+            .is_some_and(|v| matches!(v, consort_chainspec::ValidatorSelection::Contract(_)))
+    }) {
+        return Err(NodeError::Config(format!(
+            "genesis field config.transitions.qbft (block {}): validatorselectionmode \
+             \"contract\" is not supported yet",
+            t.block
+        )));
+    }
+    let validators = consort_primitives::QbftExtraData::decode(&genesis.extra_data)
+        .map_err(|e| NodeError::Config(format!("genesis field extraData: {e}")))?
+        .validators;
+    if validators.is_empty() {
+        return Err(NodeError::Config(
+            "genesis field extraData lists no validators: a QBFT chain needs at least one \
+             (RLP [vanity, [validator addresses], [], 0x80, []])"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The static nodes: `--static-nodes-file`, else `<data-path>/static-nodes.json` if present.

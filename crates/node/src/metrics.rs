@@ -151,6 +151,8 @@ pub struct QbftMetrics {
     pub in_sync: IntGauge,
     /// Blocks imported by sync (not decided here).
     pub synced_blocks: IntCounter,
+    /// Inputs from the network dropped because the driver's queue was full.
+    pub queue_dropped: IntCounter,
 }
 
 impl QbftMetrics {
@@ -192,6 +194,10 @@ impl QbftMetrics {
             synced_blocks: counter(
                 "consort_sync_imported_blocks_total",
                 "Blocks imported by sync",
+            )?,
+            queue_dropped: counter(
+                "consort_qbft_queue_dropped_total",
+                "Network inputs dropped because the consensus queue (messagequeuelimit) was full",
             )?,
         };
         metrics.in_sync.set(1);

@@ -3,21 +3,24 @@
 //! the sender's score. Also the [`PeerNetwork`] view RPC has of the network.
 
 use crate::chain::{validators_of, Chain};
-use crate::driver::DriverEvent;
+use crate::driver::{DriverEvent, DriverSender};
 use crate::metrics::QbftMetrics;
 use crate::sync::{self, SyncHint};
 use alloy_primitives::{Address, B256};
 use alloy_rlp::Decodable;
 use consort_network::{Enode, NetworkEvent, NetworkHandle, PeerId, Topic, Validation};
-use consort_qbft::{Block, Input, QbftMessage};
+use consort_qbft::{Block, Input, MessageError, QbftMessage};
 use consort_rpc::{PeerNetwork, PeerSummary, RpcContext, RpcError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// How often a validator sends its latest round change again (gossip is not reliable, and
-/// peers that were away need it to find the round).
+/// peers that were away need it to find the round). Longer than gossip's duplicate cache, so
+/// the same bytes travel again.
 const REBROADCAST_INTERVAL: Duration = Duration::from_secs(5);
+const _: () =
+    assert!(REBROADCAST_INTERVAL.as_millis() > consort_network::DUPLICATE_CACHE_TIME.as_millis());
 
 /// The network as JSON-RPC sees it, with our advertised enode.
 #[derive(Debug)]
@@ -68,16 +71,152 @@ impl PeerNetwork for RpcNetwork {
     }
 }
 
-/// Handles network events until the network stops.
-pub(crate) struct Inbound {
-    pub network: NetworkHandle,
+/// The verdict on one gossip message and what follows from it.
+#[derive(Debug)]
+pub(crate) struct Judged {
+    /// What gossipsub is told (it feeds the relaying peer's score).
+    pub verdict: Validation,
+    /// What the driver should get.
+    pub event: Option<DriverEvent>,
+    /// A height the message suggests we are behind at (for the syncer).
+    pub hint: Option<u64>,
+}
+
+impl Judged {
+    fn just(verdict: Validation) -> Self {
+        Judged {
+            verdict,
+            event: None,
+            hint: None,
+        }
+    }
+}
+
+/// Judges gossip: the checks every consensus message, block and transaction from a peer
+/// passes before anything acts on it. The node and the simulator run the same judge.
+#[derive(Debug)]
+pub(crate) struct GossipJudge {
     pub rpc: Arc<RpcContext>,
     pub chain: Chain,
-    pub driver: mpsc::UnboundedSender<DriverEvent>,
-    pub hints: mpsc::Sender<SyncHint>,
     pub metrics: QbftMetrics,
     /// Validators for the block after the head, cached by head hash.
     pub validators: (B256, Vec<Address>),
+}
+
+impl GossipJudge {
+    pub(crate) fn new(rpc: Arc<RpcContext>, chain: Chain, metrics: QbftMetrics) -> Self {
+        GossipJudge {
+            rpc,
+            chain,
+            metrics,
+            validators: Default::default(),
+        }
+    }
+
+    pub(crate) fn judge(&mut self, topic: Topic, from: PeerId, data: &[u8]) -> Judged {
+        match topic {
+            Topic::Consensus => self.consensus(from, data),
+            Topic::Transactions => Judged::just(self.transaction(data)),
+            Topic::Blocks => self.block(from, data),
+        }
+    }
+
+    /// The head number and the validators of the height after it.
+    fn head(&mut self) -> Option<(u64, &[Address])> {
+        let (number, hash) = self.chain.store.head().ok()??;
+        if self.validators.0 != hash {
+            let header = self.chain.store.head_header().ok()?;
+            self.validators = (hash, validators_of(&header));
+        }
+        Some((number, &self.validators.1))
+    }
+
+    /// A consensus message, cheapest check first: its author must be a current validator
+    /// (one signature recovery) before anything it carries is decoded or recovered. Invalid
+    /// messages and messages from non-validators are rejected, which costs the relaying peer
+    /// its gossip score.
+    fn consensus(&mut self, from: PeerId, data: &[u8]) -> Judged {
+        let code = data.first().copied().unwrap_or(0);
+        let Some((head, validators)) = self.head() else {
+            return Judged::just(Validation::Ignore);
+        };
+        let msg = match QbftMessage::decode_wire_from(data, validators) {
+            Ok(m) => m,
+            Err(e) => {
+                match e {
+                    MessageError::NotValidator(_) => {
+                        tracing::trace!("consensus message from {from}: {e}")
+                    }
+                    _ => tracing::debug!("undecodable consensus message from {from}: {e}"),
+                }
+                self.metrics.message(code, "rejected");
+                return Judged::just(Validation::Reject);
+            }
+        };
+        let (height, _) = msg.height_and_round();
+        // Old heights are dropped quietly: an honest validator's resend may arrive late.
+        if height <= head {
+            self.metrics.message(code, "ignored");
+            return Judged::just(Validation::Ignore);
+        }
+        self.metrics.message(code, "accepted");
+        Judged {
+            verdict: Validation::Accept,
+            event: Some(DriverEvent::Input(Input::Message(Box::new(msg)))),
+            // Its author is ahead of us: we may be missing blocks.
+            hint: (height > head.saturating_add(1)).then(|| height.saturating_sub(1)),
+        }
+    }
+
+    fn transaction(&self, data: &[u8]) -> Validation {
+        match consort_rpc::submit_transaction(&self.rpc, data, false) {
+            Ok(_) => Validation::Accept,
+            Err(RpcError::Pool(consort_txpool::PoolError::Decode(_))) => Validation::Reject,
+            Err(_) => Validation::Ignore,
+        }
+    }
+
+    fn block(&mut self, from: PeerId, data: &[u8]) -> Judged {
+        let mut buf = data;
+        let Ok(block) = Block::decode(&mut buf) else {
+            return Judged::just(Validation::Reject);
+        };
+        let Some((head, _)) = self.head() else {
+            return Judged::just(Validation::Ignore);
+        };
+        let number = block.header.number;
+        if number <= head {
+            return Judged::just(Validation::Ignore);
+        }
+        if number > head.saturating_add(1) {
+            // A claim only: the syncer checks it against headers before anything trusts it.
+            return Judged {
+                verdict: Validation::Ignore,
+                event: None,
+                hint: Some(number),
+            };
+        }
+        // The next block: its seals must be a quorum of the current validators.
+        if let Err(e) = self.chain.check_seals(&block) {
+            tracing::debug!("block {number} from {from} has bad seals: {e}");
+            return Judged::just(Validation::Reject);
+        }
+        self.chain.metrics.saw_block(number);
+        self.rpc.sync.saw(number);
+        Judged {
+            verdict: Validation::Accept,
+            event: Some(DriverEvent::ImportBlock(Box::new(block), None)),
+            hint: None,
+        }
+    }
+}
+
+/// Handles network events until the network stops.
+pub(crate) struct Inbound {
+    pub network: NetworkHandle,
+    pub judge: GossipJudge,
+    pub driver: DriverSender,
+    pub hints: mpsc::Sender<SyncHint>,
 }
 
 impl Inbound {
@@ -89,13 +228,15 @@ impl Inbound {
                     Some(event) => self.event(event),
                     None => break,
                 },
-                _ = rebroadcast.tick() => self.to_driver(Input::Rebroadcast),
+                _ = rebroadcast.tick() => {
+                    self.to_driver(Input::Rebroadcast);
+                }
             }
         }
     }
 
-    fn to_driver(&self, input: Input) {
-        let _ = self.driver.send(DriverEvent::Input(input));
+    fn to_driver(&self, input: Input) -> bool {
+        self.driver.offer(DriverEvent::Input(input))
     }
 
     fn event(&mut self, event: NetworkEvent) {
@@ -106,11 +247,21 @@ impl Inbound {
                 id,
                 data,
             } => {
-                let verdict = match topic {
-                    Topic::Consensus => self.consensus(from, &data),
-                    Topic::Transactions => self.transaction(&data),
-                    Topic::Blocks => self.block(from, &data),
-                };
+                let judged = self.judge.judge(topic, from, &data);
+                let mut verdict = judged.verdict;
+                if let Some(h) = judged.hint {
+                    let _ = self.hints.try_send(SyncHint::Height(h));
+                }
+                if let Some(event) = judged.event {
+                    if !self.driver.offer(event) {
+                        // The driver is overloaded: not the peer's fault, and not forwarded.
+                        if topic == Topic::Consensus {
+                            let code = data.first().copied().unwrap_or(0);
+                            self.judge.metrics.message(code, "dropped");
+                        }
+                        verdict = Validation::Ignore;
+                    }
+                }
                 self.network.validate(id, from, verdict);
             }
             NetworkEvent::Request {
@@ -119,7 +270,7 @@ impl Inbound {
                 channel,
             } => {
                 // Reading many headers or bodies must not hold up consensus messages.
-                let (store, network) = (self.chain.store.clone(), self.network.clone());
+                let (store, network) = (self.judge.chain.store.clone(), self.network.clone());
                 tokio::task::spawn_blocking(move || {
                     let answer = sync::serve(&store, &data);
                     if let Err(e) = &answer {
@@ -138,84 +289,5 @@ impl Inbound {
             }
             NetworkEvent::Disconnected(_) => {}
         }
-    }
-
-    /// The head number and the validators of the height after it.
-    fn head(&mut self) -> Option<(u64, &[Address])> {
-        let (number, hash) = self.chain.store.head().ok()??;
-        if self.validators.0 != hash {
-            let header = self.chain.store.head_header().ok()?;
-            self.validators = (hash, validators_of(&header));
-        }
-        Some((number, &self.validators.1))
-    }
-
-    fn consensus(&mut self, from: PeerId, data: &[u8]) -> Validation {
-        let code = data.first().copied().unwrap_or(0);
-        let msg = match QbftMessage::decode_wire(data) {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::debug!("undecodable consensus message from {from}: {e}");
-                self.metrics.message(code, "rejected");
-                return Validation::Reject;
-            }
-        };
-        let (height, _) = msg.height_and_round();
-        let author = msg.author();
-        let Some((head, validators)) = self.head() else {
-            return Validation::Ignore;
-        };
-        // Old heights, and authors that are not validators now (they may be later; not ours
-        // to punish), are dropped quietly.
-        if height <= head || !validators.contains(&author) {
-            self.metrics.message(code, "ignored");
-            return Validation::Ignore;
-        }
-        if height > head.saturating_add(1) {
-            // Its author is ahead of us: we may be missing blocks.
-            let _ = self
-                .hints
-                .try_send(SyncHint::Height(height.saturating_sub(1)));
-        }
-        self.metrics.message(code, "accepted");
-        self.to_driver(Input::Message(Box::new(msg)));
-        Validation::Accept
-    }
-
-    fn transaction(&self, data: &[u8]) -> Validation {
-        match consort_rpc::submit_transaction(&self.rpc, data, false) {
-            Ok(_) => Validation::Accept,
-            Err(RpcError::Pool(consort_txpool::PoolError::Decode(_))) => Validation::Reject,
-            Err(_) => Validation::Ignore,
-        }
-    }
-
-    fn block(&mut self, from: PeerId, data: &[u8]) -> Validation {
-        let mut buf = data;
-        let Ok(block) = Block::decode(&mut buf) else {
-            return Validation::Reject;
-        };
-        let Some((head, _)) = self.head() else {
-            return Validation::Ignore;
-        };
-        let number = block.header.number;
-        self.chain.metrics.saw_block(number);
-        self.rpc.sync.saw(number);
-        if number <= head {
-            return Validation::Ignore;
-        }
-        if number > head.saturating_add(1) {
-            let _ = self.hints.try_send(SyncHint::Height(number));
-            return Validation::Ignore;
-        }
-        // The next block: its seals must be a quorum of the current validators.
-        if let Err(e) = self.chain.check_seals(&block) {
-            tracing::debug!("block {number} from {from} has bad seals: {e}");
-            return Validation::Reject;
-        }
-        let _ = self
-            .driver
-            .send(DriverEvent::ImportBlock(Box::new(block), None));
-        Validation::Accept
     }
 }

@@ -10,7 +10,7 @@
 //! best peer instead.
 
 use crate::chain::Chain;
-use crate::driver::DriverEvent;
+use crate::driver::{DriverEvent, DriverSender};
 use crate::metrics::QbftMetrics;
 use alloy_consensus::proofs::calculate_transaction_root;
 use alloy_consensus::BlockBody;
@@ -38,8 +38,8 @@ const BODY_CHUNK: u64 = 16;
 /// How often peers are asked for their head when nothing else prompts it.
 const POLL_INTERVAL: Duration = Duration::from_secs(2);
 
-const STATUS: u64 = 0;
-const HEADERS: u64 = 1;
+pub(crate) const STATUS: u64 = 0;
+pub(crate) const HEADERS: u64 = 1;
 const BODIES: u64 = 2;
 
 /// Something that suggests we may be behind.
@@ -51,11 +51,12 @@ pub enum SyncHint {
     Height(u64),
 }
 
+/// A peer's answer to a status request: its head and genesis.
 #[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
-struct Status {
-    number: u64,
-    hash: B256,
-    genesis: B256,
+pub(crate) struct Status {
+    pub number: u64,
+    pub hash: B256,
+    pub genesis: B256,
 }
 
 /// Answers a sync request from the store.
@@ -114,25 +115,108 @@ fn request(kind: u64, start: u64, count: u64) -> Vec<u8> {
     alloy_rlp::encode(vec![kind, start, count])
 }
 
+/// The network as the syncer sees it. The node plugs in libp2p ([`NetworkHandle`]); the
+/// simulator its seeded network over other nodes' stores.
+pub(crate) trait SyncNetwork {
+    /// The connected peers.
+    fn peers(&self) -> Vec<PeerId>;
+    /// Sends a request and waits for the answer (the network bounds the wait).
+    fn request(
+        &self,
+        peer: PeerId,
+        data: Vec<u8>,
+    ) -> impl std::future::Future<Output = Result<Vec<u8>, String>>;
+    /// Records that a peer sent what it cannot back.
+    fn penalise(&self, peer: PeerId, reason: &'static str);
+}
+
+impl SyncNetwork for NetworkHandle {
+    fn peers(&self) -> Vec<PeerId> {
+        NetworkHandle::peers(self)
+            .into_iter()
+            .map(|p| p.peer)
+            .collect()
+    }
+
+    async fn request(&self, peer: PeerId, data: Vec<u8>) -> Result<Vec<u8>, String> {
+        NetworkHandle::request(self, peer, data)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    fn penalise(&self, peer: PeerId, reason: &'static str) {
+        NetworkHandle::penalise(self, peer, reason);
+    }
+}
+
+/// Where synced blocks go: the driver, which executes each before committing it.
+pub(crate) trait BlockImport {
+    /// Imports `block`: whether it was new, or why it was refused; `None` once the driver
+    /// has stopped.
+    fn import(
+        &self,
+        block: Block,
+    ) -> impl std::future::Future<Output = Option<Result<bool, String>>>;
+}
+
+impl BlockImport for DriverSender {
+    async fn import(&self, block: Block) -> Option<Result<bool, String>> {
+        let (tx, rx) = oneshot::channel();
+        if !self
+            .send(DriverEvent::ImportBlock(Box::new(block), Some(tx)))
+            .await
+        {
+            return None;
+        }
+        rx.await.ok()
+    }
+}
+
+/// Why a sync batch stopped.
+#[derive(Debug)]
+enum BatchError {
+    /// A peer sent what it cannot back (headers that do not link or lack seals, bodies that
+    /// do not match, no answer): it is penalised and another peer is tried.
+    Peer(PeerId, &'static str, String),
+    /// Our side failed (the store, the driver, a sealed block that does not execute here).
+    Local(String),
+}
+
+impl std::fmt::Display for BatchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BatchError::Peer(peer, _, e) => write!(f, "peer {peer}: {e}"),
+            BatchError::Local(e) => f.write_str(e),
+        }
+    }
+}
+
 /// The syncer task.
-pub(crate) struct Syncer {
-    pub network: NetworkHandle,
+///
+/// A peer's status is a claim that costs it nothing, so it buys nothing until headers back
+/// it: the node counts as syncing (and its validator sits rounds out) only once a batch of
+/// headers from that peer has been checked to link to our head and carry a quorum of seals,
+/// at least two blocks ahead. A peer whose answers fail the checks is penalised (and banned
+/// after [`consort_network::PENALTIES_TO_BAN`]) and the next peer is tried, so a liar costs
+/// at most one request timeout per round and never stops consensus.
+pub(crate) struct Syncer<N, I> {
+    pub network: N,
     pub chain: Chain,
-    pub driver: mpsc::UnboundedSender<DriverEvent>,
+    pub driver: I,
     pub status: Arc<SyncStatus>,
     pub metrics: QbftMetrics,
     /// The head we were one block behind at the previous poll.
     pub one_behind: Option<u64>,
 }
 
-impl Syncer {
+impl<N: SyncNetwork, I: BlockImport> Syncer<N, I> {
     pub(crate) async fn run(mut self, mut hints: mpsc::Receiver<SyncHint>) {
         let mut poll = tokio::time::interval(POLL_INTERVAL);
         loop {
             tokio::select! {
                 hint = hints.recv() => match hint {
                     None => break,
-                    Some(SyncHint::Height(h)) => self.status.saw(h),
+                    Some(SyncHint::Height(h)) => tracing::trace!("a peer points at block {h}"),
                     Some(SyncHint::Peer) => {}
                 },
                 _ = poll.tick() => {}
@@ -143,15 +227,21 @@ impl Syncer {
         }
     }
 
-    async fn ask(&self, peer: PeerId, data: Vec<u8>) -> Result<Vec<u8>, String> {
+    async fn ask(&self, peer: PeerId, data: Vec<u8>) -> Result<Vec<u8>, BatchError> {
         // The request/response protocol times requests out itself.
         self.network
             .request(peer, data)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| BatchError::Peer(peer, "no answer", e))
     }
 
-    /// Peers on our chain and their head numbers, best first.
+    fn penalise(&self, e: &BatchError) {
+        if let BatchError::Peer(peer, reason, _) = e {
+            self.network.penalise(*peer, reason);
+        }
+    }
+
+    /// Peers on our chain and the heads they claim, best first.
     async fn statuses(&self) -> Vec<(PeerId, u64)> {
         let genesis = self
             .chain
@@ -160,10 +250,20 @@ impl Syncer {
             .ok()
             .flatten()
             .unwrap_or_default();
-        let asks = self.network.peers().into_iter().map(|p| async move {
-            let answer = self.ask(p.peer, request(STATUS, 0, 0)).await.ok()?;
-            let status = Status::decode(&mut answer.as_slice()).ok()?;
-            (status.genesis == genesis).then_some((p.peer, status.number))
+        let asks = self.network.peers().into_iter().map(|peer| async move {
+            let status = match self.ask(peer, request(STATUS, 0, 0)).await {
+                Ok(answer) => Status::decode(&mut answer.as_slice())
+                    .map_err(|e| BatchError::Peer(peer, "bad status", format!("status: {e}"))),
+                Err(e) => Err(e),
+            };
+            match status {
+                Ok(status) => (status.genesis == genesis).then_some((peer, status.number)),
+                Err(e) => {
+                    tracing::debug!("sync status: {e}");
+                    self.penalise(&e);
+                    None
+                }
+            }
         });
         let mut out: Vec<(PeerId, u64)> = futures::future::join_all(asks)
             .await
@@ -178,12 +278,10 @@ impl Syncer {
         self.chain.store.head().ok().flatten().map_or(0, |(n, _)| n)
     }
 
-    async fn round(&mut self) {
+    pub(crate) async fn round(&mut self) {
         let peers = self.statuses().await;
+        let head = self.head();
         let best = peers.first().map_or(0, |(_, n)| *n);
-        self.status.saw(best);
-        self.chain.metrics.saw_block(best);
-        let mut head = self.head();
         if best <= head {
             self.finish();
             return;
@@ -194,24 +292,30 @@ impl Syncer {
             self.one_behind = Some(head);
             return;
         }
-        if best > head.saturating_add(1) {
-            self.status.start(head, best);
-            self.metrics.in_sync.set(0);
-            tracing::info!("syncing from block {head} to {best}");
-        }
-        while head < best {
-            match self.batch(&peers, head, best).await {
-                Ok(0) => break,
-                Ok(_) => head = self.head(),
-                Err(e) => {
-                    tracing::warn!("sync batch after block {head} failed: {e}");
+        // Each peer ahead of us in turn, best claim first, until one backs its claim.
+        'peers: for &(source, claim) in &peers {
+            loop {
+                let head = self.head();
+                if claim <= head {
                     break;
+                }
+                match self.batch(&peers, source, head, claim).await {
+                    Ok(_) => {}
+                    Err(e @ BatchError::Peer(..)) => {
+                        tracing::warn!("sync after block {head} failed: {e}");
+                        self.penalise(&e);
+                        continue 'peers;
+                    }
+                    Err(e @ BatchError::Local(_)) => {
+                        tracing::warn!("sync after block {head} failed: {e}");
+                        break 'peers;
+                    }
                 }
             }
         }
-        if self.head() >= best {
-            self.finish();
-        }
+        // Syncing lasts while checked headers show us behind; whatever is left unproven by
+        // now does not keep the validator out of consensus.
+        self.finish();
     }
 
     fn finish(&mut self) {
@@ -223,26 +327,40 @@ impl Syncer {
         self.one_behind = None;
     }
 
-    /// Downloads, checks and imports up to [`BATCH`] blocks after `head`. Returns how many
-    /// were imported.
-    async fn batch(&self, peers: &[(PeerId, u64)], head: u64, best: u64) -> Result<u64, String> {
-        let Some(&(source, _)) = peers.first() else {
-            return Ok(0);
-        };
+    /// Downloads, checks and imports up to [`BATCH`] blocks after `head`, headers from
+    /// `source`. Returns how many were imported (at least one).
+    async fn batch(
+        &self,
+        peers: &[(PeerId, u64)],
+        source: PeerId,
+        head: u64,
+        claim: u64,
+    ) -> Result<u64, BatchError> {
         let start = head.saturating_add(1);
-        let count = best.saturating_sub(head).min(BATCH);
+        let count = claim.saturating_sub(head).min(BATCH);
         let answer = self.ask(source, request(HEADERS, start, count)).await?;
-        let headers =
-            Vec::<Header>::decode(&mut answer.as_slice()).map_err(|e| format!("headers: {e}"))?;
+        let fault = |reason: &'static str, e: String| BatchError::Peer(source, reason, e);
+        let headers = Vec::<Header>::decode(&mut answer.as_slice())
+            .map_err(|e| fault("bad headers", format!("headers: {e}")))?;
         if headers.is_empty() || headers.len() as u64 > count {
-            return Err(format!(
-                "{source} sent {} headers for {count}",
-                headers.len()
+            return Err(fault(
+                "bad headers",
+                format!("{} headers for {count} after block {head}", headers.len()),
             ));
         }
-        self.check_headers(head, &headers)?;
+        self.check_headers(source, head, &headers)?;
+        let last = headers.last().map_or(head, |h| h.number);
+        // Proven behind: the blocks up to `last` are sealed and extend our chain.
+        self.status.saw(last);
+        self.chain.metrics.saw_block(last);
+        if last > head.saturating_add(1) && !self.status.is_syncing() {
+            self.status.start(head, claim.max(last));
+            self.metrics.in_sync.set(0);
+            tracing::info!("syncing from block {head} to {claim} (checked up to {last})");
+        }
 
-        // Bodies in chunks, spread over the peers that have them.
+        // Bodies in chunks, spread over the peers that claim them; the source's word is
+        // taken where another peer's fails.
         let chunks: Vec<&[Header]> = headers.chunks(BODY_CHUNK as usize).collect();
         let fetches = chunks.iter().enumerate().map(|(i, chunk)| {
             let last = chunk.last().map_or(0, |h| h.number);
@@ -258,7 +376,10 @@ impl Syncer {
             async move {
                 match self.bodies(peer, chunk).await {
                     Ok(b) => Ok(b),
-                    Err(_) if peer != source => self.bodies(source, chunk).await,
+                    Err(e) if peer != source => {
+                        self.penalise(&e);
+                        self.bodies(source, chunk).await
+                    }
                     Err(e) => Err(e),
                 }
             }
@@ -275,17 +396,16 @@ impl Syncer {
                         withdrawals: header.withdrawals_root.map(|_| Default::default()),
                     },
                 };
-                let (tx, rx) = oneshot::channel();
-                self.driver
-                    .send(DriverEvent::ImportBlock(Box::new(block), Some(tx)))
-                    .map_err(|_| "the node is stopping".to_string())?;
-                match rx.await {
-                    Ok(Ok(_)) => {
+                match self.driver.import(block).await {
+                    Some(Ok(_)) => {
                         imported += 1;
                         self.metrics.synced_blocks.inc();
                     }
-                    Ok(Err(e)) => return Err(format!("block {}: {e}", header.number)),
-                    Err(_) => return Err("the node is stopping".into()),
+                    // Sealed by a quorum and matching its header, yet refused here.
+                    Some(Err(e)) => {
+                        return Err(BatchError::Local(format!("block {}: {e}", header.number)))
+                    }
+                    None => return Err(BatchError::Local("the node is stopping".into())),
                 }
             }
         }
@@ -294,48 +414,67 @@ impl Syncer {
 
     /// Each header links to the one before (the first to our head) and carries a quorum of
     /// seals from its parent's validators.
-    fn check_headers(&self, head: u64, headers: &[Header]) -> Result<(), String> {
+    fn check_headers(
+        &self,
+        source: PeerId,
+        head: u64,
+        headers: &[Header],
+    ) -> Result<(), BatchError> {
         let store = &self.chain.store;
+        let local = |e: String| BatchError::Local(e);
         let mut parent = store
             .header_by_number(head)
-            .map_err(|e| e.to_string())?
-            .ok_or("local head header missing")?;
+            .map_err(|e| local(e.to_string()))?
+            .ok_or_else(|| local("local head header missing".into()))?;
         let mut parent_hash = store
             .canonical_hash(head)
-            .map_err(|e| e.to_string())?
+            .map_err(|e| local(e.to_string()))?
             .unwrap_or_default();
         for h in headers {
             if h.number != parent.number.saturating_add(1) || h.parent_hash != parent_hash {
-                return Err(format!("header {} does not link to its parent", h.number));
+                return Err(BatchError::Peer(
+                    source,
+                    "unlinked headers",
+                    format!(
+                        "header {} does not link to our block {}",
+                        h.number, parent.number
+                    ),
+                ));
             }
             self.chain
                 .check_header_seals(&parent, h)
-                .map_err(|e| e.to_string())?;
-            parent_hash = consort_primitives::bft_onchain_hash(h).map_err(|e| e.to_string())?;
+                .map_err(|e| BatchError::Peer(source, "unsealed headers", e.to_string()))?;
+            parent_hash = consort_primitives::bft_onchain_hash(h)
+                .map_err(|e| BatchError::Peer(source, "unsealed headers", e.to_string()))?;
             parent = h.clone();
         }
         Ok(())
     }
 
     /// The bodies of `chunk` from `peer`, asking again for the rest when an answer is partial.
-    async fn bodies(&self, peer: PeerId, chunk: &[Header]) -> Result<Vec<Vec<TxEnvelope>>, String> {
+    async fn bodies(
+        &self,
+        peer: PeerId,
+        chunk: &[Header],
+    ) -> Result<Vec<Vec<TxEnvelope>>, BatchError> {
+        let fault = |e: String| BatchError::Peer(peer, "bad bodies", e);
         let mut out: Vec<Vec<TxEnvelope>> = Vec::with_capacity(chunk.len());
         while out.len() < chunk.len() {
             let next = chunk.get(out.len()).map_or(0, |h| h.number);
             let left = (chunk.len() - out.len()) as u64;
             let answer = self.ask(peer, request(BODIES, next, left)).await?;
             let got = Vec::<Vec<TxEnvelope>>::decode(&mut answer.as_slice())
-                .map_err(|e| format!("bodies: {e}"))?;
+                .map_err(|e| fault(format!("bodies: {e}")))?;
             if got.is_empty() || got.len() as u64 > left {
-                return Err(format!("{peer} sent {} bodies for {left}", got.len()));
+                return Err(fault(format!("{} bodies for {left}", got.len())));
             }
             // A body must match its header before anything is executed.
             for (header, txs) in chunk.iter().skip(out.len()).zip(&got) {
                 if calculate_transaction_root(txs) != header.transactions_root {
-                    return Err(format!(
-                        "{peer} sent a body that does not match header {}",
+                    return Err(fault(format!(
+                        "a body that does not match header {}",
                         header.number
-                    ));
+                    )));
                 }
             }
             out.extend(got);

@@ -234,3 +234,12 @@ pub fn sign_eip1559(
     let sig = signer.sign_transaction_sync(&mut tx).expect("sign");
     TxEnvelope::from(tx.into_signed(sig)).encoded_2718().into()
 }
+
+/// The sum of a metric's samples whose line contains every one of `parts`.
+pub fn metric_sum(metrics_url: &str, name: &str, parts: &[&str]) -> f64 {
+    let (_, text) = http_request(metrics_url, "GET", "", None);
+    text.lines()
+        .filter(|l| l.starts_with(name) && parts.iter().all(|p| l.contains(p)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
