@@ -682,6 +682,31 @@ fn feed(core: &mut Qbft, msgs: Vec<QbftMessage>) -> Vec<Output> {
         .collect()
 }
 
+/// Validator 1, the proposer of round 1, gets round changes to round 1 from the others,
+/// validator 0's carrying `prepared` as prepared in round 0 with `prepares`.
+fn round_changes_to_the_next_proposer(
+    keys: &[SecretKey],
+    h: &Head,
+    prepared: Block,
+    digest: B256,
+    prepares: Vec<consort_qbft::Signed<PreparePayload>>,
+) -> (Qbft, Vec<Output>) {
+    let mut core = Qbft::new(keys[1]);
+    core.handle(Input::NewHead {
+        head: h.clone(),
+        timings: TIMINGS,
+    });
+    let out = feed(
+        &mut core,
+        vec![
+            round_change_by(&keys[0], 1, Some((prepared, digest, prepares))),
+            round_change_by(&keys[2], 1, None),
+            round_change_by(&keys[3], 1, None),
+        ],
+    );
+    (core, out)
+}
+
 #[test]
 fn a_prepared_block_with_a_swapped_body_is_not_proposed_again() {
     let (keys, h) = four_validators();
@@ -692,19 +717,7 @@ fn a_prepared_block_with_a_swapped_body_is_not_proposed_again() {
     let mut swapped = prepared.clone();
     swapped.body = block(&h, 0, address(&keys[0]), 2).body;
 
-    let mut core = Qbft::new(keys[1]);
-    core.handle(Input::NewHead {
-        head: h.clone(),
-        timings: TIMINGS,
-    });
-    let out = feed(
-        &mut core,
-        vec![
-            round_change_by(&keys[0], 1, Some((swapped, digest, prepares))),
-            round_change_by(&keys[2], 1, None),
-            round_change_by(&keys[3], 1, None),
-        ],
-    );
+    let (_, out) = round_changes_to_the_next_proposer(&keys, &h, swapped, digest, prepares);
     // The swapped certificate is refused; the quorum of the others (with our own round change)
     // makes us build a fresh block instead.
     assert!(
@@ -727,19 +740,8 @@ fn a_prepared_block_is_checked_by_the_host_before_it_is_proposed_again() {
         let prepared = block(&h, 0, address(&keys[0]), 1);
         let digest = commit_seal_digest(&prepared.header).unwrap();
         let prepares = prepares_for(&keys[..3], 0, digest);
-        let mut core = Qbft::new(keys[1]);
-        core.handle(Input::NewHead {
-            head: h.clone(),
-            timings: TIMINGS,
-        });
-        let out = feed(
-            &mut core,
-            vec![
-                round_change_by(&keys[0], 1, Some((prepared.clone(), digest, prepares))),
-                round_change_by(&keys[2], 1, None),
-                round_change_by(&keys[3], 1, None),
-            ],
-        );
+        let (mut core, out) =
+            round_changes_to_the_next_proposer(&keys, &h, prepared.clone(), digest, prepares);
         assert!(
             !broadcasts(&out).contains(&0x12),
             "proposed before the check: {out:?}"
