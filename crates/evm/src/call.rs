@@ -1,4 +1,5 @@
-//! Read-only calls and gas estimation against any state in the history window.
+//! Read-only calls and gas estimation against any state in the history window, bounded in gas
+//! and in wall-clock time.
 
 use crate::db::{bytecode, DbError, StoreDb};
 use crate::executor::{block_env, cfg_env, ExecutionError};
@@ -6,17 +7,73 @@ use alloy_eips::eip2930::AccessList;
 use alloy_primitives::{Address, Bytes, Log, TxKind, B256, U256};
 use consort_chainspec::Genesis;
 use consort_primitives::Header;
-use consort_storage::Store;
+use consort_storage::{StateView, Store};
 use revm::context::result::{EVMError, ExecutionResult};
 use revm::context::TxEnv;
 use revm::database::State;
 use revm::database_interface::DatabaseRef;
+use revm::interpreter::{InstructionResult, Interpreter};
 use revm::state::{AccountInfo, Bytecode};
-use revm::{Context, ExecuteEvm, MainBuilder, MainContext};
+use revm::{Context, InspectEvm, Inspector, MainBuilder, MainContext};
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 /// Intrinsic cost of the cheapest transaction: the lower bound of every estimate.
 const MIN_TRANSACTION_GAS: u64 = 21_000;
+/// Instructions executed between two looks at the clock.
+const CLOCK_CHECK_INTERVAL: u32 = 1_024;
+
+/// What one `eth_call` or `eth_estimateGas` may spend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallLimits {
+    /// Gas of a call that names none, and the most one may name (`--rpc-gas-cap`).
+    pub gas_cap: u64,
+    /// Wall-clock time of the whole request, every execution of an estimate included
+    /// (`--Xrpc-call-timeout-ms`).
+    pub timeout: Duration,
+}
+
+impl Default for CallLimits {
+    fn default() -> Self {
+        CallLimits {
+            gas_cap: 50_000_000,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Halts execution once the deadline has passed: gas alone does not bound time when the cap is
+/// high. Checked every [`CLOCK_CHECK_INTERVAL`] instructions; once expired, every frame still
+/// running halts at its next instruction.
+#[derive(Debug)]
+struct Deadline {
+    at: Instant,
+    steps: u32,
+    expired: bool,
+}
+
+impl Deadline {
+    fn new(at: Instant) -> Self {
+        Deadline {
+            at,
+            steps: 0,
+            expired: Instant::now() >= at,
+        }
+    }
+}
+
+impl<CTX> Inspector<CTX> for Deadline {
+    fn step(&mut self, interp: &mut Interpreter, _context: &mut CTX) {
+        if !self.expired {
+            self.steps = self.steps.wrapping_add(1);
+            if !self.steps.is_multiple_of(CLOCK_CHECK_INTERVAL) || Instant::now() < self.at {
+                return;
+            }
+            self.expired = true;
+        }
+        interp.halt(InstructionResult::OutOfGas);
+    }
+}
 
 /// The fields of `eth_call` / `eth_estimateGas`.
 #[derive(Clone, Debug, Default)]
@@ -63,7 +120,7 @@ pub struct AccountOverride {
 /// The store's state with a call's overrides on top.
 #[derive(Debug)]
 struct OverrideDb<'a> {
-    inner: StoreDb,
+    inner: StoreDb<'a>,
     overrides: &'a BTreeMap<Address, AccountOverride>,
 }
 
@@ -140,13 +197,21 @@ pub struct CallOutcome {
 }
 
 fn run(
-    store: &Store,
+    view: &StateView<'_>,
     chain: &Genesis,
     header: &Header,
     req: &CallRequest,
     gas: u64,
+    limits: &CallLimits,
+    deadline: Instant,
 ) -> Result<CallOutcome, ExecutionError> {
-    let view = store.state_at(header.number)?;
+    let timeout = || ExecutionError::Timeout {
+        limit: limits.timeout,
+    };
+    let mut clock = Deadline::new(deadline);
+    if clock.expired {
+        return Err(timeout());
+    }
     let mut cfg = cfg_env(chain, header.number, header.timestamp);
     // As geth and Besu: no fee or balance checks unless a price is given, no EIP-3607.
     let priced = req.gas_price.is_some() || req.max_fee_per_gas.is_some();
@@ -178,16 +243,20 @@ fn run(
     };
     let mut state = State::builder()
         .with_database_ref(OverrideDb {
-            inner: StoreDb::new(view),
+            inner: StoreDb::new(view.clone()),
             overrides: &req.overrides,
         })
         .build();
-    let mut evm = Context::mainnet()
+    let result = Context::mainnet()
         .with_db(&mut state)
         .with_cfg(cfg)
         .with_block(block)
-        .build_mainnet();
-    let result = match evm.transact(tx) {
+        .build_mainnet_with_inspector(&mut clock)
+        .inspect_tx(tx);
+    if clock.expired {
+        return Err(timeout());
+    }
+    let result = match result {
         Ok(r) => r.result,
         Err(EVMError::Transaction(e)) => {
             return Err(ExecutionError::InvalidTransaction {
@@ -228,35 +297,50 @@ fn run(
     })
 }
 
-/// Executes `req` on the state after block `header` without changing anything. `gas_cap` bounds
-/// the gas of a call that names none (and of one that names more).
+/// Executes `req` on the state after block `header` without changing anything, reading one
+/// snapshot of it. `limits.gas_cap` bounds the gas of a call that names none (and of one that
+/// names more); a call still running after `limits.timeout` fails with
+/// [`ExecutionError::Timeout`].
 pub fn call(
     store: &Store,
     chain: &Genesis,
     header: &Header,
     req: &CallRequest,
-    gas_cap: u64,
+    limits: &CallLimits,
 ) -> Result<CallOutcome, ExecutionError> {
-    let gas = req.gas.unwrap_or(gas_cap).min(gas_cap);
-    run(store, chain, header, req, gas)
+    let deadline = deadline_after(limits.timeout);
+    let view = store.state_at(header.number)?;
+    let gas = req.gas.unwrap_or(limits.gas_cap).min(limits.gas_cap);
+    run(&view, chain, header, req, gas, limits, deadline)
+}
+
+fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    // A timeout too large for the clock means none.
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
 }
 
 /// The least gas with which `req` succeeds, found by binary search between 21,000 and the smaller
-/// of the request's gas, the block gas limit and `gas_cap`. A call that fails even with the most
-/// gas returns its outcome as the error.
+/// of the request's gas, the block gas limit and `limits.gas_cap`, every execution on one
+/// snapshot of the state and all of them together within `limits.timeout`. A call that fails
+/// even with the most gas returns its outcome as the error.
 pub fn estimate_gas(
     store: &Store,
     chain: &Genesis,
     header: &Header,
     req: &CallRequest,
-    gas_cap: u64,
+    limits: &CallLimits,
 ) -> Result<Result<u64, CallOutcome>, ExecutionError> {
+    let deadline = deadline_after(limits.timeout);
+    let view = store.state_at(header.number)?;
+    let attempt = |gas: u64| run(&view, chain, header, req, gas, limits, deadline);
     let mut hi = req
         .gas
         .unwrap_or(header.gas_limit)
         .min(header.gas_limit)
-        .min(gas_cap);
-    let top = run(store, chain, header, req, hi)?;
+        .min(limits.gas_cap);
+    let top = attempt(hi)?;
     if !top.success {
         return Ok(Err(top));
     }
@@ -268,14 +352,14 @@ pub fn estimate_gas(
         return Ok(Ok(hi));
     }
     let first = lo.saturating_add(1);
-    if run(store, chain, header, req, first)?.success {
+    if attempt(first)?.success {
         return Ok(Ok(first));
     }
     lo = first;
     // Bounded: at most log2(hi) ≈ 30 executions.
     while hi - lo > 1 {
         let mid = lo + (hi - lo) / 2;
-        if run(store, chain, header, req, mid)?.success {
+        if attempt(mid)?.success {
             hi = mid;
         } else {
             lo = mid;

@@ -19,15 +19,15 @@ impl DBErrorMarker for DbError {}
 
 /// revm's view of consort's state at one block.
 #[derive(Clone, Debug)]
-pub struct StoreDb {
-    view: StateView,
+pub struct StoreDb<'a> {
+    view: StateView<'a>,
     /// State tests define BLOCKHASH(n) as keccak256 of n in decimal.
     test_block_hashes: bool,
 }
 
-impl StoreDb {
+impl<'a> StoreDb<'a> {
     /// Reads through `view`.
-    pub fn new(view: StateView) -> Self {
+    pub fn new(view: StateView<'a>) -> Self {
         Self {
             view,
             test_block_hashes: false,
@@ -35,7 +35,7 @@ impl StoreDb {
     }
 
     /// Reads through `view`, answering BLOCKHASH as the state tests expect.
-    pub fn for_state_tests(view: StateView) -> Self {
+    pub fn for_state_tests(view: StateView<'a>) -> Self {
         Self {
             view,
             test_block_hashes: true,
@@ -50,7 +50,7 @@ pub(crate) fn bytecode(raw: alloy_primitives::Bytes) -> Bytecode {
     Bytecode::new_raw_checked(raw.clone()).unwrap_or_else(|_| Bytecode::new_legacy(raw))
 }
 
-impl DatabaseRef for StoreDb {
+impl DatabaseRef for StoreDb<'_> {
     type Error = DbError;
 
     fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, Self::Error> {

@@ -51,6 +51,12 @@ pub enum ExecutionError {
     /// revm failed for a reason other than an invalid transaction.
     #[error("EVM failure: {0}")]
     Evm(String),
+    /// A read-only call ran past its wall-clock limit (geth's message).
+    #[error("execution aborted (timeout = {limit:?})")]
+    Timeout {
+        /// The limit (`--Xrpc-call-timeout-ms`).
+        limit: std::time::Duration,
+    },
     /// The block reward does not fit revm's 128-bit balance increment.
     #[error("block reward {0} is too large")]
     RewardTooLarge(U256),

@@ -20,7 +20,7 @@ mod spec;
 pub mod statetest;
 mod validation;
 
-pub use call::{call, estimate_gas, AccountOverride, CallOutcome, CallRequest};
+pub use call::{call, estimate_gas, AccountOverride, CallLimits, CallOutcome, CallRequest};
 pub use db::{DbError, StoreDb};
 pub use executor::{
     bundle_to_changes, execute_block, recover_senders, ExecutedBlock, ExecutionError,

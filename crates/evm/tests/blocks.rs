@@ -5,8 +5,8 @@ use alloy_consensus::{SignableTransaction, Transaction, TxEip1559, TxLegacy};
 use alloy_primitives::{Address, Bytes, Signature, TxKind, B256, U256};
 use consort_chainspec::Genesis;
 use consort_evm::{
-    call, estimate_gas, execute_block, init_genesis, recover_senders, CallRequest, ExecutionError,
-    ExecutionMode,
+    call, estimate_gas, execute_block, init_genesis, recover_senders, CallLimits, CallRequest,
+    ExecutionError, ExecutionMode,
 };
 use consort_primitives::{public_key_address, Header, TxEnvelope};
 use consort_storage::{Store, StoreOptions};
@@ -202,7 +202,7 @@ fn a_block_of_transfers_and_a_deployment_executes_and_commits() {
         to: Some(contract),
         ..Default::default()
     };
-    let out = call(&store, &genesis, &header, &req, 50_000_000).unwrap();
+    let out = call(&store, &genesis, &header, &req, &CallLimits::default()).unwrap();
     assert!(out.success);
     assert_eq!(U256::from_be_slice(&out.output), U256::from(42));
     let transfer_req = CallRequest {
@@ -212,11 +212,18 @@ fn a_block_of_transfers_and_a_deployment_executes_and_commits() {
         ..Default::default()
     };
     assert_eq!(
-        estimate_gas(&store, &genesis, &header, &transfer_req, 50_000_000).unwrap(),
+        estimate_gas(
+            &store,
+            &genesis,
+            &header,
+            &transfer_req,
+            &CallLimits::default()
+        )
+        .unwrap(),
         Ok(21_000)
     );
     // A call against genesis state sees no contract.
-    let out = call(&store, &genesis, &parent, &req, 50_000_000).unwrap();
+    let out = call(&store, &genesis, &parent, &req, &CallLimits::default()).unwrap();
     assert!(out.success && out.output.is_empty());
 }
 

@@ -160,6 +160,24 @@ pub struct NodeArgs {
     )]
     pub rpc_max_logs_range: u64,
 
+    /// Wall-clock limit of one eth_call or eth_estimateGas, in milliseconds (consort's own;
+    /// geth's --rpc.evmtimeout).
+    #[arg(
+        long = "Xrpc-call-timeout-ms",
+        env = "CONSORT_XRPC_CALL_TIMEOUT_MS",
+        default_value_t = 5_000
+    )]
+    pub rpc_call_timeout_ms: u64,
+
+    /// Largest JSON-RPC response in bytes (a batch's responses together); a larger one is
+    /// answered with an error instead.
+    #[arg(
+        long = "Xrpc-max-response-size",
+        env = "CONSORT_XRPC_MAX_RESPONSE_SIZE",
+        default_value_t = consort_rpc::DEFAULT_MAX_RESPONSE_BYTES
+    )]
+    pub rpc_max_response_size: u32,
+
     /// Least gas price (wei) a transaction must offer to enter the pool.
     #[arg(
         long = "min-gas-price",

@@ -75,7 +75,13 @@ impl From<RpcError> for ErrorObjectOwned {
 
 impl From<consort_storage::StorageError> for RpcError {
     fn from(e: consort_storage::StorageError) -> Self {
-        RpcError::Internal(e.to_string())
+        use consort_storage::StorageError as E;
+        match e {
+            E::StateUnavailable { .. } | E::ProofUnavailable { .. } => {
+                RpcError::Unavailable(e.to_string())
+            }
+            other => RpcError::Internal(other.to_string()),
+        }
     }
 }
 
@@ -86,6 +92,7 @@ impl From<consort_evm::ExecutionError> for RpcError {
                 RpcError::Execution(reason)
             }
             consort_evm::ExecutionError::Storage(s) => RpcError::Unavailable(s.to_string()),
+            e @ consort_evm::ExecutionError::Timeout { .. } => RpcError::Execution(e.to_string()),
             other => RpcError::Internal(other.to_string()),
         }
     }

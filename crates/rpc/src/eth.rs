@@ -2,7 +2,7 @@
 
 use crate::convert::{block, block_logs, block_receipts, rpc_header, rpc_transaction};
 use crate::error::{revert_reason, RpcError, RpcResult};
-use crate::server::method;
+use crate::server::{method, Transport};
 use crate::RpcContext;
 use alloy_consensus::Transaction as _;
 use alloy_primitives::{Address, Bytes, B256, U256, U64};
@@ -11,7 +11,7 @@ use alloy_rpc_types_eth::{
     BlockId, BlockNumberOrTag, EIP1186AccountProofResponse, EIP1186StorageProof, FeeHistory,
     Filter, FilterBlockOption, Log as RpcLog, TransactionRequest,
 };
-use consort_evm::{AccountOverride, CallOutcome, CallRequest};
+use consort_evm::{AccountOverride, CallLimits, CallOutcome, CallRequest};
 use consort_primitives::{Header, KECCAK_EMPTY};
 use consort_storage::StateView;
 use consort_txpool::AccountState;
@@ -90,7 +90,7 @@ fn state_header(ctx: &RpcContext, id: Option<BlockId>) -> RpcResult<Header> {
         .ok_or_else(|| RpcError::Unavailable("header not found".into()))
 }
 
-fn state(ctx: &RpcContext, header: &Header) -> RpcResult<StateView> {
+fn state<'a>(ctx: &'a RpcContext, header: &Header) -> RpcResult<StateView<'a>> {
     ctx.store.state_at(header.number).map_err(|e| {
         RpcError::Unavailable(format!(
             "state of block {} is not available: {e}",
@@ -101,9 +101,9 @@ fn state(ctx: &RpcContext, header: &Header) -> RpcResult<StateView> {
 
 /// The pool's view of a state: nonce and balance of each sender.
 #[derive(Debug)]
-pub struct HeadState(pub StateView);
+pub struct HeadState<'a>(pub StateView<'a>);
 
-impl AccountState for HeadState {
+impl AccountState for HeadState<'_> {
     fn nonce_and_balance(&self, address: &Address) -> Result<(u64, U256), String> {
         Ok(self
             .0
@@ -366,7 +366,7 @@ fn syncing(ctx: &RpcContext) -> RpcResult<Value> {
     }))
 }
 
-pub(crate) fn module(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
+pub(crate) fn module(ctx: Arc<RpcContext>, transport: Transport) -> RpcModule<Arc<RpcContext>> {
     let mut m = RpcModule::new(ctx);
     method(&mut m, "eth_chainId", |ctx, _| {
         Ok(hex_u64(ctx.chain.chain_id))
@@ -511,7 +511,7 @@ pub(crate) fn module(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
         let header = state_header(ctx, optional(&mut seq)?)?;
         let overrides: Option<StateOverride> = optional(&mut seq)?;
         let req = call_request(req, overrides)?;
-        let outcome = consort_evm::call(&ctx.store, &ctx.chain, &header, &req, ctx.limits.gas_cap)?;
+        let outcome = consort_evm::call(&ctx.store, &ctx.chain, &header, &req, &call_limits(ctx))?;
         if outcome.success {
             to_json(outcome.output)
         } else {
@@ -524,8 +524,7 @@ pub(crate) fn module(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
         let header = state_header(ctx, optional(&mut seq)?)?;
         let overrides: Option<StateOverride> = optional(&mut seq)?;
         let req = call_request(req, overrides)?;
-        match consort_evm::estimate_gas(&ctx.store, &ctx.chain, &header, &req, ctx.limits.gas_cap)?
-        {
+        match consort_evm::estimate_gas(&ctx.store, &ctx.chain, &header, &req, &call_limits(ctx))? {
             Ok(gas) => Ok(hex_u64(gas)),
             Err(outcome) if outcome.reverted => Err(failed_call(outcome)),
             // Out of gas at the most gas allowed is geth's "exceeds allowance"; any other
@@ -566,18 +565,25 @@ pub(crate) fn module(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
             .into_iter()
             .map(B256::from)
             .collect();
-        let header = state_header(ctx, optional(&mut seq)?)?;
-        if header.number != head(ctx)?.0 {
-            return Err(RpcError::Unavailable(
-                "proofs are served for the latest block only".into(),
-            ));
-        }
+        let id: Option<BlockId> = optional(&mut seq)?;
         if slots.len() > 1_024 {
             return Err(RpcError::LimitExceeded(
                 "more than 1024 storage keys".into(),
             ));
         }
-        let (account, account_proof, storage) = ctx.store.proof(&address, &slots)?;
+        // One snapshot for the whole proof, so a block committed meanwhile cannot mix into it;
+        // a tag naming the head takes the head of that snapshot.
+        let view = match id {
+            None
+            | Some(BlockId::Number(
+                BlockNumberOrTag::Latest
+                | BlockNumberOrTag::Pending
+                | BlockNumberOrTag::Safe
+                | BlockNumberOrTag::Finalized,
+            )) => ctx.store.head_state()?,
+            Some(id) => state(ctx, &state_header(ctx, Some(id))?)?,
+        };
+        let (account, account_proof, storage) = view.proof(&address, &slots)?;
         let account = account.unwrap_or_default();
         let is_empty = account == Default::default();
         to_json(EIP1186AccountProofResponse {
@@ -605,9 +611,16 @@ pub(crate) fn module(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
                 .collect(),
         })
     });
-    crate::filters::register(&mut m);
+    crate::filters::register(&mut m, transport);
     register_subscriptions(&mut m);
     m
+}
+
+fn call_limits(ctx: &RpcContext) -> CallLimits {
+    CallLimits {
+        gas_cap: ctx.limits.gas_cap,
+        timeout: ctx.limits.call_timeout,
+    }
 }
 
 fn fee_history(

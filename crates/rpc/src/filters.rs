@@ -1,10 +1,11 @@
 //! Polling filters: `eth_newFilter`, `eth_newBlockFilter`, `eth_newPendingTransactionFilter`,
-//! `eth_getFilterChanges`, `eth_getFilterLogs`, `eth_uninstallFilter`. Bounded in number and in
-//! what each holds; filters not polled within the timeout are removed.
+//! `eth_getFilterChanges`, `eth_getFilterLogs`, `eth_uninstallFilter`. Bounded in number, in
+//! total and per connection, and in what each holds; filters not polled within the timeout are
+//! removed.
 
 use crate::error::{RpcError, RpcResult};
 use crate::eth::{get_logs, head, logs_in_range, next, to_json};
-use crate::server::method;
+use crate::server::{connection_method, method, Connection, Transport};
 use crate::RpcContext;
 use alloy_primitives::{keccak256, B256, U256};
 use alloy_rpc_types_eth::{BlockNumberOrTag, Filter, FilterBlockOption};
@@ -30,6 +31,8 @@ enum Kind {
 struct Installed {
     kind: Kind,
     last_poll: Instant,
+    /// The connection that installed it, counted against its share.
+    owner: Connection,
 }
 
 /// The installed filters.
@@ -40,12 +43,18 @@ pub struct Filters {
 }
 
 impl Filters {
-    fn install(&mut self, ctx: &RpcContext, kind: Kind) -> RpcResult<U256> {
+    fn install(&mut self, ctx: &RpcContext, owner: Connection, kind: Kind) -> RpcResult<U256> {
         self.expire(ctx);
         if self.by_id.len() >= ctx.limits.max_filters {
             return Err(RpcError::LimitExceeded(format!(
                 "too many filters installed (limit {})",
                 ctx.limits.max_filters
+            )));
+        }
+        let per_connection = ctx.limits.max_filters_per_connection;
+        if self.by_id.values().filter(|f| f.owner == owner).count() >= per_connection {
+            return Err(RpcError::LimitExceeded(format!(
+                "too many filters installed by this connection (limit {per_connection})"
             )));
         }
         self.counter += 1;
@@ -60,6 +69,7 @@ impl Filters {
             Installed {
                 kind,
                 last_poll: Instant::now(),
+                owner,
             },
         );
         Ok(id)
@@ -93,8 +103,8 @@ fn not_found() -> RpcError {
     RpcError::Execution("filter not found".into())
 }
 
-pub(crate) fn register(m: &mut RpcModule<Arc<RpcContext>>) {
-    method(m, "eth_newFilter", |ctx, p| {
+pub(crate) fn register(m: &mut RpcModule<Arc<RpcContext>>, transport: Transport) {
+    connection_method(m, "eth_newFilter", transport, |ctx, p, owner| {
         let filter: Filter = next(&mut p.sequence())?;
         // Changes are logs of blocks after installation (and not before a later `fromBlock`),
         // as geth and Besu report them; `eth_getFilterLogs` covers the filter's whole range.
@@ -108,6 +118,7 @@ pub(crate) fn register(m: &mut RpcModule<Arc<RpcContext>>) {
         };
         let id = lock(ctx)?.install(
             ctx,
+            owner,
             Kind::Logs {
                 filter: Box::new(filter),
                 next: start,
@@ -115,13 +126,18 @@ pub(crate) fn register(m: &mut RpcModule<Arc<RpcContext>>) {
         )?;
         to_json(id)
     });
-    method(m, "eth_newBlockFilter", |ctx, _| {
+    connection_method(m, "eth_newBlockFilter", transport, |ctx, _, owner| {
         let next = head(ctx)?.0.saturating_add(1);
-        to_json(lock(ctx)?.install(ctx, Kind::Blocks { next })?)
+        to_json(lock(ctx)?.install(ctx, owner, Kind::Blocks { next })?)
     });
-    method(m, "eth_newPendingTransactionFilter", |ctx, _| {
-        to_json(lock(ctx)?.install(ctx, Kind::PendingTransactions(VecDeque::new()))?)
-    });
+    connection_method(
+        m,
+        "eth_newPendingTransactionFilter",
+        transport,
+        |ctx, _, owner| {
+            to_json(lock(ctx)?.install(ctx, owner, Kind::PendingTransactions(VecDeque::new()))?)
+        },
+    );
     method(m, "eth_uninstallFilter", |ctx, p| {
         let id: U256 = next(&mut p.sequence())?;
         Ok(Value::Bool(lock(ctx)?.by_id.remove(&id).is_some()))

@@ -25,7 +25,9 @@ pub use error::{revert_reason, RpcError, RpcResult};
 pub use eth::{submit_transaction, HeadState};
 pub use filters::Filters;
 pub use metrics::{PoolMetrics, RpcMetrics};
-pub use server::{start, ApiGroup, RpcServerConfig, RpcServerHandle, TransportConfig};
+pub use server::{
+    start, ApiGroup, RpcServerConfig, RpcServerHandle, TransportConfig, DEFAULT_MAX_RESPONSE_BYTES,
+};
 
 use alloy_primitives::{Address, B256};
 use alloy_rpc_types_eth::Log as RpcLog;
@@ -124,12 +126,17 @@ impl SyncStatus {
 pub struct RpcLimits {
     /// Gas of `eth_call` / `eth_estimateGas` (Besu `--rpc-gas-cap`).
     pub gas_cap: u64,
+    /// Wall-clock time of one `eth_call` / `eth_estimateGas` (`--Xrpc-call-timeout-ms`).
+    pub call_timeout: Duration,
     /// Most blocks one `eth_getLogs` may scan (Besu `--rpc-max-logs-range`).
     pub max_logs_range: u64,
     /// Most logs one `eth_getLogs` may return.
     pub max_logs: usize,
-    /// Most installed filters.
+    /// Most installed filters, all connections together.
     pub max_filters: usize,
+    /// Most installed filters one connection may own (the connection that installed a filter
+    /// owns it), so one client cannot take the whole of `max_filters`.
+    pub max_filters_per_connection: usize,
     /// Filters not polled for this long are removed.
     pub filter_timeout: Duration,
     /// Most blocks `eth_feeHistory` covers.
@@ -140,9 +147,11 @@ impl Default for RpcLimits {
     fn default() -> Self {
         RpcLimits {
             gas_cap: 50_000_000,
+            call_timeout: Duration::from_secs(5),
             max_logs_range: 5_000,
             max_logs: 10_000,
             max_filters: 1_024,
+            max_filters_per_connection: 256,
             filter_timeout: Duration::from_secs(300),
             max_fee_history: 1_024,
         }

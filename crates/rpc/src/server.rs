@@ -1,11 +1,12 @@
-//! The HTTP and WebSocket servers: API groups per transport, host allowlist, CORS, batch and
-//! body limits, and the wrapper that times every method.
+//! The HTTP and WebSocket servers: API groups per transport, host allowlist, CORS, batch, body,
+//! response and connection limits, and the wrapper that times every method.
 
 use crate::error::{RpcError, RpcResult};
 use crate::RpcContext;
 use jsonrpsee::server::middleware::http::HostFilterLayer;
 use jsonrpsee::server::{BatchRequestConfig, RpcModule, Server, ServerConfig, ServerHandle};
 use jsonrpsee::types::{ErrorObjectOwned, Params};
+use jsonrpsee::{ConnectionId, Extensions};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -123,9 +124,19 @@ pub struct RpcServerConfig {
     pub max_batch: u32,
     /// Largest request body in bytes.
     pub max_request_bytes: u32,
-    /// Most open connections per server (Besu `--rpc-http-max-active-connections`).
-    pub max_connections: u32,
+    /// Largest response in bytes, a batch's responses together; a larger one is replaced by
+    /// a JSON-RPC error (-32008 for one call, -32011 for a batch) (`--Xrpc-max-response-size`).
+    pub max_response_bytes: u32,
+    /// Most HTTP requests served at once (Besu `--rpc-http-max-active-connections`); more are
+    /// answered `429 Too Many Requests`.
+    pub max_http_connections: u32,
+    /// Most open WebSocket connections (Besu `--rpc-ws-max-active-connections`); more are
+    /// refused the upgrade with `429 Too Many Requests`.
+    pub max_ws_connections: u32,
 }
+
+/// Default of [`RpcServerConfig::max_response_bytes`]: 32 MiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u32 = 32 * 1024 * 1024;
 
 impl Default for RpcServerConfig {
     fn default() -> Self {
@@ -136,7 +147,9 @@ impl Default for RpcServerConfig {
             cors_origins: vec![],
             max_batch: 1_024,
             max_request_bytes: 5 * 1024 * 1024,
-            max_connections: 80,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_http_connections: 80,
+            max_ws_connections: 80,
         }
     }
 }
@@ -161,14 +174,60 @@ impl RpcServerHandle {
     }
 }
 
+/// The transport a request arrived over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Transport {
+    Http,
+    Ws,
+}
+
+/// One client connection: its transport and jsonrpsee's id for it (each server counts its own
+/// connections, so the id alone is not unique). Over HTTP, one TCP connection (keep-alive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Connection {
+    transport: Transport,
+    id: usize,
+}
+
 /// Registers a method that runs on the blocking pool, timed and counted under its name.
 pub(crate) fn method<F>(module: &mut RpcModule<Arc<RpcContext>>, name: &'static str, f: F)
 where
     F: Fn(&RpcContext, Params<'_>) -> RpcResult<Value> + Clone + Send + Sync + 'static,
 {
-    let registered = module.register_blocking_method(name, move |params, ctx, _| {
+    register(module, name, move |ctx, params, _| f(ctx, params));
+}
+
+/// Like [`method`], for a method that needs to know the connection it was called on.
+pub(crate) fn connection_method<F>(
+    module: &mut RpcModule<Arc<RpcContext>>,
+    name: &'static str,
+    transport: Transport,
+    f: F,
+) where
+    F: Fn(&RpcContext, Params<'_>, Connection) -> RpcResult<Value> + Clone + Send + Sync + 'static,
+{
+    register(module, name, move |ctx, params, extensions| {
+        let id = extensions
+            .get::<ConnectionId>()
+            .ok_or_else(|| RpcError::Internal("request carries no connection id".into()))?;
+        f(
+            ctx,
+            params,
+            Connection {
+                transport,
+                id: id.0,
+            },
+        )
+    });
+}
+
+fn register<F>(module: &mut RpcModule<Arc<RpcContext>>, name: &'static str, f: F)
+where
+    F: Fn(&RpcContext, Params<'_>, &Extensions) -> RpcResult<Value> + Clone + Send + Sync + 'static,
+{
+    let registered = module.register_blocking_method(name, move |params, ctx, extensions| {
         let start = Instant::now();
-        let result = f(&ctx, params);
+        let result = f(&ctx, params, &extensions);
         ctx.metrics
             .request_time
             .with_label_values(&[name])
@@ -186,10 +245,13 @@ where
     }
 }
 
-/// Every method, by group.
-fn modules(ctx: &Arc<RpcContext>) -> Vec<(ApiGroup, RpcModule<Arc<RpcContext>>)> {
+/// Every method served over `transport`, by group.
+fn modules(
+    ctx: &Arc<RpcContext>,
+    transport: Transport,
+) -> Vec<(ApiGroup, RpcModule<Arc<RpcContext>>)> {
     vec![
-        (ApiGroup::Eth, crate::eth::module(ctx.clone())),
+        (ApiGroup::Eth, crate::eth::module(ctx.clone(), transport)),
         (ApiGroup::Net, crate::misc::net(ctx.clone())),
         (ApiGroup::Web3, crate::misc::web3(ctx.clone())),
         (ApiGroup::Txpool, crate::misc::txpool(ctx.clone())),
@@ -199,9 +261,13 @@ fn modules(ctx: &Arc<RpcContext>) -> Vec<(ApiGroup, RpcModule<Arc<RpcContext>>)>
     ]
 }
 
-fn module_for(ctx: &Arc<RpcContext>, apis: &[ApiGroup]) -> RpcResult<RpcModule<()>> {
+fn module_for(
+    ctx: &Arc<RpcContext>,
+    apis: &[ApiGroup],
+    transport: Transport,
+) -> RpcResult<RpcModule<()>> {
     let mut out = RpcModule::new(());
-    for (group, module) in modules(ctx) {
+    for (group, module) in modules(ctx, transport) {
         if apis.contains(&group) {
             out.merge(module)
                 .map_err(|e| RpcError::Internal(e.to_string()))?;
@@ -266,6 +332,11 @@ pub async fn start(ctx: Arc<RpcContext>, config: RpcServerConfig) -> RpcResult<R
         .any(|h| h == "*" || h.eq_ignore_ascii_case("all"));
     for (transport, is_ws) in [(&config.http, false), (&config.ws, true)] {
         let Some(t) = transport else { continue };
+        let (kind, max_connections) = if is_ws {
+            (Transport::Ws, config.max_ws_connections)
+        } else {
+            (Transport::Http, config.max_http_connections)
+        };
         let hosts: Vec<String> = if any_host {
             vec![]
         } else {
@@ -284,8 +355,8 @@ pub async fn start(ctx: Arc<RpcContext>, config: RpcServerConfig) -> RpcResult<R
             .layer(cors(&config.cors_origins));
         let settings = ServerConfig::builder()
             .max_request_body_size(config.max_request_bytes)
-            .max_response_body_size(u32::MAX / 2)
-            .max_connections(config.max_connections)
+            .max_response_body_size(config.max_response_bytes)
+            .max_connections(max_connections)
             .set_batch_request_config(BatchRequestConfig::Limit(config.max_batch))
             .set_id_provider(HexIdProvider::default());
         let settings = if is_ws {
@@ -302,7 +373,7 @@ pub async fn start(ctx: Arc<RpcContext>, config: RpcServerConfig) -> RpcResult<R
         let addr = server
             .local_addr()
             .map_err(|e| RpcError::Internal(e.to_string()))?;
-        let module = module_for(&ctx, &t.apis)?;
+        let module = module_for(&ctx, &t.apis, kind)?;
         handle.handles.push(server.start(module));
         if is_ws {
             handle.ws_addr = Some(addr);

@@ -7,7 +7,7 @@ use alloy_consensus::ReceiptEnvelope;
 use alloy_primitives::{Bytes, B256};
 use alloy_rlp::{Decodable, Encodable};
 use consort_primitives::{Header, TxEnvelope};
-use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{ColumnFamilyDescriptor, Options, Snapshot, WriteBatch, WriteOptions, DB};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -123,7 +123,21 @@ impl Store {
     }
 
     pub(crate) fn get(&self, table: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.db.get_cf(self.cf(table)?, key)?)
+        self.get_in(None, table, key)
+    }
+
+    /// Reads `key` from `snapshot` when one is given, else from the live database.
+    pub(crate) fn get_in(
+        &self,
+        snapshot: Option<&Snapshot<'_>>,
+        table: &'static str,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>> {
+        let cf = self.cf(table)?;
+        Ok(match snapshot {
+            Some(snapshot) => snapshot.get_cf(cf, key)?,
+            None => self.db.get_cf(cf, key)?,
+        })
     }
 
     /// The history window the store was opened with.
@@ -133,7 +147,11 @@ impl Store {
 
     /// The head block's number and hash, `None` before genesis.
     pub fn head(&self) -> Result<Option<(u64, B256)>> {
-        let Some(raw) = self.get(META, HEAD_KEY)? else {
+        self.head_in(None)
+    }
+
+    pub(crate) fn head_in(&self, snapshot: Option<&Snapshot<'_>>) -> Result<Option<(u64, B256)>> {
+        let Some(raw) = self.get_in(snapshot, META, HEAD_KEY)? else {
             return Ok(None);
         };
         let (n, h) = raw
@@ -157,14 +175,30 @@ impl Store {
 
     /// A header by block hash.
     pub fn header(&self, hash: &B256) -> Result<Option<Header>> {
-        self.get(HEADERS, hash.as_slice())?
+        self.header_in(None, hash)
+    }
+
+    pub(crate) fn header_in(
+        &self,
+        snapshot: Option<&Snapshot<'_>>,
+        hash: &B256,
+    ) -> Result<Option<Header>> {
+        self.get_in(snapshot, HEADERS, hash.as_slice())?
             .map(|raw| decode(HEADERS, &raw))
             .transpose()
     }
 
     /// The canonical block hash at a height.
     pub fn canonical_hash(&self, number: u64) -> Result<Option<B256>> {
-        self.get(CANONICAL, &number_key(number))?
+        self.canonical_hash_in(None, number)
+    }
+
+    pub(crate) fn canonical_hash_in(
+        &self,
+        snapshot: Option<&Snapshot<'_>>,
+        number: u64,
+    ) -> Result<Option<B256>> {
+        self.get_in(snapshot, CANONICAL, &number_key(number))?
             .map(|raw| decode_b256(CANONICAL, &raw))
             .transpose()
     }

@@ -50,6 +50,14 @@ pub enum StorageError {
         /// The head block.
         head: u64,
     },
+    /// Proofs are built from the trie, which is stored for the head block only.
+    #[error("proofs are served for the head block {head} only, not block {requested}")]
+    ProofUnavailable {
+        /// The block asked for.
+        requested: u64,
+        /// The head block.
+        head: u64,
+    },
     /// A block does not extend the current head.
     #[error("block {number} ({hash}) does not extend the head {head_number} ({head_hash})")]
     NotOnHead {

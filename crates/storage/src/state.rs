@@ -9,15 +9,19 @@ use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
 use alloy_rlp::{RlpDecodable, RlpEncodable};
 use consort_primitives::{TrieAccount, EMPTY_ROOT_HASH};
 use consort_trie::{NodeStore, Trie, TrieUpdate};
-use rocksdb::{Direction, IteratorMode, WriteBatch};
+use rocksdb::{Direction, IteratorMode, Snapshot, WriteBatch};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-struct AccountTrieStore<'a>(&'a Store);
+struct AccountTrieStore<'a> {
+    store: &'a Store,
+    snapshot: Option<&'a Snapshot<'a>>,
+}
 
 impl NodeStore for AccountTrieStore<'_> {
     fn node(&self, path: &[u8]) -> consort_trie::Result<Option<Bytes>> {
-        self.0
-            .get(ACCOUNT_TRIE, path)
+        self.store
+            .get_in(self.snapshot, ACCOUNT_TRIE, path)
             .map(|v| v.map(Bytes::from))
             .map_err(|e| consort_trie::TrieError::Store(e.to_string()))
     }
@@ -25,13 +29,18 @@ impl NodeStore for AccountTrieStore<'_> {
 
 struct StorageTrieStore<'a> {
     store: &'a Store,
+    snapshot: Option<&'a Snapshot<'a>>,
     hashed_address: B256,
 }
 
 impl NodeStore for StorageTrieStore<'_> {
     fn node(&self, path: &[u8]) -> consort_trie::Result<Option<Bytes>> {
         self.store
-            .get(STORAGE_TRIE, &storage_trie_key(&self.hashed_address, path))
+            .get_in(
+                self.snapshot,
+                STORAGE_TRIE,
+                &storage_trie_key(&self.hashed_address, path),
+            )
             .map(|v| v.map(Bytes::from))
             .map_err(|e| consort_trie::TrieError::Store(e.to_string()))
     }
@@ -69,15 +78,24 @@ pub struct PreparedState {
 }
 
 impl Store {
-    fn trie_account(&self, address: &Address) -> Result<Option<TrieAccount>> {
-        self.get(ACCOUNTS, address.as_slice())?
+    fn trie_account(
+        &self,
+        snapshot: Option<&Snapshot<'_>>,
+        address: &Address,
+    ) -> Result<Option<TrieAccount>> {
+        self.get_in(snapshot, ACCOUNTS, address.as_slice())?
             .map(|raw| decode(ACCOUNTS, &raw))
             .transpose()
     }
 
-    fn flat_storage(&self, address: &Address, slot: &U256) -> Result<U256> {
+    fn flat_storage(
+        &self,
+        snapshot: Option<&Snapshot<'_>>,
+        address: &Address,
+        slot: &U256,
+    ) -> Result<U256> {
         Ok(self
-            .get(STORAGE, &storage_key(address, slot))?
+            .get_in(snapshot, STORAGE, &storage_key(address, slot))?
             .map(|v| U256::from_be_slice(&v))
             .unwrap_or_default())
     }
@@ -102,17 +120,33 @@ impl Store {
 
     /// The state root at the head (empty before genesis).
     pub fn head_state_root(&self) -> Result<B256> {
-        match self.head()? {
-            Some(_) => Ok(self.head_header()?.state_root),
-            None => Ok(EMPTY_ROOT_HASH),
-        }
+        self.head_state_root_in(None)
+    }
+
+    fn head_state_root_in(&self, snapshot: Option<&Snapshot<'_>>) -> Result<B256> {
+        let Some((_, hash)) = self.head_in(snapshot)? else {
+            return Ok(EMPTY_ROOT_HASH);
+        };
+        let header = self
+            .header_in(snapshot, &hash)?
+            .ok_or(StorageError::Corrupt {
+                table: HEADERS,
+                reason: format!("head {hash} has no header"),
+            })?;
+        Ok(header.state_root)
     }
 
     /// Applies `changes` to the head state in memory and computes the new state root, reading
     /// only the trie nodes on the changed paths. Nothing is written.
     pub fn prepare_state(&self, changes: &StateChanges) -> Result<PreparedState> {
         let parent = self.head()?.map(|(n, _)| n);
-        let mut account_trie = Trie::new(AccountTrieStore(self), self.head_state_root()?);
+        let mut account_trie = Trie::new(
+            AccountTrieStore {
+                store: self,
+                snapshot: None,
+            },
+            self.head_state_root()?,
+        );
         let mut out = PreparedState {
             parent,
             state_root: EMPTY_ROOT_HASH,
@@ -152,13 +186,14 @@ impl Store {
                     let mut trie = Trie::new(
                         StorageTrieStore {
                             store: self,
+                            snapshot: None,
                             hashed_address: hashed,
                         },
                         base_root,
                     );
                     for (slot, value) in &change.storage {
                         if !wipe {
-                            let before = self.flat_storage(address, slot)?;
+                            let before = self.flat_storage(None, address, slot)?;
                             old_slots.insert(*slot, before);
                         } else {
                             old_slots.entry(*slot).or_default();
@@ -228,17 +263,23 @@ impl Store {
         Ok(())
     }
 
-    /// The state as of the head, read without pinning (for the block executor).
-    pub fn latest_state(&self) -> StateView {
+    /// The state as of the head, read live without a snapshot: for the block executor, the
+    /// only writer, whose head cannot move under it.
+    pub fn latest_state(&self) -> StateView<'_> {
         StateView {
-            store: self.clone(),
+            store: self,
+            snapshot: None,
+            head: None,
             at: None,
         }
     }
 
     /// The state as of block `number` (after its transactions), if inside the history window.
-    pub fn state_at(&self, number: u64) -> Result<StateView> {
-        let (head, _) = self.head()?.ok_or(StorageError::Empty)?;
+    /// Every read of the view comes from one RocksDB snapshot taken here, so a block committed
+    /// (or history pruned) while the view is in use changes nothing it returns.
+    pub fn state_at(&self, number: u64) -> Result<StateView<'_>> {
+        let snapshot = self.db.snapshot();
+        let (head, _) = self.head_in(Some(&snapshot))?.ok_or(StorageError::Empty)?;
         let oldest = self.oldest_state(head);
         if number > head || number < oldest {
             return Err(StorageError::StateUnavailable {
@@ -248,8 +289,22 @@ impl Store {
             });
         }
         Ok(StateView {
-            store: self.clone(),
+            store: self,
+            snapshot: Some(Arc::new(snapshot)),
+            head: Some(head),
             at: Some(number),
+        })
+    }
+
+    /// The state as of the head, pinned to one snapshot like [`Store::state_at`].
+    pub fn head_state(&self) -> Result<StateView<'_>> {
+        let snapshot = self.db.snapshot();
+        let (head, _) = self.head_in(Some(&snapshot))?.ok_or(StorageError::Empty)?;
+        Ok(StateView {
+            store: self,
+            snapshot: Some(Arc::new(snapshot)),
+            head: Some(head),
+            at: Some(head),
         })
     }
 
@@ -258,9 +313,7 @@ impl Store {
         Ok(self.get(CODE, hash.as_slice())?.map(Bytes::from))
     }
 
-    /// Merkle proofs for an account and some of its storage slots at the head, as
-    /// `eth_getProof` returns them: the account (if it exists), its proof, and each slot's value
-    /// and proof.
+    /// Merkle proofs at the head, read from one snapshot: see [`StateView::proof`].
     #[allow(clippy::type_complexity)]
     pub fn proof(
         &self,
@@ -271,25 +324,7 @@ impl Store {
         Vec<Bytes>,
         Vec<(B256, U256, Vec<Bytes>)>,
     )> {
-        let mut trie = Trie::new(AccountTrieStore(self), self.head_state_root()?);
-        let hashed = keccak256(address);
-        let account_proof = trie.proof(hashed.as_slice())?;
-        let account = self.trie_account(address)?;
-        let storage_root = account.map_or(EMPTY_ROOT_HASH, |a| a.storage_root);
-        let mut storage_trie = Trie::new(
-            StorageTrieStore {
-                store: self,
-                hashed_address: hashed,
-            },
-            storage_root,
-        );
-        let mut storage_proofs = Vec::with_capacity(slots.len());
-        for slot in slots {
-            let value = self.flat_storage(address, &U256::from_be_bytes(slot.0))?;
-            let proof = storage_trie.proof(keccak256(slot).as_slice())?;
-            storage_proofs.push((*slot, value, proof));
-        }
-        Ok((account, account_proof, storage_proofs))
+        self.head_state()?.proof(address, slots)
     }
 
     /// Checks that the head's state root is what the stored trie hashes to. Run on open.
@@ -408,18 +443,38 @@ impl PreparedState {
     }
 }
 
-/// A read-only view of the state at one block.
-#[derive(Clone, Debug)]
-pub struct StateView {
-    store: Store,
+/// A read-only view of the state at one block. Views from [`Store::state_at`] and
+/// [`Store::head_state`] read from one RocksDB snapshot, so all their values belong to the
+/// same block however many blocks commit meanwhile.
+#[derive(Clone)]
+pub struct StateView<'a> {
+    store: &'a Store,
+    /// The snapshot every read goes through; `None` reads the live database.
+    snapshot: Option<Arc<Snapshot<'a>>>,
+    /// The head when the snapshot was taken.
+    head: Option<u64>,
     /// `None` reads the latest state directly.
     at: Option<u64>,
 }
 
-impl StateView {
+impl std::fmt::Debug for StateView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateView")
+            .field("at", &self.at)
+            .field("head", &self.head)
+            .field("snapshot", &self.snapshot.is_some())
+            .finish()
+    }
+}
+
+impl StateView<'_> {
     /// The block this view reads, `None` for the unpinned latest state.
     pub fn block(&self) -> Option<u64> {
         self.at
+    }
+
+    fn snapshot(&self) -> Option<&Snapshot<'_>> {
+        self.snapshot.as_deref()
     }
 
     /// The value of `prefix` before the first change after `self.at`, if one was recorded.
@@ -431,11 +486,12 @@ impl StateView {
         let mut key = prefix.to_vec();
         key.extend_from_slice(&next.to_be_bytes());
         let cf = self.store.cf(table)?;
-        let mut iter = self
-            .store
-            .db
-            .iterator_cf(cf, IteratorMode::From(&key, Direction::Forward));
-        match iter.next() {
+        let mode = IteratorMode::From(&key, Direction::Forward);
+        let first = match &self.snapshot {
+            Some(snapshot) => snapshot.iterator_cf(cf, mode).next(),
+            None => self.store.db.iterator_cf(cf, mode).next(),
+        };
+        match first {
             Some(item) => {
                 let (k, v) = item?;
                 Ok((k.len() == prefix.len() + 8 && k.starts_with(prefix)).then(|| v.to_vec()))
@@ -449,7 +505,7 @@ impl StateView {
         match self.history(ACCOUNT_HISTORY, address.as_slice())? {
             Some(old) if old.is_empty() => Ok(None),
             Some(old) => decode(ACCOUNT_HISTORY, &old).map(Some),
-            None => self.store.trie_account(address),
+            None => self.store.trie_account(self.snapshot(), address),
         }
     }
 
@@ -466,17 +522,70 @@ impl StateView {
     pub fn storage(&self, address: &Address, slot: &U256) -> Result<U256> {
         match self.history(STORAGE_HISTORY, &storage_key(address, slot))? {
             Some(old) => Ok(U256::from_be_slice(&old)),
-            None => self.store.flat_storage(address, slot),
+            None => self.store.flat_storage(self.snapshot(), address, slot),
         }
     }
 
     /// Contract code by hash.
     pub fn code(&self, hash: &B256) -> Result<Option<Bytes>> {
-        self.store.code(hash)
+        Ok(self
+            .store
+            .get_in(self.snapshot(), CODE, hash.as_slice())?
+            .map(Bytes::from))
     }
 
     /// The canonical hash of block `number`.
     pub fn block_hash(&self, number: u64) -> Result<Option<B256>> {
-        self.store.canonical_hash(number)
+        self.store.canonical_hash_in(self.snapshot(), number)
+    }
+
+    /// Merkle proofs for an account and some of its storage slots, as `eth_getProof` returns
+    /// them: the account (if it exists), its proof, and each slot's value and proof. The trie
+    /// is stored for the head only, so the view must be of the head it was taken at.
+    #[allow(clippy::type_complexity)]
+    pub fn proof(
+        &self,
+        address: &Address,
+        slots: &[B256],
+    ) -> Result<(
+        Option<TrieAccount>,
+        Vec<Bytes>,
+        Vec<(B256, U256, Vec<Bytes>)>,
+    )> {
+        let snapshot = self.snapshot();
+        let head = match self.head {
+            Some(head) => head,
+            None => self.store.head_in(None)?.ok_or(StorageError::Empty)?.0,
+        };
+        if let Some(at) = self.at.filter(|at| *at != head) {
+            return Err(StorageError::ProofUnavailable {
+                requested: at,
+                head,
+            });
+        }
+        let store = self.store;
+        let mut trie = Trie::new(
+            AccountTrieStore { store, snapshot },
+            store.head_state_root_in(snapshot)?,
+        );
+        let hashed = keccak256(address);
+        let account_proof = trie.proof(hashed.as_slice())?;
+        let account = store.trie_account(snapshot, address)?;
+        let storage_root = account.map_or(EMPTY_ROOT_HASH, |a| a.storage_root);
+        let mut storage_trie = Trie::new(
+            StorageTrieStore {
+                store,
+                snapshot,
+                hashed_address: hashed,
+            },
+            storage_root,
+        );
+        let mut storage_proofs = Vec::with_capacity(slots.len());
+        for slot in slots {
+            let value = store.flat_storage(snapshot, address, &U256::from_be_bytes(slot.0))?;
+            let proof = storage_trie.proof(keccak256(slot).as_slice())?;
+            storage_proofs.push((*slot, value, proof));
+        }
+        Ok((account, account_proof, storage_proofs))
     }
 }

@@ -339,11 +339,18 @@ impl TxPool {
             if queue.map_or(0, |q| q.txs.len()) >= self.config.max_per_sender {
                 return Err(PoolError::SenderLimit(self.config.max_per_sender));
             }
-            while self.len() >= self.config.max_transactions
-                || self.bytes.saturating_add(size) > self.config.max_pool_bytes
-            {
-                self.evict_for(&pooled, state_nonce)?;
-            }
+        }
+        // Both bounds hold after the insert, also when a replacement is larger than what it
+        // replaces. Evictions are chosen before any is made, so a refusal changes nothing.
+        let count = self.len().saturating_add(usize::from(replaced.is_none()));
+        let bytes = self
+            .bytes
+            .saturating_sub(replaced.as_ref().map_or(0, |old| old.size))
+            .saturating_add(size);
+        for (victim_sender, victim_nonce) in
+            self.evictions_for(&pooled, state_nonce, count, bytes)?
+        {
+            self.remove_tx(&victim_sender, victim_nonce);
         }
 
         let queue = self.senders.entry(sender).or_insert_with(|| SenderQueue {
@@ -375,39 +382,53 @@ impl TxPool {
             && tip(&new.tx) >= bump(tip(&old.tx))
     }
 
-    /// Makes room for `incoming` by evicting the least valuable evictable transaction: the last
-    /// one of some sender (so no gap opens), queued before pending, then the lowest tip. Fails
-    /// if that transaction is worth at least as much as `incoming`.
-    fn evict_for(
-        &mut self,
+    /// The transactions to evict so that the pool, holding `count` transactions of `bytes`
+    /// bytes once `incoming` is in, is within its bounds: each time the least valuable evictable
+    /// one, the last of some other sender (so no gap opens), queued before pending, then the
+    /// lowest tip. Fails if that transaction is worth at least as much as `incoming`.
+    fn evictions_for(
+        &self,
         incoming: &PooledTransaction,
         incoming_state_nonce: u64,
-    ) -> Result<(), PoolError> {
+        mut count: usize,
+        mut bytes: usize,
+    ) -> Result<Vec<(Address, u64)>, PoolError> {
         let base_fee = self.head.base_fee;
         let score =
             |pending: bool, tx: &PooledTransaction| (pending, tx.tip(base_fee).unwrap_or(0));
-        let victim = self
-            .senders
-            .iter()
-            .filter(|(sender, _)| **sender != incoming.sender)
-            .map(|(_, q)| q)
-            .filter_map(|q| {
-                let (_, tx) = q.txs.last_key_value()?;
-                Some((score(q.is_pending(tx.nonce()), tx), tx.clone()))
-            })
-            .min_by(|a, b| a.0.cmp(&b.0).then(b.1.arrival.cmp(&a.1.arrival)));
-        let Some((victim_score, victim)) = victim else {
-            return Err(PoolError::PoolFull);
-        };
         let incoming_pending = match self.senders.get(&incoming.sender) {
             Some(q) => incoming.nonce() <= q.next_nonce(),
             None => incoming.nonce() == incoming_state_nonce,
         };
-        if score(incoming_pending, incoming) <= victim_score {
-            return Err(PoolError::PoolFull);
+        let incoming_score = score(incoming_pending, incoming);
+        // Transactions already chosen from the tail of each sender.
+        let mut taken: HashMap<Address, usize> = HashMap::new();
+        let mut victims = Vec::new();
+        while count > self.config.max_transactions || bytes > self.config.max_pool_bytes {
+            let victim = self
+                .senders
+                .iter()
+                .filter(|(sender, _)| **sender != incoming.sender)
+                .filter_map(|(sender, q)| {
+                    let skip = taken.get(sender).copied().unwrap_or(0);
+                    // Evicting a sender's tail leaves its earlier transactions pending or
+                    // queued as they were.
+                    let tx = q.txs.values().nth_back(skip)?;
+                    Some((score(q.is_pending(tx.nonce()), tx), tx))
+                })
+                .min_by(|a, b| a.0.cmp(&b.0).then(b.1.arrival.cmp(&a.1.arrival)));
+            let Some((victim_score, victim)) = victim else {
+                return Err(PoolError::PoolFull);
+            };
+            if incoming_score <= victim_score {
+                return Err(PoolError::PoolFull);
+            }
+            *taken.entry(victim.sender).or_default() += 1;
+            victims.push((victim.sender, victim.nonce()));
+            count = count.saturating_sub(1);
+            bytes = bytes.saturating_sub(victim.size);
         }
-        self.remove_tx(&victim.sender, victim.nonce());
-        Ok(())
+        Ok(victims)
     }
 
     fn remove_tx(&mut self, sender: &Address, nonce: u64) -> Option<Arc<PooledTransaction>> {

@@ -431,3 +431,70 @@ fn the_pool_is_bounded_in_bytes() {
     }
     assert_eq!(pool.len(), 3);
 }
+
+/// A transfer from `key` carrying `data_len` zero bytes of call data, so it is larger than a
+/// plain one.
+fn padded_transfer(key: &Key, nonce: u64, max_fee: u128, tip: u128, data_len: usize) -> TxEnvelope {
+    key.sign(TxEip1559 {
+        chain_id: CHAIN_ID,
+        nonce,
+        gas_limit: 100_000,
+        max_fee_per_gas: max_fee,
+        max_priority_fee_per_gas: tip,
+        to: TxKind::Call(Address::repeat_byte(0xee)),
+        value: U256::from(1),
+        access_list: Default::default(),
+        input: Bytes::from(vec![0u8; data_len]),
+    })
+}
+
+#[test]
+fn a_larger_replacement_keeps_the_pool_within_its_byte_bound() {
+    let (a, b, c) = (Key::new(1), Key::new(2), Key::new(3));
+    let state = State::default();
+    for k in [&a, &b, &c] {
+        state.set(k.address(), 0, RICH);
+    }
+    let first = [
+        a.transfer(0, 2_000, 10),
+        b.transfer(0, 2_000, 20),
+        c.transfer(0, 2_000, 30),
+    ];
+    let one = first[0].encode_2718_len();
+    // Exactly full with the three.
+    let limit: usize = first.iter().map(|t| t.encode_2718_len()).sum();
+    let full_pool = || {
+        let mut pool = pool_with(PoolConfig {
+            max_pool_bytes: limit,
+            ..PoolConfig::default()
+        });
+        for tx in &first {
+            pool.add(tx.clone(), &state).unwrap();
+        }
+        assert_eq!(pool.bytes(), limit);
+        pool
+    };
+    // Half again a transfer's size: room for it means evicting someone else.
+    let bigger = |tip| padded_transfer(&a, 0, 4_000, tip, one / 2);
+    assert!(bigger(25).encode_2718_len() > one + one / 3);
+
+    // Paying more than b, the replacement takes b's place (b's tip is the lowest of the
+    // others); the pool stays within its bytes.
+    let mut pool = full_pool();
+    let replacement = pool.add(bigger(25), &state).unwrap();
+    assert!(pool.bytes() <= limit, "{} bytes > {limit}", pool.bytes());
+    assert!(pool.get(&replacement.hash).is_some());
+    assert_eq!(pool.pending_nonce(&b.address()), None, "b was evicted");
+    assert_eq!(pool.pending_nonce(&c.address()), Some(1));
+
+    // Paying less than every transaction it would have to evict, the replacement is refused
+    // and the pool is as it was: the original still pooled, nothing evicted.
+    let mut pool = full_pool();
+    let original = pool.get(first[0].tx_hash()).unwrap();
+    assert_eq!(
+        pool.add(bigger(11), &state).unwrap_err(),
+        PoolError::PoolFull
+    );
+    assert_eq!((pool.len(), pool.bytes()), (3, limit));
+    assert!(pool.get(&original.hash).is_some());
+}
