@@ -19,7 +19,7 @@ mod state;
 
 pub use changes::{Account, AccountChange, StateChanges};
 pub use db::{BlockLocation, Store, StoreOptions};
-pub use state::{PreparedState, StateView};
+pub use state::{AccountProof, PreparedState, StateView};
 
 use alloy_primitives::B256;
 

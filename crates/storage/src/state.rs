@@ -46,6 +46,13 @@ impl NodeStore for StorageTrieStore<'_> {
     }
 }
 
+/// What `eth_getProof` returns: the account (if it exists), its proof, and each requested
+/// slot's value and proof.
+pub type AccountProof = (
+    Option<TrieAccount>,
+    Vec<Bytes>,
+    Vec<(B256, U256, Vec<Bytes>)>,
+);
 /// The keys a block changed, kept to prune its history later.
 #[derive(Debug, Default, RlpEncodable, RlpDecodable)]
 struct ChangeSet {
@@ -314,16 +321,7 @@ impl Store {
     }
 
     /// Merkle proofs at the head, read from one snapshot: see [`StateView::proof`].
-    #[allow(clippy::type_complexity)]
-    pub fn proof(
-        &self,
-        address: &Address,
-        slots: &[B256],
-    ) -> Result<(
-        Option<TrieAccount>,
-        Vec<Bytes>,
-        Vec<(B256, U256, Vec<Bytes>)>,
-    )> {
+    pub fn proof(&self, address: &Address, slots: &[B256]) -> Result<AccountProof> {
         self.head_state()?.proof(address, slots)
     }
 
@@ -542,16 +540,7 @@ impl StateView<'_> {
     /// Merkle proofs for an account and some of its storage slots, as `eth_getProof` returns
     /// them: the account (if it exists), its proof, and each slot's value and proof. The trie
     /// is stored for the head only, so the view must be of the head it was taken at.
-    #[allow(clippy::type_complexity)]
-    pub fn proof(
-        &self,
-        address: &Address,
-        slots: &[B256],
-    ) -> Result<(
-        Option<TrieAccount>,
-        Vec<Bytes>,
-        Vec<(B256, U256, Vec<Bytes>)>,
-    )> {
+    pub fn proof(&self, address: &Address, slots: &[B256]) -> Result<AccountProof> {
         let snapshot = self.snapshot();
         let head = match self.head {
             Some(head) => head,
