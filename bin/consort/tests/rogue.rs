@@ -7,88 +7,16 @@ mod support;
 use alloy::consensus::TxEip1559;
 use alloy::primitives::{Address, TxKind, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
-use alloy_rlp::Encodable;
-use consort_network::{NetworkConfig, NetworkEvent, NetworkHandle, NetworkMetrics, Topic};
-use consort_primitives::Header;
+use consort_network::Topic;
 use consort_qbft::{CommitPayload, PreparePayload, Qbft, QbftMessage};
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use support::rogue::lie_about_the_head;
 use support::{metric_sum, poll, rpc, sign_eip1559, start, DEV_KEYS};
-use tokio::sync::mpsc;
 
 const DEADLINE: Duration = Duration::from_secs(30);
-
-async fn rogue(
-    seed: u8,
-    node_enode: &str,
-    network_id: &str,
-) -> (NetworkHandle, mpsc::Receiver<NetworkEvent>) {
-    consort_network::start(
-        NetworkConfig {
-            key: secp256k1::SecretKey::from_slice(&[seed; 32]).unwrap(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            bootnodes: vec![node_enode.parse().unwrap()],
-            static_nodes: vec![],
-            max_peers: 4,
-            discovery: false,
-            network_id: network_id.to_string(),
-            client_version: "rogue".into(),
-            redial_interval: Duration::from_secs(1),
-        },
-        NetworkMetrics::new(&consort_metrics::Registry::new()).unwrap(),
-    )
-    .await
-    .unwrap()
-}
-
-/// RLP `[number, hash, genesis]`: the sync protocol's status answer.
-fn status(number: u64, genesis: B256) -> Vec<u8> {
-    let fields = [number.length(), B256::ZERO.length(), genesis.length()];
-    let mut out = Vec::new();
-    alloy_rlp::Header {
-        list: true,
-        payload_length: fields.iter().sum(),
-    }
-    .encode(&mut out);
-    number.encode(&mut out);
-    B256::repeat_byte(0xee).encode(&mut out);
-    genesis.encode(&mut out);
-    out
-}
-
-/// Answers every sync request as a node from another incarnation of the chain would: a head
-/// far ahead, and headers that do not link to anything we have. Counts the header requests.
-fn lie_about_the_head(
-    liar: NetworkHandle,
-    mut events: mpsc::Receiver<NetworkEvent>,
-    genesis: B256,
-    header_requests: Arc<AtomicU64>,
-) {
-    tokio::spawn(async move {
-        while let Some(event) = events.recv().await {
-            let NetworkEvent::Request { data, channel, .. } = event else {
-                continue;
-            };
-            let fields: Vec<u64> = alloy_rlp::Decodable::decode(&mut data.as_slice()).unwrap();
-            let answer = match fields.first() {
-                Some(0) => status(1_000_000, genesis),
-                Some(1) => {
-                    header_requests.fetch_add(1, Ordering::SeqCst);
-                    let header = Header {
-                        number: fields[1],
-                        parent_hash: B256::repeat_byte(0x99),
-                        ..Header::default()
-                    };
-                    alloy_rlp::encode(vec![header])
-                }
-                _ => alloy_rlp::encode(Vec::<Vec<u8>>::new()),
-            };
-            liar.respond(channel, answer);
-        }
-    });
-}
 
 fn send_transfer(url: &str, nonce: u64) -> serde_json::Value {
     let signer: PrivateKeySigner = DEV_KEYS[1].parse().unwrap();
@@ -178,7 +106,7 @@ async fn rogue_peers_are_refused_and_blocks_continue() {
     // 1. A peer from another incarnation of the network claims block 1,000,000 and sends
     //    headers that do not link. The validator must not sit out consensus on its word.
     let header_requests = Arc::new(AtomicU64::new(0));
-    let (liar, events) = rogue(0x51, &enode, &network_id).await;
+    let (liar, events) = support::rogue::peer(0x51, &[enode.clone()], &network_id).await;
     lie_about_the_head(liar, events, genesis, header_requests.clone());
     assert!(
         poll(DEADLINE, || (header_requests.load(Ordering::SeqCst) >= 1)
@@ -215,8 +143,8 @@ async fn rogue_peers_are_refused_and_blocks_continue() {
 
     // 2. Two peers publish the same consensus message (each under its own sequence number):
     //    it is one message, judged once.
-    let (a, _a_events) = rogue(0x52, &enode, &network_id).await;
-    let (b, _b_events) = rogue(0x53, &enode, &network_id).await;
+    let (a, _a_events) = support::rogue::peer(0x52, &[enode.clone()], &network_id).await;
+    let (b, _b_events) = support::rogue::peer(0x53, &[enode.clone()], &network_id).await;
     assert!(poll(DEADLINE, || (peer_count(&url) == 2).then_some(())).is_some());
     // Gossip needs the subscriptions exchanged: probe with distinct messages until one lands.
     let mut probe = 0;
@@ -248,7 +176,7 @@ async fn rogue_peers_are_refused_and_blocks_continue() {
     );
 
     // 3. A third peer finds the node full (--max-peers=2) and is refused.
-    let (_c, _c_events) = rogue(0x54, &enode, &network_id).await;
+    let (_c, _c_events) = support::rogue::peer(0x54, &[enode.clone()], &network_id).await;
     assert!(
         poll(DEADLINE, || {
             (metric_sum(

@@ -863,7 +863,7 @@ mod tests {
                     eprintln!("  {line}");
                 }
                 eprintln!(
-                    "replay: CONSORT_HOST_SIM_SEED={seed} cargo test -p consort-node \
+                    "replay: CONSORT_HOST_SIM_SEED={seed} cargo test --workspace --lib \
                      sim::tests::one_seed -- --nocapture"
                 );
                 failures.push(seed);
@@ -900,6 +900,52 @@ mod tests {
             assert_eq!(a, b, "seed {seed}");
             assert!(a.len() > 10, "seed {seed} did nothing: {a:?}");
         }
+    }
+
+    /// extraData is read canonically wherever a hash covers it: a committed block whose
+    /// extraData list gains an item after the seals still decodes to the same fields, hashes
+    /// and seals, and is refused, so a stored block's bytes are the bytes that were sealed.
+    #[test]
+    fn a_block_with_an_extra_item_in_its_extra_data_is_refused() {
+        let mut world = World::new(7);
+        world.run().unwrap_or_else(|e| panic!("seed 7: {e}"));
+        let chain = world
+            .nodes
+            .iter()
+            .find_map(|n| n.running.as_ref())
+            .map(|r| r.driver.chain().clone())
+            .unwrap_or_else(|| panic!("no node running"));
+        let head = chain.store.head_header().unwrap_or_else(|e| panic!("{e}"));
+        let parent = chain
+            .store
+            .header_by_number(head.number - 1)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("no parent"));
+        chain
+            .check_header_seals(&parent, &head)
+            .unwrap_or_else(|e| panic!("the committed block: {e}"));
+        let mut malleated = head.clone();
+        let mut rest = &head.extra_data[..];
+        let list = alloy_rlp::Header::decode(&mut rest).unwrap_or_else(|e| panic!("{e}"));
+        let mut extra = Vec::new();
+        alloy_rlp::Header {
+            list: true,
+            payload_length: list.payload_length + 1,
+        }
+        .encode(&mut extra);
+        extra.extend_from_slice(rest);
+        extra.push(alloy_rlp::EMPTY_STRING_CODE);
+        malleated.extra_data = extra.into();
+        assert_eq!(
+            consort_primitives::bft_onchain_hash(&malleated).ok(),
+            consort_primitives::bft_onchain_hash(&head).ok(),
+            "the extra item changes no hash"
+        );
+        let err = chain
+            .check_header_seals(&parent, &malleated)
+            .expect_err("a malleated extraData was accepted");
+        assert!(err.to_string().contains("extraData"), "{err}");
     }
 
     #[test]

@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod netns;
+pub mod rogue;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -45,8 +48,22 @@ pub fn start(data_path: &Path, extra: &[&str]) -> Node {
 /// Starts `consort` with `args` on `data_path`, HTTP, WebSocket, metrics and P2P on ephemeral
 /// ports (P2P on 127.0.0.1 unless `args` name an interface).
 pub fn start_with(data_path: &Path, args: &[String]) -> Node {
+    start_in(None, data_path, args)
+}
+
+/// Like [`start_with`], inside the network namespace `netns` when given (`ip netns exec`,
+/// which execs the node, so the child is the node itself).
+pub fn start_in(netns: Option<&str>, data_path: &Path, args: &[String]) -> Node {
     let p2p = !args.iter().any(|a| a == "--p2p-enabled=false");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_consort"));
+    let binary = env!("CARGO_BIN_EXE_consort");
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut cmd = Command::new("ip");
+            cmd.args(["netns", "exec", ns, binary]);
+            cmd
+        }
+        None => Command::new(binary),
+    };
     if !args.iter().any(|a| a.starts_with("--p2p-interface")) {
         cmd.args(["--p2p-interface=127.0.0.1", "--p2p-host=127.0.0.1"]);
     }
