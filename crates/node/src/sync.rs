@@ -19,8 +19,9 @@ use alloy_rlp::{Decodable, Encodable, RlpDecodable, RlpEncodable};
 use consort_network::{NetworkHandle, PeerId};
 use consort_primitives::{Header, TxEnvelope};
 use consort_qbft::Block;
-use consort_rpc::SyncStatus;
+use consort_rpc::SyncReader;
 use consort_storage::Store;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -49,6 +50,56 @@ pub enum SyncHint {
     Peer,
     /// A peer sent something about this height.
     Height(u64),
+}
+
+/// Sync progress, written by the syncer and read by the driver (a syncing validator sits
+/// rounds out) and by `eth_syncing` through [`SyncReader`].
+#[derive(Debug, Default)]
+pub struct SyncStatus {
+    syncing: AtomicBool,
+    starting: AtomicU64,
+    highest: AtomicU64,
+}
+
+impl SyncStatus {
+    /// Catching up began at `starting`, towards `highest`.
+    pub fn start(&self, starting: u64, highest: u64) {
+        if !self.syncing.swap(true, Ordering::SeqCst) {
+            self.starting.store(starting, Ordering::SeqCst);
+        }
+        self.highest.fetch_max(highest, Ordering::SeqCst);
+    }
+
+    /// A peer knows a block at `highest`.
+    pub fn saw(&self, highest: u64) {
+        self.highest.fetch_max(highest, Ordering::SeqCst);
+    }
+
+    /// Caught up.
+    pub fn finish(&self) {
+        self.syncing.store(false, Ordering::SeqCst);
+    }
+
+    /// Whether the node is catching up.
+    pub fn is_syncing(&self) -> bool {
+        self.syncing.load(Ordering::SeqCst)
+    }
+
+    /// `(startingBlock, highestBlock)` while syncing.
+    pub fn progress(&self) -> Option<(u64, u64)> {
+        self.is_syncing().then(|| {
+            (
+                self.starting.load(Ordering::SeqCst),
+                self.highest.load(Ordering::SeqCst),
+            )
+        })
+    }
+}
+
+impl SyncReader for SyncStatus {
+    fn progress(&self) -> Option<(u64, u64)> {
+        SyncStatus::progress(self)
+    }
 }
 
 /// A peer's answer to a status request: its head and genesis.

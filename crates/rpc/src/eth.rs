@@ -1,6 +1,8 @@
 //! The `eth_` methods.
 
-use crate::convert::{block, block_logs, block_receipts, rpc_header, rpc_transaction};
+use crate::convert::{
+    block, block_logs, block_receipts, new_block_logs, rpc_header, rpc_transaction,
+};
 use crate::error::{revert_reason, RpcError, RpcResult};
 use crate::server::{method, Transport};
 use crate::RpcContext;
@@ -14,7 +16,7 @@ use alloy_rpc_types_eth::{
 use consort_evm::{AccountOverride, CallLimits, CallOutcome, CallRequest};
 use consort_primitives::{Header, KECCAK_EMPTY};
 use consort_storage::StateView;
-use consort_txpool::AccountState;
+use consort_txpool::TxSource;
 use jsonrpsee::server::{PendingSubscriptionSink, RpcModule, SubscriptionMessage};
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use serde::de::DeserializeOwned;
@@ -97,20 +99,6 @@ fn state<'a>(ctx: &'a RpcContext, header: &Header) -> RpcResult<StateView<'a>> {
             header.number
         ))
     })
-}
-
-/// The pool's view of a state: nonce and balance of each sender.
-#[derive(Debug)]
-pub struct HeadState<'a>(pub StateView<'a>);
-
-impl AccountState for HeadState<'_> {
-    fn nonce_and_balance(&self, address: &Address) -> Result<(u64, U256), String> {
-        Ok(self
-            .0
-            .basic_account(address)
-            .map_err(|e| e.to_string())?
-            .map_or((0, U256::ZERO), |a| (a.nonce, a.balance)))
-    }
 }
 
 fn call_request(
@@ -245,7 +233,7 @@ pub(crate) fn logs_in_range(
         if !filter.matches_bloom(header.logs_bloom) {
             continue;
         }
-        for log in block_logs(ctx, hash)? {
+        for log in block_logs(&ctx.store, hash)? {
             if filter.matches(&log.inner) {
                 out.push(log);
                 if out.len() > ctx.limits.max_logs {
@@ -267,7 +255,7 @@ pub(crate) fn get_logs(ctx: &RpcContext, filter: &Filter) -> RpcResult<Vec<RpcLo
             if ctx.store.header(&hash)?.is_none() {
                 return Err(RpcError::Unavailable(format!("unknown block {hash}")));
             }
-            Ok(block_logs(ctx, hash)?
+            Ok(block_logs(&ctx.store, hash)?
                 .into_iter()
                 .filter(|l| filter.matches(&l.inner))
                 .collect())
@@ -320,37 +308,21 @@ fn transaction_by_index(ctx: &RpcContext, id: BlockId, index: U64) -> RpcResult<
     })
 }
 
-/// Adds a raw transaction to the pool. `local` ones came from this node's clients: they are
-/// gossiped to peers; remote ones came by gossip and travel on by gossip's own forwarding.
-pub fn submit_transaction(ctx: &RpcContext, raw: &[u8], local: bool) -> RpcResult<B256> {
-    let source = if local { "local" } else { "remote" };
-    let result = {
-        let mut pool = ctx.pool()?;
-        // The head is read under the pool lock: a block committed meanwhile has its pool
-        // update queued behind us, which re-reads every sender.
-        let header = ctx.store.head_header()?;
-        let view = state(ctx, &header)?;
-        let r = pool.add_raw(raw, &HeadState(view));
-        ctx.pool_metrics.observe(&pool);
-        r
-    };
-    match result {
-        Ok(tx) => {
-            ctx.pool_metrics.added.with_label_values(&[source]).inc();
-            let _ = ctx.pending_txs.send(tx.hash);
-            if let (true, Some(network)) = (local, &ctx.network) {
-                network.broadcast_transaction(raw.to_vec());
-            }
-            Ok(tx.hash)
-        }
-        Err(e) => {
-            ctx.pool_metrics
-                .rejected
-                .with_label_values(&[source, "no", e.reason(), "txpool"])
-                .inc();
-            Err(e.into())
-        }
+/// `eth_sendRawTransaction`: adds a transaction from this node's clients to the pool, tells
+/// `newPendingTransactions` subscribers and gossips it to peers.
+fn send_raw_transaction(ctx: &RpcContext, raw: &[u8]) -> RpcResult<B256> {
+    let tx = consort_txpool::submit_transaction(
+        &ctx.pool,
+        &ctx.pool_metrics,
+        &ctx.store,
+        raw,
+        TxSource::Local,
+    )?;
+    let _ = ctx.pending_txs.send(tx.hash);
+    if let Some(network) = &ctx.network {
+        network.broadcast_transaction(raw.to_vec());
     }
+    Ok(tx.hash)
 }
 
 /// `eth_syncing`: false, or geth's progress object while catching up.
@@ -503,7 +475,7 @@ pub(crate) fn module(ctx: Arc<RpcContext>, transport: Transport) -> RpcModule<Ar
     });
     method(&mut m, "eth_sendRawTransaction", |ctx, p| {
         let raw: Bytes = next(&mut p.sequence())?;
-        to_json(submit_transaction(ctx, &raw, true)?)
+        to_json(send_raw_transaction(ctx, &raw)?)
     });
     method(&mut m, "eth_call", |ctx, p| {
         let mut seq = p.sequence();
@@ -796,7 +768,7 @@ async fn follow(
     label: &str,
     filter: Option<&Filter>,
     (ctx, full): (&RpcContext, bool),
-    blocks: &mut tokio::sync::broadcast::Receiver<Arc<crate::NewBlock>>,
+    blocks: &mut tokio::sync::broadcast::Receiver<Arc<consort_storage::NewBlock>>,
     txs: &mut tokio::sync::broadcast::Receiver<B256>,
 ) -> jsonrpsee::core::SubscriptionResult {
     use tokio::sync::broadcast::error::RecvError;
@@ -846,7 +818,7 @@ async fn follow(
                         sink.send(message(to_json(rpc_header(b.header.clone(), b.hash))?)?).await?;
                     }
                     Ok(b) => {
-                        for log in b.logs.iter().filter(|l| filter.is_none_or(|f| f.matches(&l.inner))) {
+                        for log in new_block_logs(&b).iter().filter(|l| filter.is_none_or(|f| f.matches(&l.inner))) {
                             sink.send(message(to_json(log)?)?).await?;
                         }
                     }

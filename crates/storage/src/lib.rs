@@ -14,11 +14,13 @@
 
 mod changes;
 mod db;
+mod new_block;
 mod schema;
 mod state;
 
 pub use changes::{Account, AccountChange, StateChanges};
 pub use db::{BlockLocation, Store, StoreOptions};
+pub use new_block::NewBlock;
 pub use state::{AccountProof, PreparedState, StateView};
 
 use alloy_primitives::B256;
