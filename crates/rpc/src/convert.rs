@@ -9,7 +9,7 @@ use alloy_rpc_types_eth::{
     TransactionReceipt,
 };
 use consort_primitives::{recover_signer, Header, TxEnvelope};
-use consort_storage::{NewBlock, Store};
+use consort_storage::{BlockReader, NewBlock};
 
 /// An RPC header: the stored header with its (BFT on-chain) hash and size.
 pub fn rpc_header(header: Header, hash: B256) -> RpcHeader {
@@ -55,7 +55,11 @@ pub fn rpc_transaction(
 }
 
 /// A stored block, with full transactions or their hashes. None if the hash is unknown.
-pub fn block(store: &Store, hash: B256, full: bool) -> RpcResult<Option<Block>> {
+pub fn block<C: BlockReader + ?Sized>(
+    store: &C,
+    hash: B256,
+    full: bool,
+) -> RpcResult<Option<Block>> {
     let Some(header) = store.header(&hash)? else {
         return Ok(None);
     };
@@ -99,7 +103,10 @@ fn block_size(header: &Header, txs: &[TxEnvelope]) -> usize {
 }
 
 /// Every receipt of a block, in the `eth_getTransactionReceipt` shape.
-pub fn block_receipts(store: &Store, hash: B256) -> RpcResult<Option<Vec<TransactionReceipt>>> {
+pub fn block_receipts<C: BlockReader + ?Sized>(
+    store: &C,
+    hash: B256,
+) -> RpcResult<Option<Vec<TransactionReceipt>>> {
     let Some(header) = store.header(&hash)? else {
         return Ok(None);
     };
@@ -149,7 +156,7 @@ pub fn block_receipts(store: &Store, hash: B256) -> RpcResult<Option<Vec<Transac
 
 /// The logs of a block in order, with their positions. Reads receipts and transaction hashes
 /// only (no sender recovery), since `eth_getLogs` may scan thousands of blocks.
-pub fn block_logs(store: &Store, hash: B256) -> RpcResult<Vec<RpcLog>> {
+pub fn block_logs<C: BlockReader + ?Sized>(store: &C, hash: B256) -> RpcResult<Vec<RpcLog>> {
     let Some(header) = store.header(&hash)? else {
         return Ok(vec![]);
     };

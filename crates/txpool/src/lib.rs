@@ -16,6 +16,7 @@
 mod error;
 mod metrics;
 mod pool;
+mod reader;
 mod submit;
 
 pub use error::PoolError;
@@ -23,4 +24,5 @@ pub use metrics::PoolMetrics;
 pub use pool::{
     AccountState, HeadContext, PoolConfig, PoolContent, PoolStatus, PooledTransaction, TxPool,
 };
+pub use reader::PoolReader;
 pub use submit::{submit_transaction, SubmitError, TxSource};

@@ -1,9 +1,8 @@
 //! Submitting a raw transaction: validation against the head state and insertion into the
 //! pool, counted in the pool metrics. Telling subscribers and peers is the caller's.
 
-use crate::{AccountState, PoolError, PoolMetrics, PooledTransaction, TxPool};
-use alloy_primitives::{Address, U256};
-use consort_storage::{StateView, StorageError, Store};
+use crate::{PoolError, PoolMetrics, PooledTransaction, TxPool};
+use consort_storage::{BlockReader, StateReader, StorageError};
 use std::sync::{Arc, Mutex};
 
 /// Where a transaction came from: Besu's `source` metric label.
@@ -47,22 +46,13 @@ pub enum SubmitError {
     Pool(#[from] PoolError),
 }
 
-impl AccountState for StateView<'_> {
-    fn nonce_and_balance(&self, address: &Address) -> Result<(u64, U256), String> {
-        Ok(self
-            .basic_account(address)
-            .map_err(|e| e.to_string())?
-            .map_or((0, U256::ZERO), |a| (a.nonce, a.balance)))
-    }
-}
-
-/// Validates a raw EIP-2718 transaction against the head state of `store` and adds it to
+/// Validates a raw EIP-2718 transaction against the head state of `chain` and adds it to
 /// `pool`. Refusals by the pool are counted in `metrics.rejected`, acceptances in
 /// `metrics.added`.
-pub fn submit_transaction(
+pub fn submit_transaction<C: BlockReader + StateReader + ?Sized>(
     pool: &Mutex<TxPool>,
     metrics: &PoolMetrics,
-    store: &Store,
+    chain: &C,
     raw: &[u8],
     source: TxSource,
 ) -> Result<Arc<PooledTransaction>, SubmitError> {
@@ -70,8 +60,8 @@ pub fn submit_transaction(
         let mut pool = pool.lock().map_err(|_| SubmitError::Poisoned)?;
         // The head is read under the pool lock: a block committed meanwhile has its pool
         // update queued behind us, which re-reads every sender.
-        let header = store.head_header()?;
-        let view = store
+        let header = chain.head_header()?;
+        let view = chain
             .state_at(header.number)
             .map_err(|source| SubmitError::State {
                 number: header.number,
