@@ -1066,7 +1066,9 @@ mod tests {
             max_logs: 2,
             ..RpcLimits::default()
         };
-        let refused: [(&str, &RpcLimits, Filter, fn(&RpcError) -> bool); 4] = [
+        // A description, the bounds, the query, and whether the error is the one expected.
+        type Refusal<'a> = (&'a str, &'a RpcLimits, Filter, fn(&RpcError) -> bool);
+        let refused: [Refusal; 4] = [
             (
                 "an unknown block hash",
                 &limits,
