@@ -6,13 +6,15 @@
 
 use crate::chain::{Chain, ExecutedProposal};
 use crate::metrics::QbftMetrics;
+use crate::sync::SyncStatus;
 use alloy_primitives::B256;
 use consort_chainspec::Genesis;
 use consort_network::{NetworkHandle, Topic};
 use consort_primitives::{commit_seal_digest, Header};
 use consort_qbft::Persisted;
 use consort_qbft::{Block, Head, Input, Output, Qbft, QbftTimings};
-use consort_rpc::{HeadState, NewBlock, RpcContext, SyncStatus};
+use consort_rpc::RpcContext;
+use consort_storage::NewBlock;
 use consort_txpool::HeadContext;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -322,7 +324,7 @@ impl<H: Host> Driver<H> {
             "imported block from peers"
         );
         self.proposals.clear();
-        self.after_import(&block.header, hash);
+        self.after_import(block, hash);
         if let Some(input) = self.head_input() {
             self.step(input);
         }
@@ -538,17 +540,18 @@ impl<H: Host> Driver<H> {
             gas_used = block.header.gas_used,
             "imported block"
         );
-        self.after_import(&block.header, hash);
+        self.after_import(block, hash);
         self.head_input()
     }
 
     /// Updates the pool and tells subscribers about the new head.
-    fn after_import(&mut self, header: &Header, hash: B256) {
+    fn after_import(&mut self, block: &Block, hash: B256) {
+        let header = &block.header;
         self.head_at_ms = self.host.now_ms();
         let ctx = head_context(&self.chain.genesis, header);
         if let Ok(view) = self.chain.store.state_at(header.number) {
             if let Ok(mut pool) = self.rpc.pool.lock() {
-                let (confirmed, invalidated) = pool.on_new_head(ctx, &HeadState(view));
+                let (confirmed, invalidated) = pool.on_new_head(ctx, &view);
                 let m = &self.rpc.pool_metrics;
                 m.removed
                     .with_label_values(&["local", "confirmed"])
@@ -559,11 +562,23 @@ impl<H: Host> Driver<H> {
                 m.observe(&pool);
             }
         }
-        let logs = consort_rpc::block_logs(&self.rpc, hash).unwrap_or_default();
+        let receipts = self
+            .chain
+            .store
+            .receipts(&hash)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         let _ = self.rpc.new_blocks.send(Arc::new(NewBlock {
-            header: header.clone(),
+            header: block.header.clone(),
             hash,
-            logs,
+            transaction_hashes: block
+                .body
+                .transactions
+                .iter()
+                .map(|tx| *tx.tx_hash())
+                .collect(),
+            receipts,
         }));
     }
 }

@@ -27,14 +27,13 @@ pub use config::{ConfigError, NodeArgs};
 use consort_chainspec::Genesis;
 use consort_network::{Enode, NetworkConfig, NetworkHandle, NetworkMetrics};
 use consort_qbft::{Qbft, QbftConfig};
-use consort_rpc::{
-    RpcContext, RpcLimits, RpcServerConfig, RpcServerHandle, SyncStatus, TransportConfig,
-};
+use consort_rpc::{RpcContext, RpcLimits, RpcServerConfig, RpcServerHandle, TransportConfig};
 use consort_storage::{Store, StoreOptions};
 use consort_txpool::{PoolConfig, TxPool};
 use driver::{Driver, DriverEvent, DriverSender};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use sync::SyncStatus;
 use tokio::sync::{broadcast, mpsc};
 
 /// The genesis file of `--network=dev`.
@@ -273,7 +272,8 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
         },
         filters: Mutex::new(Default::default()),
         metrics: consort_rpc::RpcMetrics::new(&registry)?,
-        pool_metrics: consort_rpc::PoolMetrics::new(&registry)?,
+        pool_metrics: consort_txpool::PoolMetrics::new(&registry)
+            .map_err(consort_metrics::MetricsError::from)?,
         network: network.as_ref().zip(enode.clone()).map(|((h, _), enode)| {
             Arc::new(p2p::RpcNetwork(h.clone(), enode)) as Arc<dyn consort_rpc::PeerNetwork>
         }),
@@ -328,7 +328,12 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
         let (hints_tx, hints_rx) = mpsc::channel(256);
         let inbound = p2p::Inbound {
             network: handle.clone(),
-            judge: p2p::GossipJudge::new(ctx.clone(), chain.clone(), qbft_metrics.clone()),
+            judge: p2p::GossipJudge::new(
+                ctx.clone(),
+                chain.clone(),
+                qbft_metrics.clone(),
+                sync_status.clone(),
+            ),
             driver: driver_tx.clone(),
             hints: hints_tx,
         };

@@ -5,12 +5,13 @@
 use crate::chain::{validators_of, Chain};
 use crate::driver::{DriverEvent, DriverSender};
 use crate::metrics::QbftMetrics;
-use crate::sync::{self, SyncHint};
+use crate::sync::{self, SyncHint, SyncStatus};
 use alloy_primitives::{Address, B256};
 use alloy_rlp::Decodable;
 use consort_network::{Enode, NetworkEvent, NetworkHandle, PeerId, Topic, Validation};
 use consort_qbft::{Block, Input, MessageError, QbftMessage};
-use consort_rpc::{PeerNetwork, PeerSummary, RpcContext, RpcError};
+use consort_rpc::{PeerNetwork, PeerSummary, RpcContext};
+use consort_txpool::{submit_transaction, PoolError, SubmitError, TxSource};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -99,16 +100,24 @@ pub(crate) struct GossipJudge {
     pub rpc: Arc<RpcContext>,
     pub chain: Chain,
     pub metrics: QbftMetrics,
+    /// Sync progress: a sealed block from gossip raises the highest block seen.
+    pub sync: Arc<SyncStatus>,
     /// Validators for the block after the head, cached by head hash.
     pub validators: (B256, Vec<Address>),
 }
 
 impl GossipJudge {
-    pub(crate) fn new(rpc: Arc<RpcContext>, chain: Chain, metrics: QbftMetrics) -> Self {
+    pub(crate) fn new(
+        rpc: Arc<RpcContext>,
+        chain: Chain,
+        metrics: QbftMetrics,
+        sync: Arc<SyncStatus>,
+    ) -> Self {
         GossipJudge {
             rpc,
             chain,
             metrics,
+            sync,
             validators: Default::default(),
         }
     }
@@ -169,9 +178,19 @@ impl GossipJudge {
     }
 
     fn transaction(&self, data: &[u8]) -> Validation {
-        match consort_rpc::submit_transaction(&self.rpc, data, false) {
-            Ok(_) => Validation::Accept,
-            Err(RpcError::Pool(consort_txpool::PoolError::Decode(_))) => Validation::Reject,
+        let ctx = &self.rpc;
+        match submit_transaction(
+            &ctx.pool,
+            &ctx.pool_metrics,
+            &ctx.store,
+            data,
+            TxSource::Remote,
+        ) {
+            Ok(tx) => {
+                let _ = ctx.pending_txs.send(tx.hash);
+                Validation::Accept
+            }
+            Err(SubmitError::Pool(PoolError::Decode(_))) => Validation::Reject,
             Err(_) => Validation::Ignore,
         }
     }
@@ -202,7 +221,7 @@ impl GossipJudge {
             return Judged::just(Validation::Reject);
         }
         self.chain.metrics.saw_block(number);
-        self.rpc.sync.saw(number);
+        self.sync.saw(number);
         Judged {
             verdict: Validation::Accept,
             event: Some(DriverEvent::ImportBlock(Box::new(block), None)),

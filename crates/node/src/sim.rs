@@ -17,12 +17,12 @@ use crate::chain::Chain;
 use crate::driver::{restore_consensus_state, Driver, DriverEvent, Host};
 use crate::metrics::{ChainMetrics, QbftMetrics};
 use crate::p2p::GossipJudge;
-use crate::sync::{self, BlockImport, SyncNetwork, Syncer};
+use crate::sync::{self, BlockImport, SyncNetwork, SyncStatus, Syncer};
 use alloy_primitives::{Address, B256, U256};
 use consort_chainspec::Genesis;
 use consort_network::{PeerId, Topic};
 use consort_qbft::{Block, Qbft, QbftConfig, QbftMessage};
-use consort_rpc::{RpcContext, SyncStatus};
+use consort_rpc::RpcContext;
 use consort_storage::{Store, StoreOptions};
 use consort_txpool::{PoolConfig, TxPool};
 use secp256k1::SecretKey;
@@ -356,7 +356,7 @@ impl World {
             limits: Default::default(),
             filters: Mutex::new(Default::default()),
             metrics: consort_rpc::RpcMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}")),
-            pool_metrics: consort_rpc::PoolMetrics::new(&registry)
+            pool_metrics: consort_txpool::PoolMetrics::new(&registry)
                 .unwrap_or_else(|e| panic!("{e}")),
             network: None,
             sync: sync.clone(),
@@ -367,7 +367,7 @@ impl World {
             incarnation: node.incarnation,
             outbox: self.outbox.clone(),
         };
-        let judge = GossipJudge::new(rpc.clone(), chain.clone(), metrics.clone());
+        let judge = GossipJudge::new(rpc.clone(), chain.clone(), metrics.clone(), sync.clone());
         let driver = Driver::new(core, chain, rpc, host, sync.clone(), metrics.clone());
         node.running = Some(Running {
             driver,

@@ -19,8 +19,9 @@ use alloy_rlp::{Decodable, Encodable, RlpDecodable, RlpEncodable};
 use consort_network::{NetworkHandle, PeerId};
 use consort_primitives::{Header, TxEnvelope};
 use consort_qbft::Block;
-use consort_rpc::SyncStatus;
-use consort_storage::Store;
+use consort_rpc::SyncReader;
+use consort_storage::BlockReader;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -51,6 +52,56 @@ pub enum SyncHint {
     Height(u64),
 }
 
+/// Sync progress, written by the syncer and read by the driver (a syncing validator sits
+/// rounds out) and by `eth_syncing` through [`SyncReader`].
+#[derive(Debug, Default)]
+pub struct SyncStatus {
+    syncing: AtomicBool,
+    starting: AtomicU64,
+    highest: AtomicU64,
+}
+
+impl SyncStatus {
+    /// Catching up began at `starting`, towards `highest`.
+    pub fn start(&self, starting: u64, highest: u64) {
+        if !self.syncing.swap(true, Ordering::SeqCst) {
+            self.starting.store(starting, Ordering::SeqCst);
+        }
+        self.highest.fetch_max(highest, Ordering::SeqCst);
+    }
+
+    /// A peer knows a block at `highest`.
+    pub fn saw(&self, highest: u64) {
+        self.highest.fetch_max(highest, Ordering::SeqCst);
+    }
+
+    /// Caught up.
+    pub fn finish(&self) {
+        self.syncing.store(false, Ordering::SeqCst);
+    }
+
+    /// Whether the node is catching up.
+    pub fn is_syncing(&self) -> bool {
+        self.syncing.load(Ordering::SeqCst)
+    }
+
+    /// `(startingBlock, highestBlock)` while syncing.
+    pub fn progress(&self) -> Option<(u64, u64)> {
+        self.is_syncing().then(|| {
+            (
+                self.starting.load(Ordering::SeqCst),
+                self.highest.load(Ordering::SeqCst),
+            )
+        })
+    }
+}
+
+impl SyncReader for SyncStatus {
+    fn progress(&self) -> Option<(u64, u64)> {
+        SyncStatus::progress(self)
+    }
+}
+
 /// A peer's answer to a status request: its head and genesis.
 #[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
 pub(crate) struct Status {
@@ -59,8 +110,8 @@ pub(crate) struct Status {
     pub genesis: B256,
 }
 
-/// Answers a sync request from the store.
-pub(crate) fn serve(store: &Store, request: &[u8]) -> Result<Vec<u8>, String> {
+/// Answers a sync request from the chain.
+pub(crate) fn serve<B: BlockReader + ?Sized>(store: &B, request: &[u8]) -> Result<Vec<u8>, String> {
     let fields = Vec::<u64>::decode(&mut &*request).map_err(|e| e.to_string())?;
     let (kind, start, count) = match fields.as_slice() {
         [kind] => (*kind, 0, 0),
@@ -486,7 +537,8 @@ impl<N: SyncNetwork, I: BlockImport> Syncer<N, I> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use consort_storage::StoreOptions;
+    use alloy_consensus::{SignableTransaction, TxLegacy};
+    use consort_storage::{MemoryChain, Store, StoreOptions};
 
     fn store() -> Store {
         let store = Store::in_memory(StoreOptions::default()).unwrap();
@@ -527,5 +579,87 @@ mod tests {
         ] {
             assert!(serve(&store, &bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// A chain of four blocks in memory; block 2 carries two transactions.
+    fn memory_chain() -> (MemoryChain, Vec<B256>, Vec<TxEnvelope>) {
+        let txs: Vec<TxEnvelope> = (0..2)
+            .map(|nonce| {
+                TxLegacy {
+                    chain_id: Some(1337),
+                    nonce,
+                    gas_price: 1_000,
+                    gas_limit: 21_000,
+                    to: alloy_primitives::TxKind::Call(alloy_primitives::Address::ZERO),
+                    ..Default::default()
+                }
+                .into_signed(alloy_primitives::Signature::test_signature())
+                .into()
+            })
+            .collect();
+        let mut chain = MemoryChain::new();
+        let hashes = (0..4)
+            .map(|n| {
+                let body = if n == 2 { txs.clone() } else { vec![] };
+                let header = Header {
+                    transactions_root: calculate_transaction_root(&body),
+                    ..Default::default()
+                };
+                chain.push(header, body, vec![])
+            })
+            .collect();
+        (chain, hashes, txs)
+    }
+
+    #[test]
+    fn requests_are_answered_from_any_block_reader_within_what_exists() {
+        let (chain, hashes, txs) = memory_chain();
+        let status = serve(&chain, &request(STATUS, 0, 0)).unwrap();
+        assert_eq!(
+            Status::decode(&mut status.as_slice()).unwrap(),
+            Status {
+                number: 3,
+                hash: hashes[3],
+                genesis: hashes[0],
+            }
+        );
+
+        let headers = |start, count| -> Vec<u64> {
+            let answer = serve(&chain, &request(HEADERS, start, count)).unwrap();
+            Vec::<Header>::decode(&mut answer.as_slice())
+                .unwrap()
+                .iter()
+                .map(|h| h.number)
+                .collect()
+        };
+        let bodies = |start, count| -> Vec<Vec<TxEnvelope>> {
+            let answer = serve(&chain, &request(BODIES, start, count)).unwrap();
+            Vec::<Vec<TxEnvelope>>::decode(&mut answer.as_slice()).unwrap()
+        };
+        let cases: [(&str, Vec<u64>, Vec<u64>); 4] = [
+            ("a range inside the chain", headers(1, 2), vec![1, 2]),
+            (
+                "a range past the head stops at the head",
+                headers(2, 10),
+                vec![2, 3],
+            ),
+            ("a count of zero", headers(1, 0), vec![]),
+            ("a start past the head", headers(9, 3), vec![]),
+        ];
+        for (description, got, want) in cases {
+            assert_eq!(got, want, "{description}");
+        }
+
+        let answer = bodies(1, 1_000);
+        assert_eq!(answer, vec![vec![], txs, vec![]], "bodies of blocks 1 to 3");
+        for (n, body) in (1..).zip(&answer) {
+            let header = chain.header_by_number(n).unwrap().unwrap();
+            assert_eq!(
+                calculate_transaction_root(body),
+                header.transactions_root,
+                "body {n} matches its header"
+            );
+        }
+        assert!(bodies(4, 2).is_empty(), "no bodies past the head");
     }
 }

@@ -1,7 +1,7 @@
 //! Stored blocks, transactions and receipts in the shapes `eth_` methods return.
 
 use crate::error::{RpcError, RpcResult};
-use crate::RpcContext;
+use alloy_consensus::ReceiptEnvelope;
 use alloy_consensus::Transaction as _;
 use alloy_primitives::{Address, B256, U256};
 use alloy_rpc_types_eth::{
@@ -9,7 +9,7 @@ use alloy_rpc_types_eth::{
     TransactionReceipt,
 };
 use consort_primitives::{recover_signer, Header, TxEnvelope};
-use consort_storage::Store;
+use consort_storage::{BlockReader, NewBlock};
 
 /// An RPC header: the stored header with its (BFT on-chain) hash and size.
 pub fn rpc_header(header: Header, hash: B256) -> RpcHeader {
@@ -55,7 +55,11 @@ pub fn rpc_transaction(
 }
 
 /// A stored block, with full transactions or their hashes. None if the hash is unknown.
-pub fn block(store: &Store, hash: B256, full: bool) -> RpcResult<Option<Block>> {
+pub fn block<C: BlockReader + ?Sized>(
+    store: &C,
+    hash: B256,
+    full: bool,
+) -> RpcResult<Option<Block>> {
     let Some(header) = store.header(&hash)? else {
         return Ok(None);
     };
@@ -99,7 +103,10 @@ fn block_size(header: &Header, txs: &[TxEnvelope]) -> usize {
 }
 
 /// Every receipt of a block, in the `eth_getTransactionReceipt` shape.
-pub fn block_receipts(store: &Store, hash: B256) -> RpcResult<Option<Vec<TransactionReceipt>>> {
+pub fn block_receipts<C: BlockReader + ?Sized>(
+    store: &C,
+    hash: B256,
+) -> RpcResult<Option<Vec<TransactionReceipt>>> {
     let Some(header) = store.header(&hash)? else {
         return Ok(None);
     };
@@ -149,26 +156,51 @@ pub fn block_receipts(store: &Store, hash: B256) -> RpcResult<Option<Vec<Transac
 
 /// The logs of a block in order, with their positions. Reads receipts and transaction hashes
 /// only (no sender recovery), since `eth_getLogs` may scan thousands of blocks.
-pub fn block_logs(ctx: &RpcContext, hash: B256) -> RpcResult<Vec<RpcLog>> {
-    let Some(header) = ctx.store.header(&hash)? else {
+pub fn block_logs<C: BlockReader + ?Sized>(store: &C, hash: B256) -> RpcResult<Vec<RpcLog>> {
+    let Some(header) = store.header(&hash)? else {
         return Ok(vec![]);
     };
-    let txs = ctx.store.transactions(&hash)?.unwrap_or_default();
-    let receipts = ctx.store.receipts(&hash)?.unwrap_or_default();
+    let txs = store.transactions(&hash)?.unwrap_or_default();
+    let receipts = store.receipts(&hash)?.unwrap_or_default();
+    Ok(positioned_logs(
+        &header,
+        hash,
+        txs.iter().map(|tx| *tx.tx_hash()),
+        receipts,
+    ))
+}
+
+/// The logs of a new head, as `logs` subscriptions send them.
+pub fn new_block_logs(block: &NewBlock) -> Vec<RpcLog> {
+    positioned_logs(
+        &block.header,
+        block.hash,
+        block.transaction_hashes.iter().copied(),
+        block.receipts.iter().cloned(),
+    )
+}
+
+/// Each receipt's logs with their block, transaction and log positions.
+fn positioned_logs(
+    header: &Header,
+    hash: B256,
+    tx_hashes: impl IntoIterator<Item = B256>,
+    receipts: impl IntoIterator<Item = ReceiptEnvelope>,
+) -> Vec<RpcLog> {
     let mut out = Vec::new();
-    for (i, (tx, receipt)) in txs.iter().zip(receipts).enumerate() {
+    for (i, (tx_hash, receipt)) in tx_hashes.into_iter().zip(receipts).enumerate() {
         for log in receipt.into_logs() {
             out.push(RpcLog {
                 inner: log,
                 block_hash: Some(hash),
                 block_number: Some(header.number),
                 block_timestamp: Some(header.timestamp),
-                transaction_hash: Some(*tx.tx_hash()),
+                transaction_hash: Some(tx_hash),
                 transaction_index: Some(i as u64),
                 log_index: Some(out.len() as u64),
                 removed: false,
             });
         }
     }
-    Ok(out)
+    out
 }

@@ -85,6 +85,18 @@ impl From<consort_storage::StorageError> for RpcError {
     }
 }
 
+impl From<consort_txpool::SubmitError> for RpcError {
+    fn from(e: consort_txpool::SubmitError) -> Self {
+        use consort_txpool::SubmitError as E;
+        match e {
+            E::Poisoned => RpcError::Internal(e.to_string()),
+            E::Head(e) => e.into(),
+            e @ E::State { .. } => RpcError::Unavailable(e.to_string()),
+            E::Pool(e) => RpcError::Pool(e),
+        }
+    }
+}
+
 impl From<consort_evm::ExecutionError> for RpcError {
     fn from(e: consort_evm::ExecutionError) -> Self {
         match e {

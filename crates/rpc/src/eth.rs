@@ -1,9 +1,11 @@
 //! The `eth_` methods.
 
-use crate::convert::{block, block_logs, block_receipts, rpc_header, rpc_transaction};
+use crate::convert::{
+    block, block_logs, block_receipts, new_block_logs, rpc_header, rpc_transaction,
+};
 use crate::error::{revert_reason, RpcError, RpcResult};
 use crate::server::{method, Transport};
-use crate::RpcContext;
+use crate::{RpcContext, RpcLimits, SyncReader};
 use alloy_consensus::Transaction as _;
 use alloy_primitives::{Address, Bytes, B256, U256, U64};
 use alloy_rpc_types_eth::state::StateOverride;
@@ -11,10 +13,11 @@ use alloy_rpc_types_eth::{
     BlockId, BlockNumberOrTag, EIP1186AccountProofResponse, EIP1186StorageProof, FeeHistory,
     Filter, FilterBlockOption, Log as RpcLog, TransactionRequest,
 };
+use consort_chainspec::Genesis;
 use consort_evm::{AccountOverride, CallLimits, CallOutcome, CallRequest};
 use consort_primitives::{Header, KECCAK_EMPTY};
-use consort_storage::StateView;
-use consort_txpool::AccountState;
+use consort_storage::{BlockReader, StateReader, StateSnapshot};
+use consort_txpool::{PoolReader, TxSource};
 use jsonrpsee::server::{PendingSubscriptionSink, RpcModule, SubscriptionMessage};
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use serde::de::DeserializeOwned;
@@ -47,20 +50,23 @@ pub(crate) fn to_json<T: serde::Serialize>(v: T) -> RpcResult<Value> {
 }
 
 /// The head's number and hash.
-pub(crate) fn head(ctx: &RpcContext) -> RpcResult<(u64, B256)> {
-    ctx.store
+pub(crate) fn head<C: BlockReader + ?Sized>(chain: &C) -> RpcResult<(u64, B256)> {
+    chain
         .head()?
         .ok_or_else(|| RpcError::Internal("the chain has no head".into()))
 }
 
 /// Number and hash of a block, or None if unknown. Tags: `pending`, `safe` and `finalized` are
 /// the head (QBFT blocks are final when imported).
-pub(crate) fn resolve(ctx: &RpcContext, id: BlockId) -> RpcResult<Option<(u64, B256)>> {
+pub(crate) fn resolve<C: BlockReader + ?Sized>(
+    chain: &C,
+    id: BlockId,
+) -> RpcResult<Option<(u64, B256)>> {
     match id {
         BlockId::Hash(h) => {
-            let number = ctx.store.block_number(&h.block_hash)?;
+            let number = chain.block_number(&h.block_hash)?;
             if let (Some(n), Some(true)) = (number, h.require_canonical) {
-                if ctx.store.canonical_hash(n)? != Some(h.block_hash) {
+                if chain.canonical_hash(n)? != Some(h.block_hash) {
                     return Err(RpcError::InvalidParams(format!(
                         "block {} is not canonical",
                         h.block_hash
@@ -73,25 +79,28 @@ pub(crate) fn resolve(ctx: &RpcContext, id: BlockId) -> RpcResult<Option<(u64, B
             let number = match tag {
                 BlockNumberOrTag::Earliest => 0,
                 BlockNumberOrTag::Number(n) => n,
-                _ => return head(ctx).map(Some),
+                _ => return head(chain).map(Some),
             };
-            Ok(ctx.store.canonical_hash(number)?.map(|h| (number, h)))
+            Ok(chain.canonical_hash(number)?.map(|h| (number, h)))
         }
     }
 }
 
 /// The header whose post-state a state query reads; unknown blocks are an error.
-fn state_header(ctx: &RpcContext, id: Option<BlockId>) -> RpcResult<Header> {
+fn state_header<C: BlockReader + ?Sized>(chain: &C, id: Option<BlockId>) -> RpcResult<Header> {
     let id = id.unwrap_or(BlockId::Number(BlockNumberOrTag::Latest));
     let (_, hash) =
-        resolve(ctx, id)?.ok_or_else(|| RpcError::Unavailable("header not found".into()))?;
-    ctx.store
+        resolve(chain, id)?.ok_or_else(|| RpcError::Unavailable("header not found".into()))?;
+    chain
         .header(&hash)?
         .ok_or_else(|| RpcError::Unavailable("header not found".into()))
 }
 
-fn state<'a>(ctx: &'a RpcContext, header: &Header) -> RpcResult<StateView<'a>> {
-    ctx.store.state_at(header.number).map_err(|e| {
+fn state<'a, S: StateReader + ?Sized>(
+    states: &'a S,
+    header: &Header,
+) -> RpcResult<S::Snapshot<'a>> {
+    states.state_at(header.number).map_err(|e| {
         RpcError::Unavailable(format!(
             "state of block {} is not available: {e}",
             header.number
@@ -99,18 +108,61 @@ fn state<'a>(ctx: &'a RpcContext, header: &Header) -> RpcResult<StateView<'a>> {
     })
 }
 
-/// The pool's view of a state: nonce and balance of each sender.
-#[derive(Debug)]
-pub struct HeadState<'a>(pub StateView<'a>);
+/// `eth_getBalance`.
+fn balance<C: BlockReader + StateReader + ?Sized>(
+    chain: &C,
+    address: &Address,
+    id: Option<BlockId>,
+) -> RpcResult<U256> {
+    let header = state_header(chain, id)?;
+    let account = state(chain, &header)?.basic_account(address)?;
+    Ok(account.map_or(U256::ZERO, |a| a.balance))
+}
 
-impl AccountState for HeadState<'_> {
-    fn nonce_and_balance(&self, address: &Address) -> Result<(u64, U256), String> {
-        Ok(self
-            .0
-            .basic_account(address)
-            .map_err(|e| e.to_string())?
-            .map_or((0, U256::ZERO), |a| (a.nonce, a.balance)))
+/// `eth_getTransactionCount`: the account's nonce, or for `pending` the nonce after the
+/// sender's pending transactions in the pool.
+fn transaction_count<C: BlockReader + StateReader + ?Sized>(
+    chain: &C,
+    pool: impl FnOnce() -> RpcResult<Option<u64>>,
+    address: &Address,
+    id: Option<BlockId>,
+) -> RpcResult<u64> {
+    let pending = matches!(id, Some(BlockId::Number(BlockNumberOrTag::Pending)));
+    let header = state_header(chain, id)?;
+    let nonce = state(chain, &header)?
+        .basic_account(address)?
+        .map_or(0, |a| a.nonce);
+    if pending {
+        if let Some(n) = pool()? {
+            return Ok(n.max(nonce));
+        }
     }
+    Ok(nonce)
+}
+
+/// `eth_getCode`.
+fn code<C: BlockReader + StateReader + ?Sized>(
+    chain: &C,
+    address: &Address,
+    id: Option<BlockId>,
+) -> RpcResult<Bytes> {
+    let header = state_header(chain, id)?;
+    let view = state(chain, &header)?;
+    Ok(match view.basic_account(address)? {
+        Some(a) if a.code_hash != KECCAK_EMPTY => view.code(&a.code_hash)?.unwrap_or_default(),
+        _ => Bytes::new(),
+    })
+}
+
+/// `eth_getStorageAt`.
+fn storage_at<C: BlockReader + StateReader + ?Sized>(
+    chain: &C,
+    address: &Address,
+    slot: &U256,
+    id: Option<BlockId>,
+) -> RpcResult<B256> {
+    let header = state_header(chain, id)?;
+    Ok(B256::from(state(chain, &header)?.storage(address, slot)?))
 }
 
 fn call_request(
@@ -183,49 +235,49 @@ fn hex_u128(n: u128) -> Value {
 }
 
 /// The tip the node suggests: the median tip of recent blocks, at least the minimum gas price.
-fn suggested_tip(ctx: &RpcContext) -> RpcResult<u128> {
-    let (number, _) = head(ctx)?;
+fn suggested_tip<C: BlockReader + ?Sized>(chain: &C, min_gas_price: u128) -> RpcResult<u128> {
+    let (number, _) = head(chain)?;
     let mut tips = Vec::new();
     for n in number.saturating_sub(19)..=number {
-        let Some(hash) = ctx.store.canonical_hash(n)? else {
+        let Some(hash) = chain.canonical_hash(n)? else {
             continue;
         };
-        let Some(header) = ctx.store.header(&hash)? else {
+        let Some(header) = chain.header(&hash)? else {
             continue;
         };
         let base = header.base_fee_per_gas.unwrap_or(0);
-        for tx in ctx.store.transactions(&hash)?.unwrap_or_default() {
+        for tx in chain.transactions(&hash)?.unwrap_or_default() {
             tips.push(tx.effective_tip_per_gas(base).unwrap_or(0));
         }
     }
     tips.sort_unstable();
     let median = tips.get(tips.len() / 2).copied().unwrap_or(0);
-    Ok(median.max(ctx.info.min_gas_price))
+    Ok(median.max(min_gas_price))
 }
 
-fn next_base_fee(ctx: &RpcContext) -> RpcResult<u128> {
-    let header = ctx.store.head_header()?;
-    Ok(ctx
-        .chain
+fn next_base_fee<C: BlockReader + ?Sized>(chain: &C, genesis: &Genesis) -> RpcResult<u128> {
+    let header = chain.head_header()?;
+    Ok(genesis
         .child_base_fee(&header, header.timestamp)
         .unwrap_or(0) as u128)
 }
 
 /// Fails if `from..=to` spans more blocks than `--rpc-max-logs-range`.
-fn check_range(ctx: &RpcContext, from: u64, to: u64) -> RpcResult<()> {
-    if to >= from && to - from >= ctx.limits.max_logs_range {
+fn check_range(limits: &RpcLimits, from: u64, to: u64) -> RpcResult<()> {
+    if to >= from && to - from >= limits.max_logs_range {
         return Err(RpcError::LimitExceeded(format!(
             "requested range of {} blocks exceeds the limit of {}",
             to - from + 1,
-            ctx.limits.max_logs_range
+            limits.max_logs_range
         )));
     }
     Ok(())
 }
 
 /// The logs matching `filter` in blocks `from..=to`, bounded in range and count.
-pub(crate) fn logs_in_range(
-    ctx: &RpcContext,
+pub(crate) fn logs_in_range<C: BlockReader + ?Sized>(
+    chain: &C,
+    limits: &RpcLimits,
     filter: &Filter,
     from: u64,
     to: u64,
@@ -233,25 +285,25 @@ pub(crate) fn logs_in_range(
     if to < from {
         return Ok(vec![]);
     }
-    check_range(ctx, from, to)?;
+    check_range(limits, from, to)?;
     let mut out = Vec::new();
     for n in from..=to {
-        let Some(hash) = ctx.store.canonical_hash(n)? else {
+        let Some(hash) = chain.canonical_hash(n)? else {
             break;
         };
-        let Some(header) = ctx.store.header(&hash)? else {
+        let Some(header) = chain.header(&hash)? else {
             break;
         };
         if !filter.matches_bloom(header.logs_bloom) {
             continue;
         }
-        for log in block_logs(ctx, hash)? {
+        for log in block_logs(chain, hash)? {
             if filter.matches(&log.inner) {
                 out.push(log);
-                if out.len() > ctx.limits.max_logs {
+                if out.len() > limits.max_logs {
                     return Err(RpcError::LimitExceeded(format!(
                         "query returned more than {} results",
-                        ctx.limits.max_logs
+                        limits.max_logs
                     )));
                 }
             }
@@ -261,13 +313,17 @@ pub(crate) fn logs_in_range(
 }
 
 /// `eth_getLogs`: by block hash or by range (defaults: latest).
-pub(crate) fn get_logs(ctx: &RpcContext, filter: &Filter) -> RpcResult<Vec<RpcLog>> {
+pub(crate) fn get_logs<C: BlockReader + ?Sized>(
+    chain: &C,
+    limits: &RpcLimits,
+    filter: &Filter,
+) -> RpcResult<Vec<RpcLog>> {
     match filter.block_option {
         FilterBlockOption::AtBlockHash(hash) => {
-            if ctx.store.header(&hash)?.is_none() {
+            if chain.header(&hash)?.is_none() {
                 return Err(RpcError::Unavailable(format!("unknown block {hash}")));
             }
-            Ok(block_logs(ctx, hash)?
+            Ok(block_logs(chain, hash)?
                 .into_iter()
                 .filter(|l| filter.matches(&l.inner))
                 .collect())
@@ -281,35 +337,40 @@ pub(crate) fn get_logs(ctx: &RpcContext, filter: &Filter) -> RpcResult<Vec<RpcLo
                 match tag {
                     BlockNumberOrTag::Number(n) => Ok(n),
                     BlockNumberOrTag::Earliest => Ok(0),
-                    _ => Ok(head(ctx)?.0),
+                    _ => Ok(head(chain)?.0),
                 }
             };
             let (from, to) = (number(from_block)?, number(to_block)?);
             if from > to {
                 return Err(RpcError::Execution("invalid block range params".into()));
             }
-            check_range(ctx, from, to)?;
-            logs_in_range(ctx, filter, from, to.min(head(ctx)?.0))
+            check_range(limits, from, to)?;
+            logs_in_range(chain, limits, filter, from, to.min(head(chain)?.0))
         }
     }
 }
 
-fn by_block<F>(ctx: &RpcContext, id: BlockId, f: F) -> RpcResult<Value>
+fn by_block<C, F>(chain: &C, id: BlockId, f: F) -> RpcResult<Value>
 where
+    C: BlockReader + ?Sized,
     F: FnOnce(B256) -> RpcResult<Value>,
 {
-    match resolve(ctx, id)? {
+    match resolve(chain, id)? {
         Some((_, hash)) => f(hash),
         None => Ok(Value::Null),
     }
 }
 
-fn transaction_by_index(ctx: &RpcContext, id: BlockId, index: U64) -> RpcResult<Value> {
-    by_block(ctx, id, |hash| {
-        let Some(header) = ctx.store.header(&hash)? else {
+fn transaction_by_index<C: BlockReader + ?Sized>(
+    chain: &C,
+    id: BlockId,
+    index: U64,
+) -> RpcResult<Value> {
+    by_block(chain, id, |hash| {
+        let Some(header) = chain.header(&hash)? else {
             return Ok(Value::Null);
         };
-        let txs = ctx.store.transactions(&hash)?.unwrap_or_default();
+        let txs = chain.transactions(&hash)?.unwrap_or_default();
         let i = index.to::<u64>();
         let Some(tx) = usize::try_from(i).ok().and_then(|i| txs.get(i)).cloned() else {
             return Ok(Value::Null);
@@ -320,45 +381,29 @@ fn transaction_by_index(ctx: &RpcContext, id: BlockId, index: U64) -> RpcResult<
     })
 }
 
-/// Adds a raw transaction to the pool. `local` ones came from this node's clients: they are
-/// gossiped to peers; remote ones came by gossip and travel on by gossip's own forwarding.
-pub fn submit_transaction(ctx: &RpcContext, raw: &[u8], local: bool) -> RpcResult<B256> {
-    let source = if local { "local" } else { "remote" };
-    let result = {
-        let mut pool = ctx.pool()?;
-        // The head is read under the pool lock: a block committed meanwhile has its pool
-        // update queued behind us, which re-reads every sender.
-        let header = ctx.store.head_header()?;
-        let view = state(ctx, &header)?;
-        let r = pool.add_raw(raw, &HeadState(view));
-        ctx.pool_metrics.observe(&pool);
-        r
-    };
-    match result {
-        Ok(tx) => {
-            ctx.pool_metrics.added.with_label_values(&[source]).inc();
-            let _ = ctx.pending_txs.send(tx.hash);
-            if let (true, Some(network)) = (local, &ctx.network) {
-                network.broadcast_transaction(raw.to_vec());
-            }
-            Ok(tx.hash)
-        }
-        Err(e) => {
-            ctx.pool_metrics
-                .rejected
-                .with_label_values(&[source, "no", e.reason(), "txpool"])
-                .inc();
-            Err(e.into())
-        }
+/// `eth_sendRawTransaction`: adds a transaction from this node's clients to the pool, tells
+/// `newPendingTransactions` subscribers and gossips it to peers.
+fn send_raw_transaction(ctx: &RpcContext, raw: &[u8]) -> RpcResult<B256> {
+    let tx = consort_txpool::submit_transaction(
+        &ctx.pool,
+        &ctx.pool_metrics,
+        &ctx.store,
+        raw,
+        TxSource::Local,
+    )?;
+    let _ = ctx.pending_txs.send(tx.hash);
+    if let Some(network) = &ctx.network {
+        network.broadcast_transaction(raw.to_vec());
     }
+    Ok(tx.hash)
 }
 
 /// `eth_syncing`: false, or geth's progress object while catching up.
-fn syncing(ctx: &RpcContext) -> RpcResult<Value> {
-    let Some((starting, highest)) = ctx.sync.progress() else {
+fn syncing<C: BlockReader + ?Sized>(sync: &dyn SyncReader, chain: &C) -> RpcResult<Value> {
+    let Some((starting, highest)) = sync.progress() else {
         return Ok(Value::Bool(false));
     };
-    let (current, _) = head(ctx)?;
+    let (current, _) = head(chain)?;
     Ok(json!({
         "startingBlock": hex_u64(starting),
         "currentBlock": hex_u64(current),
@@ -372,9 +417,11 @@ pub(crate) fn module(ctx: Arc<RpcContext>, transport: Transport) -> RpcModule<Ar
         Ok(hex_u64(ctx.chain.chain_id))
     });
     method(&mut m, "eth_blockNumber", |ctx, _| {
-        Ok(hex_u64(head(ctx)?.0))
+        Ok(hex_u64(head(&ctx.store)?.0))
     });
-    method(&mut m, "eth_syncing", |ctx, _| syncing(ctx));
+    method(&mut m, "eth_syncing", |ctx, _| {
+        syncing(&*ctx.sync, &ctx.store)
+    });
     method(&mut m, "eth_accounts", |_, _| Ok(json!([])));
     method(&mut m, "eth_coinbase", |ctx, _| to_json(ctx.info.coinbase));
     method(&mut m, "eth_mining", |ctx, _| {
@@ -385,51 +432,41 @@ pub(crate) fn module(ctx: Arc<RpcContext>, transport: Transport) -> RpcModule<Ar
     method(&mut m, "eth_getBalance", |ctx, p| {
         let mut seq = p.sequence();
         let address: Address = next(&mut seq)?;
-        let header = state_header(ctx, optional(&mut seq)?)?;
-        let account = state(ctx, &header)?.basic_account(&address)?;
-        to_json(account.map_or(U256::ZERO, |a| a.balance))
+        to_json(balance(&ctx.store, &address, optional(&mut seq)?)?)
     });
     method(&mut m, "eth_getTransactionCount", |ctx, p| {
         let mut seq = p.sequence();
         let address: Address = next(&mut seq)?;
         let id: Option<BlockId> = optional(&mut seq)?;
-        let pending = matches!(id, Some(BlockId::Number(BlockNumberOrTag::Pending)));
-        let header = state_header(ctx, id)?;
-        let nonce = state(ctx, &header)?
-            .basic_account(&address)?
-            .map_or(0, |a| a.nonce);
-        if pending {
-            let pool = ctx.pool()?;
-            if let Some(n) = pool.pending_nonce(&address) {
-                return Ok(hex_u64(n.max(nonce)));
-            }
-        }
-        Ok(hex_u64(nonce))
+        let count = transaction_count(
+            &ctx.store,
+            || Ok(ctx.pool()?.pending_nonce(&address)),
+            &address,
+            id,
+        )?;
+        Ok(hex_u64(count))
     });
     method(&mut m, "eth_getCode", |ctx, p| {
         let mut seq = p.sequence();
         let address: Address = next(&mut seq)?;
-        let header = state_header(ctx, optional(&mut seq)?)?;
-        let view = state(ctx, &header)?;
-        let code = match view.basic_account(&address)? {
-            Some(a) if a.code_hash != KECCAK_EMPTY => view.code(&a.code_hash)?.unwrap_or_default(),
-            _ => Bytes::new(),
-        };
-        to_json(code)
+        to_json(code(&ctx.store, &address, optional(&mut seq)?)?)
     });
     method(&mut m, "eth_getStorageAt", |ctx, p| {
         let mut seq = p.sequence();
         let address: Address = next(&mut seq)?;
         let slot: U256 = next(&mut seq)?;
-        let header = state_header(ctx, optional(&mut seq)?)?;
-        let value = state(ctx, &header)?.storage(&address, &slot)?;
-        to_json(B256::from(value))
+        to_json(storage_at(
+            &ctx.store,
+            &address,
+            &slot,
+            optional(&mut seq)?,
+        )?)
     });
     method(&mut m, "eth_getBlockByNumber", |ctx, p| {
         let mut seq = p.sequence();
         let tag: BlockNumberOrTag = next(&mut seq)?;
         let full: bool = optional(&mut seq)?.unwrap_or(false);
-        by_block(ctx, BlockId::Number(tag), |h| {
+        by_block(&ctx.store, BlockId::Number(tag), |h| {
             to_json(block(&ctx.store, h, full)?)
         })
     });
@@ -441,7 +478,7 @@ pub(crate) fn module(ctx: Arc<RpcContext>, transport: Transport) -> RpcModule<Ar
     });
     method(&mut m, "eth_getBlockTransactionCountByNumber", |ctx, p| {
         let tag: BlockNumberOrTag = next(&mut p.sequence())?;
-        by_block(ctx, BlockId::Number(tag), |h| {
+        by_block(&ctx.store, BlockId::Number(tag), |h| {
             Ok(ctx
                 .store
                 .transactions(&h)?
@@ -464,9 +501,13 @@ pub(crate) fn module(ctx: Arc<RpcContext>, transport: Transport) -> RpcModule<Ar
     method(&mut m, "eth_getTransactionByHash", |ctx, p| {
         let hash: B256 = next(&mut p.sequence())?;
         if let Some(loc) = ctx.store.transaction_location(&hash)? {
-            return transaction_by_index(ctx, BlockId::hash(loc.block_hash), U64::from(loc.index));
+            return transaction_by_index(
+                &ctx.store,
+                BlockId::hash(loc.block_hash),
+                U64::from(loc.index),
+            );
         }
-        let pooled = ctx.pool()?.get(&hash);
+        let pooled = ctx.pool()?.transaction(&hash);
         match pooled {
             Some(tx) => to_json(rpc_transaction(tx.tx.clone(), tx.sender, None)),
             None => Ok(Value::Null),
@@ -478,13 +519,13 @@ pub(crate) fn module(ctx: Arc<RpcContext>, transport: Transport) -> RpcModule<Ar
         |ctx, p| {
             let mut seq = p.sequence();
             let tag: BlockNumberOrTag = next(&mut seq)?;
-            transaction_by_index(ctx, BlockId::Number(tag), next(&mut seq)?)
+            transaction_by_index(&ctx.store, BlockId::Number(tag), next(&mut seq)?)
         },
     );
     method(&mut m, "eth_getTransactionByBlockHashAndIndex", |ctx, p| {
         let mut seq = p.sequence();
         let hash: B256 = next(&mut seq)?;
-        transaction_by_index(ctx, BlockId::hash(hash), next(&mut seq)?)
+        transaction_by_index(&ctx.store, BlockId::hash(hash), next(&mut seq)?)
     });
     method(&mut m, "eth_getTransactionReceipt", |ctx, p| {
         let hash: B256 = next(&mut p.sequence())?;
@@ -499,16 +540,16 @@ pub(crate) fn module(ctx: Arc<RpcContext>, transport: Transport) -> RpcModule<Ar
     });
     method(&mut m, "eth_getBlockReceipts", |ctx, p| {
         let id: BlockId = next(&mut p.sequence())?;
-        by_block(ctx, id, |h| to_json(block_receipts(&ctx.store, h)?))
+        by_block(&ctx.store, id, |h| to_json(block_receipts(&ctx.store, h)?))
     });
     method(&mut m, "eth_sendRawTransaction", |ctx, p| {
         let raw: Bytes = next(&mut p.sequence())?;
-        to_json(submit_transaction(ctx, &raw, true)?)
+        to_json(send_raw_transaction(ctx, &raw)?)
     });
     method(&mut m, "eth_call", |ctx, p| {
         let mut seq = p.sequence();
         let req: TransactionRequest = next(&mut seq)?;
-        let header = state_header(ctx, optional(&mut seq)?)?;
+        let header = state_header(&ctx.store, optional(&mut seq)?)?;
         let overrides: Option<StateOverride> = optional(&mut seq)?;
         let req = call_request(req, overrides)?;
         let outcome = consort_evm::call(&ctx.store, &ctx.chain, &header, &req, &call_limits(ctx))?;
@@ -521,7 +562,7 @@ pub(crate) fn module(ctx: Arc<RpcContext>, transport: Transport) -> RpcModule<Ar
     method(&mut m, "eth_estimateGas", |ctx, p| {
         let mut seq = p.sequence();
         let req: TransactionRequest = next(&mut seq)?;
-        let header = state_header(ctx, optional(&mut seq)?)?;
+        let header = state_header(&ctx.store, optional(&mut seq)?)?;
         let overrides: Option<StateOverride> = optional(&mut seq)?;
         let req = call_request(req, overrides)?;
         match consort_evm::estimate_gas(&ctx.store, &ctx.chain, &header, &req, &call_limits(ctx))? {
@@ -540,22 +581,30 @@ pub(crate) fn module(ctx: Arc<RpcContext>, transport: Transport) -> RpcModule<Ar
     });
     method(&mut m, "eth_gasPrice", |ctx, _| {
         Ok(hex_u128(
-            next_base_fee(ctx)?.saturating_add(suggested_tip(ctx)?),
+            next_base_fee(&ctx.store, &ctx.chain)?
+                .saturating_add(suggested_tip(&ctx.store, ctx.info.min_gas_price)?),
         ))
     });
     method(&mut m, "eth_maxPriorityFeePerGas", |ctx, _| {
-        Ok(hex_u128(suggested_tip(ctx)?))
+        Ok(hex_u128(suggested_tip(&ctx.store, ctx.info.min_gas_price)?))
     });
     method(&mut m, "eth_feeHistory", |ctx, p| {
         let mut seq = p.sequence();
         let count: U64 = next(&mut seq)?;
         let newest: BlockNumberOrTag = next(&mut seq)?;
         let percentiles: Option<Vec<f64>> = optional(&mut seq)?;
-        fee_history(ctx, count.to::<u64>(), newest, percentiles)
+        fee_history(
+            &ctx.store,
+            &ctx.chain,
+            &ctx.limits,
+            count.to::<u64>(),
+            newest,
+            percentiles,
+        )
     });
     method(&mut m, "eth_getLogs", |ctx, p| {
         let filter: Filter = next(&mut p.sequence())?;
-        to_json(get_logs(ctx, &filter)?)
+        to_json(get_logs(&ctx.store, &ctx.limits, &filter)?)
     });
     method(&mut m, "eth_getProof", |ctx, p| {
         let mut seq = p.sequence();
@@ -581,7 +630,7 @@ pub(crate) fn module(ctx: Arc<RpcContext>, transport: Transport) -> RpcModule<Ar
                 | BlockNumberOrTag::Safe
                 | BlockNumberOrTag::Finalized,
             )) => ctx.store.head_state()?,
-            Some(id) => state(ctx, &state_header(ctx, Some(id))?)?,
+            Some(id) => state(&*ctx.store, &state_header(&ctx.store, Some(id))?)?,
         };
         let (account, account_proof, storage) = view.proof(&address, &slots)?;
         let account = account.unwrap_or_default();
@@ -623,8 +672,10 @@ fn call_limits(ctx: &RpcContext) -> CallLimits {
     }
 }
 
-fn fee_history(
-    ctx: &RpcContext,
+fn fee_history<C: BlockReader + ?Sized>(
+    chain: &C,
+    genesis: &Genesis,
+    limits: &RpcLimits,
     count: u64,
     newest: BlockNumberOrTag,
     percentiles: Option<Vec<f64>>,
@@ -632,7 +683,7 @@ fn fee_history(
     if count == 0 {
         return to_json(FeeHistory::default());
     }
-    let count = count.min(ctx.limits.max_fee_history);
+    let count = count.min(limits.max_fee_history);
     if let Some(p) = &percentiles {
         if p.len() > 100
             || p.iter().any(|v| !(0.0..=100.0).contains(v))
@@ -643,7 +694,7 @@ fn fee_history(
             ));
         }
     }
-    let (newest, _) = resolve(ctx, BlockId::Number(newest))?
+    let (newest, _) = resolve(chain, BlockId::Number(newest))?
         .ok_or_else(|| RpcError::Unavailable("header not found".into()))?;
     let oldest = newest.saturating_sub(count - 1);
     let mut history = FeeHistory {
@@ -653,10 +704,10 @@ fn fee_history(
     let mut rewards = Vec::new();
     let mut last: Option<Header> = None;
     for n in oldest..=newest {
-        let Some(hash) = ctx.store.canonical_hash(n)? else {
+        let Some(hash) = chain.canonical_hash(n)? else {
             break;
         };
-        let Some(header) = ctx.store.header(&hash)? else {
+        let Some(header) = chain.header(&hash)? else {
             break;
         };
         let base = header.base_fee_per_gas.unwrap_or(0);
@@ -669,8 +720,8 @@ fn fee_history(
         history.base_fee_per_blob_gas.push(0);
         history.blob_gas_used_ratio.push(0.0);
         if let Some(percentiles) = &percentiles {
-            let txs = ctx.store.transactions(&hash)?.unwrap_or_default();
-            let receipts = ctx.store.receipts(&hash)?.unwrap_or_default();
+            let txs = chain.transactions(&hash)?.unwrap_or_default();
+            let receipts = chain.receipts(&hash)?.unwrap_or_default();
             let mut prev = 0;
             let mut tips: Vec<(u128, u64)> = txs
                 .iter()
@@ -702,7 +753,7 @@ fn fee_history(
         last = Some(header);
     }
     if let Some(h) = last {
-        let next = ctx.chain.child_base_fee(&h, h.timestamp).unwrap_or(0);
+        let next = genesis.child_base_fee(&h, h.timestamp).unwrap_or(0);
         history.base_fee_per_gas.push(next as u128);
         history.base_fee_per_blob_gas.push(0);
     }
@@ -796,7 +847,7 @@ async fn follow(
     label: &str,
     filter: Option<&Filter>,
     (ctx, full): (&RpcContext, bool),
-    blocks: &mut tokio::sync::broadcast::Receiver<Arc<crate::NewBlock>>,
+    blocks: &mut tokio::sync::broadcast::Receiver<Arc<consort_storage::NewBlock>>,
     txs: &mut tokio::sync::broadcast::Receiver<B256>,
 ) -> jsonrpsee::core::SubscriptionResult {
     use tokio::sync::broadcast::error::RecvError;
@@ -806,7 +857,7 @@ async fn follow(
             // The status now, then each change, polled once a second.
             let mut last = None;
             loop {
-                let now = syncing(ctx).unwrap_or(Value::Bool(false));
+                let now = syncing(&*ctx.sync, &ctx.store).unwrap_or(Value::Bool(false));
                 if last.as_ref() != Some(&now) {
                     sink.send(message(now.clone())?).await?;
                     last = Some(now);
@@ -826,7 +877,7 @@ async fn follow(
                             None => to_json(hash)?,
                             // Whole transactions, as geth sends them; one already mined or
                             // dropped meanwhile is skipped.
-                            Some(ctx) => match ctx.pool()?.get(&hash) {
+                            Some(ctx) => match ctx.pool()?.transaction(&hash) {
                                 Some(tx) => to_json(rpc_transaction(tx.tx.clone(), tx.sender, None))?,
                                 None => continue,
                             },
@@ -846,7 +897,7 @@ async fn follow(
                         sink.send(message(to_json(rpc_header(b.header.clone(), b.hash))?)?).await?;
                     }
                     Ok(b) => {
-                        for log in b.logs.iter().filter(|l| filter.is_none_or(|f| f.matches(&l.inner))) {
+                        for log in new_block_logs(&b).iter().filter(|l| filter.is_none_or(|f| f.matches(&l.inner))) {
                             sink.send(message(to_json(log)?)?).await?;
                         }
                     }
@@ -857,4 +908,295 @@ async fn follow(
         },
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The `eth_` reads against a chain in memory: no database, only the reader traits.
+
+    use super::*;
+    use alloy_consensus::{Eip658Value, Receipt, ReceiptEnvelope, SignableTransaction, TxLegacy};
+    use alloy_eips::RpcBlockHash;
+    use alloy_primitives::{logs_bloom, Log, LogData, Signature, TxKind};
+    use consort_primitives::TxEnvelope;
+    use consort_storage::{Account, MemoryChain, MemoryState};
+
+    const A: Address = Address::repeat_byte(0xaa);
+    const B: Address = Address::repeat_byte(0xbb);
+
+    fn tx(nonce: u64) -> TxEnvelope {
+        TxLegacy {
+            chain_id: Some(1337),
+            nonce,
+            gas_price: 1_000,
+            gas_limit: 21_000,
+            to: TxKind::Call(B),
+            ..Default::default()
+        }
+        .into_signed(Signature::test_signature())
+        .into()
+    }
+
+    fn receipt(cumulative_gas_used: u64, emitter: Address) -> ReceiptEnvelope {
+        ReceiptEnvelope::Legacy(
+            Receipt {
+                status: Eip658Value::Eip658(true),
+                cumulative_gas_used,
+                logs: vec![Log {
+                    address: emitter,
+                    data: LogData::new_unchecked(vec![B256::repeat_byte(1)], Bytes::new()),
+                }],
+            }
+            .with_bloom(),
+        )
+    }
+
+    /// Block 0 is empty; block 1 has two transactions whose logs come from A and B; block 2 one
+    /// whose log comes from A.
+    fn chain() -> (MemoryChain, Vec<B256>) {
+        let mut chain = MemoryChain::new();
+        let blocks = [
+            vec![],
+            vec![(tx(0), receipt(21_000, A)), (tx(1), receipt(42_000, B))],
+            vec![(tx(2), receipt(21_000, A))],
+        ];
+        let hashes = blocks
+            .into_iter()
+            .map(|block| {
+                let (txs, receipts): (Vec<_>, Vec<_>) = block.into_iter().unzip();
+                let header = Header {
+                    logs_bloom: logs_bloom(receipts.iter().flat_map(|r| r.logs())),
+                    ..Default::default()
+                };
+                chain.push(header, txs, receipts)
+            })
+            .collect();
+        (chain, hashes)
+    }
+
+    #[test]
+    fn block_tags_and_hashes_resolve_to_canonical_blocks() {
+        let (chain, hashes) = chain();
+        let cases: [(&str, BlockId, Option<u64>); 9] = [
+            ("earliest", BlockNumberOrTag::Earliest.into(), Some(0)),
+            ("a number", BlockNumberOrTag::Number(1).into(), Some(1)),
+            (
+                "latest is the head",
+                BlockNumberOrTag::Latest.into(),
+                Some(2),
+            ),
+            (
+                "pending is the head",
+                BlockNumberOrTag::Pending.into(),
+                Some(2),
+            ),
+            ("safe is the head", BlockNumberOrTag::Safe.into(), Some(2)),
+            (
+                "finalized is the head",
+                BlockNumberOrTag::Finalized.into(),
+                Some(2),
+            ),
+            (
+                "a number past the head",
+                BlockNumberOrTag::Number(9).into(),
+                None,
+            ),
+            ("a hash", BlockId::hash(hashes[1]), Some(1)),
+            ("an unknown hash", BlockId::hash(B256::repeat_byte(9)), None),
+        ];
+        for (description, id, want) in cases {
+            let got = resolve(&chain, id).unwrap();
+            assert_eq!(got.map(|(n, _)| n), want, "{description}");
+            if let Some((n, hash)) = got {
+                assert_eq!(
+                    hash, hashes[n as usize],
+                    "{description}: the canonical hash"
+                );
+            }
+        }
+        let canonical = BlockId::Hash(RpcBlockHash::from_hash(hashes[1], Some(true)));
+        assert_eq!(
+            resolve(&chain, canonical).unwrap(),
+            Some((1, hashes[1])),
+            "a hash required to be canonical"
+        );
+    }
+
+    #[test]
+    fn logs_carry_their_positions_and_queries_are_bounded() {
+        let (chain, hashes) = chain();
+        let limits = RpcLimits::default();
+        let positions = |logs: Vec<RpcLog>| -> Vec<(u64, u64, u64, Address)> {
+            logs.iter()
+                .map(|l| {
+                    (
+                        l.block_number.unwrap(),
+                        l.transaction_index.unwrap(),
+                        l.log_index.unwrap(),
+                        l.address(),
+                    )
+                })
+                .collect()
+        };
+
+        let all = get_logs(&chain, &limits, &Filter::new().from_block(0)).unwrap();
+        assert_eq!(
+            positions(all),
+            [(1, 0, 0, A), (1, 1, 1, B), (2, 0, 0, A)],
+            "every log, numbered within its block"
+        );
+        let from_a = get_logs(&chain, &limits, &Filter::new().from_block(0).address(A)).unwrap();
+        assert_eq!(
+            positions(from_a),
+            [(1, 0, 0, A), (2, 0, 0, A)],
+            "by address"
+        );
+        let at_hash = get_logs(&chain, &limits, &Filter::new().at_block_hash(hashes[1])).unwrap();
+        assert_eq!(
+            positions(at_hash),
+            [(1, 0, 0, A), (1, 1, 1, B)],
+            "by block hash"
+        );
+
+        let narrow = RpcLimits {
+            max_logs_range: 2,
+            ..RpcLimits::default()
+        };
+        let few = RpcLimits {
+            max_logs: 2,
+            ..RpcLimits::default()
+        };
+        // A description, the bounds, the query, and whether the error is the one expected.
+        type Refusal<'a> = (&'a str, &'a RpcLimits, Filter, fn(&RpcError) -> bool);
+        let refused: [Refusal; 4] = [
+            (
+                "an unknown block hash",
+                &limits,
+                Filter::new().at_block_hash(B256::repeat_byte(9)),
+                |e| matches!(e, RpcError::Unavailable(_)),
+            ),
+            (
+                "a range that ends before it starts",
+                &limits,
+                Filter::new().from_block(2).to_block(1),
+                |e| matches!(e, RpcError::Execution(m) if m == "invalid block range params"),
+            ),
+            (
+                "more blocks than --rpc-max-logs-range",
+                &narrow,
+                Filter::new().from_block(0).to_block(2),
+                |e| matches!(e, RpcError::LimitExceeded(_)),
+            ),
+            (
+                "more logs than the most one query returns",
+                &few,
+                Filter::new().from_block(0),
+                |e| matches!(e, RpcError::LimitExceeded(_)),
+            ),
+        ];
+        for (description, limits, filter, expected) in refused {
+            match get_logs(&chain, limits, &filter) {
+                Err(e) => assert!(expected(&e), "{description}: {e}"),
+                Ok(logs) => panic!("{description}: answered {} logs", logs.len()),
+            }
+        }
+    }
+
+    #[derive(Debug)]
+    struct Progress(Option<(u64, u64)>);
+
+    impl SyncReader for Progress {
+        fn progress(&self) -> Option<(u64, u64)> {
+            self.0
+        }
+    }
+
+    #[test]
+    fn eth_syncing_is_false_in_sync_and_geths_object_while_catching_up() {
+        let (chain, _) = chain();
+        let cases = [
+            ("in sync", None, json!(false)),
+            (
+                "catching up",
+                Some((1, 10)),
+                json!({"startingBlock": "0x1", "currentBlock": "0x2", "highestBlock": "0xa"}),
+            ),
+            (
+                "the head already past the highest block seen",
+                Some((0, 1)),
+                json!({"startingBlock": "0x0", "currentBlock": "0x2", "highestBlock": "0x2"}),
+            ),
+        ];
+        for (description, progress, want) in cases {
+            assert_eq!(
+                syncing(&Progress(progress), &chain).unwrap(),
+                want,
+                "{description}"
+            );
+        }
+    }
+
+    #[test]
+    fn state_reads_come_from_the_block_asked_for() {
+        let (mut chain, _) = chain();
+        let code = Bytes::from_static(&[0x60, 0x00]);
+        let code_hash = alloy_primitives::keccak256(&code);
+        let at = |nonce: u64, balance: u64| MemoryState {
+            accounts: [(
+                A,
+                Account {
+                    nonce,
+                    balance: U256::from(balance),
+                    code_hash,
+                },
+            )]
+            .into(),
+            storage: [((A, U256::from(7)), U256::from(nonce))].into(),
+            code: [(code_hash, code.clone())].into(),
+        };
+        chain.set_state(1, at(1, 5));
+        chain.set_state(2, at(2, 6));
+        let block = |n: u64| Some(BlockId::from(n));
+
+        assert_eq!(balance(&chain, &A, None).unwrap(), U256::from(6), "latest");
+        assert_eq!(
+            balance(&chain, &A, block(1)).unwrap(),
+            U256::from(5),
+            "block 1"
+        );
+        assert_eq!(
+            balance(&chain, &B, None).unwrap(),
+            U256::ZERO,
+            "an absent account"
+        );
+        for (description, id) in [("state not kept", block(0)), ("unknown block", block(9))] {
+            assert!(
+                matches!(balance(&chain, &A, id), Err(RpcError::Unavailable(_))),
+                "{description}"
+            );
+        }
+
+        let no_pool = || -> RpcResult<Option<u64>> { panic!("the pool is read for pending only") };
+        let pending = Some(BlockId::from(BlockNumberOrTag::Pending));
+        assert_eq!(transaction_count(&chain, no_pool, &A, None).unwrap(), 2);
+        assert_eq!(
+            transaction_count(&chain, || Ok(Some(4)), &A, pending).unwrap(),
+            4
+        );
+        assert_eq!(
+            transaction_count(&chain, || Ok(None), &A, pending).unwrap(),
+            2
+        );
+
+        assert_eq!(code_of(&chain, &A, block(1)), code);
+        assert_eq!(code_of(&chain, &B, block(1)), Bytes::new());
+        let slot = |address, n| storage_at(&chain, &address, &U256::from(7), block(n)).unwrap();
+        assert_eq!(slot(A, 1), B256::from(U256::from(1)));
+        assert_eq!(slot(A, 2), B256::from(U256::from(2)));
+        assert_eq!(slot(B, 2), B256::ZERO);
+    }
+
+    fn code_of(chain: &MemoryChain, address: &Address, id: Option<BlockId>) -> Bytes {
+        code(chain, address, id).unwrap()
+    }
 }

@@ -108,7 +108,7 @@ pub(crate) fn register(m: &mut RpcModule<Arc<RpcContext>>, transport: Transport)
         let filter: Filter = next(&mut p.sequence())?;
         // Changes are logs of blocks after installation (and not before a later `fromBlock`),
         // as geth and Besu report them; `eth_getFilterLogs` covers the filter's whole range.
-        let after_head = head(ctx)?.0.saturating_add(1);
+        let after_head = head(&ctx.store)?.0.saturating_add(1);
         let start = match filter.block_option {
             FilterBlockOption::Range {
                 from_block: Some(BlockNumberOrTag::Number(n)),
@@ -127,7 +127,7 @@ pub(crate) fn register(m: &mut RpcModule<Arc<RpcContext>>, transport: Transport)
         to_json(id)
     });
     connection_method(m, "eth_newBlockFilter", transport, |ctx, _, owner| {
-        let next = head(ctx)?.0.saturating_add(1);
+        let next = head(&ctx.store)?.0.saturating_add(1);
         to_json(lock(ctx)?.install(ctx, owner, Kind::Blocks { next })?)
     });
     connection_method(
@@ -144,7 +144,7 @@ pub(crate) fn register(m: &mut RpcModule<Arc<RpcContext>>, transport: Transport)
     });
     method(m, "eth_getFilterChanges", |ctx, p| {
         let id: U256 = next(&mut p.sequence())?;
-        let head = head(ctx)?.0;
+        let head = head(&ctx.store)?.0;
         // Take what the poll needs under the lock, read the chain outside it.
         let job = {
             let mut filters = lock(ctx)?;
@@ -186,7 +186,7 @@ pub(crate) fn register(m: &mut RpcModule<Arc<RpcContext>>, transport: Transport)
                     } => to.min(n),
                     _ => to,
                 };
-                let logs = logs_in_range(ctx, &filter, from, to)?;
+                let logs = logs_in_range(&ctx.store, &ctx.limits, &filter, from, to)?;
                 if let Some(Installed {
                     kind: Kind::Logs { next, .. },
                     ..
@@ -212,6 +212,6 @@ pub(crate) fn register(m: &mut RpcModule<Arc<RpcContext>>, transport: Transport)
                 _ => return Err(not_found()),
             }
         };
-        to_json(get_logs(ctx, &filter)?)
+        to_json(get_logs(&ctx.store, &ctx.limits, &filter)?)
     });
 }

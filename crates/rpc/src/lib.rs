@@ -20,22 +20,17 @@ mod metrics;
 mod misc;
 mod server;
 
-pub use convert::block_logs;
 pub use error::{revert_reason, RpcError, RpcResult};
-pub use eth::{submit_transaction, HeadState};
 pub use filters::Filters;
-pub use metrics::{PoolMetrics, RpcMetrics};
+pub use metrics::RpcMetrics;
 pub use server::{
     start, ApiGroup, RpcServerConfig, RpcServerHandle, TransportConfig, DEFAULT_MAX_RESPONSE_BYTES,
 };
 
 use alloy_primitives::{Address, B256};
-use alloy_rpc_types_eth::Log as RpcLog;
 use consort_chainspec::Genesis;
-use consort_primitives::Header;
-use consort_storage::Store;
-use consort_txpool::TxPool;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use consort_storage::{NewBlock, Store};
+use consort_txpool::{PoolMetrics, TxPool};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::broadcast;
@@ -78,47 +73,10 @@ pub trait PeerNetwork: Send + Sync + std::fmt::Debug {
     fn broadcast_transaction(&self, raw: Vec<u8>);
 }
 
-/// Sync progress, shared by the syncer (writer) and `eth_syncing` (reader).
-#[derive(Debug, Default)]
-pub struct SyncStatus {
-    syncing: AtomicBool,
-    starting: AtomicU64,
-    highest: AtomicU64,
-}
-
-impl SyncStatus {
-    /// Catching up began at `starting`, towards `highest`.
-    pub fn start(&self, starting: u64, highest: u64) {
-        if !self.syncing.swap(true, Ordering::SeqCst) {
-            self.starting.store(starting, Ordering::SeqCst);
-        }
-        self.highest.fetch_max(highest, Ordering::SeqCst);
-    }
-
-    /// A peer knows a block at `highest`.
-    pub fn saw(&self, highest: u64) {
-        self.highest.fetch_max(highest, Ordering::SeqCst);
-    }
-
-    /// Caught up.
-    pub fn finish(&self) {
-        self.syncing.store(false, Ordering::SeqCst);
-    }
-
-    /// Whether the node is catching up.
-    pub fn is_syncing(&self) -> bool {
-        self.syncing.load(Ordering::SeqCst)
-    }
-
-    /// `(startingBlock, highestBlock)` while syncing.
-    pub fn progress(&self) -> Option<(u64, u64)> {
-        self.is_syncing().then(|| {
-            (
-                self.starting.load(Ordering::SeqCst),
-                self.highest.load(Ordering::SeqCst),
-            )
-        })
-    }
+/// Sync progress as `eth_syncing` reads it (implemented by the node's syncer status).
+pub trait SyncReader: Send + Sync + std::fmt::Debug {
+    /// `(startingBlock, highestBlock)` while catching up, `None` when in sync.
+    fn progress(&self) -> Option<(u64, u64)>;
 }
 
 /// Bounds on what one request may cost.
@@ -173,17 +131,6 @@ pub struct NodeInfo {
     pub min_gas_price: u128,
 }
 
-/// A block that became the chain head, for subscriptions and filters.
-#[derive(Debug, Clone)]
-pub struct NewBlock {
-    /// Its header.
-    pub header: Header,
-    /// Its (BFT on-chain) hash.
-    pub hash: B256,
-    /// Its logs with positions.
-    pub logs: Vec<RpcLog>,
-}
-
 /// Everything the methods read and write. Shared by every connection.
 #[derive(Debug)]
 pub struct RpcContext {
@@ -210,7 +157,7 @@ pub struct RpcContext {
     /// The peer-to-peer network, unless `--p2p-enabled=false`.
     pub network: Option<Arc<dyn PeerNetwork>>,
     /// Sync progress.
-    pub sync: Arc<SyncStatus>,
+    pub sync: Arc<dyn SyncReader>,
 }
 
 impl RpcContext {

@@ -9,6 +9,7 @@ use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{keccak256, Address, Bytes, B256};
 use alloy_rpc_types_eth::{BlockId, BlockNumberOrTag};
 use consort_primitives::QbftExtraData;
+use consort_txpool::PoolReader;
 use jsonrpsee::server::RpcModule;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -44,31 +45,41 @@ pub(crate) fn web3(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
 pub(crate) fn txpool(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
     let mut m = RpcModule::new(ctx);
     method(&mut m, "txpool_status", |ctx, _| {
-        let status = ctx.pool()?.status();
-        Ok(json!({
-            "pending": format!("{:#x}", status.pending),
-            "queued": format!("{:#x}", status.queued),
-        }))
+        Ok(pool_status(&*ctx.pool()?))
     });
     method(&mut m, "txpool_content", |ctx, _| {
-        let (pending, queued) = ctx.pool()?.content();
-        let side = |content: consort_txpool::PoolContent| -> RpcResult<Value> {
-            let mut out = Map::new();
-            for (sender, txs) in content {
-                let mut by_nonce = Map::new();
-                for (nonce, tx) in txs {
-                    by_nonce.insert(
-                        nonce.to_string(),
-                        to_json(rpc_transaction(tx.tx.clone(), tx.sender, None))?,
-                    );
-                }
-                out.insert(sender.to_checksum(None), Value::Object(by_nonce));
-            }
-            Ok(Value::Object(out))
-        };
-        Ok(json!({ "pending": side(pending)?, "queued": side(queued)? }))
+        pool_content(&*ctx.pool()?)
     });
     m
+}
+
+/// `txpool_status`: pending and queued counts.
+fn pool_status<P: PoolReader + ?Sized>(pool: &P) -> Value {
+    let status = pool.status();
+    json!({
+        "pending": format!("{:#x}", status.pending),
+        "queued": format!("{:#x}", status.queued),
+    })
+}
+
+/// `txpool_content`: pending and queued transactions by sender and nonce.
+fn pool_content<P: PoolReader + ?Sized>(pool: &P) -> RpcResult<Value> {
+    let (pending, queued) = pool.content();
+    let side = |content: consort_txpool::PoolContent| -> RpcResult<Value> {
+        let mut out = Map::new();
+        for (sender, txs) in content {
+            let mut by_nonce = Map::new();
+            for (nonce, tx) in txs {
+                by_nonce.insert(
+                    nonce.to_string(),
+                    to_json(rpc_transaction(tx.tx.clone(), tx.sender, None))?,
+                );
+            }
+            out.insert(sender.to_checksum(None), Value::Object(by_nonce));
+        }
+        Ok(Value::Object(out))
+    };
+    Ok(json!({ "pending": side(pending)?, "queued": side(queued)? }))
 }
 
 /// Validators recorded in a block's extraData (the set that sealed it), sorted.
@@ -90,7 +101,7 @@ pub(crate) fn qbft(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
     let mut m = RpcModule::new(ctx);
     method(&mut m, "qbft_getValidatorsByBlockNumber", |ctx, p| {
         let tag: BlockNumberOrTag = next(&mut p.sequence())?;
-        match resolve(ctx, BlockId::Number(tag))? {
+        match resolve(&ctx.store, BlockId::Number(tag))? {
             Some((_, hash)) => validators_of(ctx, hash),
             None => Ok(Value::Null),
         }
@@ -112,7 +123,7 @@ pub(crate) fn qbft(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
         let mut seq = p.sequence();
         let from: Option<BlockNumberOrTag> = optional(&mut seq)?;
         let to: Option<BlockNumberOrTag> = optional(&mut seq)?;
-        let (head, _) = head(ctx)?;
+        let (head, _) = head(&ctx.store)?;
         let number = |t: Option<BlockNumberOrTag>, default: u64| match t {
             Some(BlockNumberOrTag::Number(n)) => n,
             Some(BlockNumberOrTag::Earliest) => 0,
@@ -169,7 +180,7 @@ pub(crate) fn debug(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
     let mut m = RpcModule::new(ctx);
     fn hash_of(ctx: &RpcContext, p: jsonrpsee::types::Params<'_>) -> RpcResult<Option<B256>> {
         let id: BlockId = next(&mut p.sequence())?;
-        Ok(resolve(ctx, id)?.map(|(_, h)| h))
+        Ok(resolve(&ctx.store, id)?.map(|(_, h)| h))
     }
     method(&mut m, "debug_getRawHeader", |ctx, p| {
         let Some(hash) = hash_of(ctx, p)? else {
@@ -212,7 +223,7 @@ pub(crate) fn debug(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
     method(&mut m, "debug_getRawTransaction", |ctx, p| {
         let hash: B256 = next(&mut p.sequence())?;
         let Some(loc) = ctx.store.transaction_location(&hash)? else {
-            let pooled = ctx.pool()?.get(&hash);
+            let pooled = ctx.pool()?.transaction(&hash);
             return to_json(pooled.map(|t| Bytes::from(t.tx.encoded_2718())));
         };
         let txs = ctx.store.transactions(&loc.block_hash)?.unwrap_or_default();
@@ -225,7 +236,7 @@ pub(crate) fn debug(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
 pub(crate) fn admin(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
     let mut m = RpcModule::new(ctx);
     method(&mut m, "admin_nodeInfo", |ctx, _| {
-        let (number, hash) = head(ctx)?;
+        let (number, hash) = head(&ctx.store)?;
         let genesis = ctx.store.canonical_hash(0)?.unwrap_or_default();
         let (enode, port) = match &ctx.network {
             Some(n) => (Value::String(n.enode()), n.listen_port()),
@@ -248,7 +259,7 @@ pub(crate) fn admin(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
         }))
     });
     method(&mut m, "admin_peers", |ctx, _| {
-        let (number, hash) = head(ctx)?;
+        let (number, hash) = head(&ctx.store)?;
         let Some(network) = &ctx.network else {
             return Ok(json!([]));
         };
@@ -303,4 +314,47 @@ fn peer_control(
     f(network.as_ref())
         .map(Value::Bool)
         .map_err(RpcError::InvalidParams)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use consort_txpool::{PoolContent, PoolStatus, PooledTransaction};
+
+    /// A pool that holds nothing but its counts.
+    struct Counts(PoolStatus);
+
+    impl PoolReader for Counts {
+        fn status(&self) -> PoolStatus {
+            self.0
+        }
+
+        fn content(&self) -> (PoolContent, PoolContent) {
+            Default::default()
+        }
+
+        fn transaction(&self, _: &B256) -> Option<Arc<PooledTransaction>> {
+            None
+        }
+
+        fn pending_nonce(&self, _: &Address) -> Option<u64> {
+            None
+        }
+    }
+
+    #[test]
+    fn txpool_methods_read_any_pool_reader() {
+        let pool = Counts(PoolStatus {
+            pending: 3,
+            queued: 17,
+        });
+        assert_eq!(
+            pool_status(&pool),
+            json!({"pending": "0x3", "queued": "0x11"})
+        );
+        assert_eq!(
+            pool_content(&pool).unwrap(),
+            json!({"pending": {}, "queued": {}})
+        );
+    }
 }

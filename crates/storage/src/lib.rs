@@ -1,6 +1,8 @@
 //! consort's RocksDB storage: blocks, receipts, the canonical chain, flat account and storage
 //! state, path-keyed trie nodes for incremental state roots and proofs, and per-block change sets
-//! for a window of historical state. Every block lands in one atomic write batch.
+//! for a window of historical state. Every block lands in one atomic write batch. Readers see the
+//! chain through [`BlockReader`] and [`StateReader`], which an in-memory [`MemoryChain`] also
+//! implements.
 
 #![cfg_attr(
     not(test),
@@ -14,11 +16,17 @@
 
 mod changes;
 mod db;
+mod memory;
+mod new_block;
+mod reader;
 mod schema;
 mod state;
 
 pub use changes::{Account, AccountChange, StateChanges};
 pub use db::{BlockLocation, Store, StoreOptions};
+pub use memory::{MemoryChain, MemoryState};
+pub use new_block::NewBlock;
+pub use reader::{BlockReader, StateReader, StateSnapshot};
 pub use state::{AccountProof, PreparedState, StateView};
 
 use alloy_primitives::B256;

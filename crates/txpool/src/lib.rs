@@ -1,6 +1,7 @@
 //! The transaction pool: validates transactions against the head state, keeps them per sender as
 //! pending (executable now) or queued (waiting for a lower nonce), bounds them per sender and in
-//! total, and hands the block builder the best executable transactions first.
+//! total, and hands the block builder the best executable transactions first. Submission reads
+//! the head state from storage; the pool metrics are declared here.
 
 #![cfg_attr(
     not(test),
@@ -13,9 +14,15 @@
 )]
 
 mod error;
+mod metrics;
 mod pool;
+mod reader;
+mod submit;
 
 pub use error::PoolError;
+pub use metrics::PoolMetrics;
 pub use pool::{
     AccountState, HeadContext, PoolConfig, PoolContent, PoolStatus, PooledTransaction, TxPool,
 };
+pub use reader::PoolReader;
+pub use submit::{submit_transaction, SubmitError, TxSource};

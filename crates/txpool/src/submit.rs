@@ -1,0 +1,87 @@
+//! Submitting a raw transaction: validation against the head state and insertion into the
+//! pool, counted in the pool metrics. Telling subscribers and peers is the caller's.
+
+use crate::{PoolError, PoolMetrics, PooledTransaction, TxPool};
+use consort_storage::{BlockReader, StateReader, StorageError};
+use std::sync::{Arc, Mutex};
+
+/// Where a transaction came from: Besu's `source` metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxSource {
+    /// From this node's clients (`eth_sendRawTransaction`).
+    Local,
+    /// From a peer, by gossip.
+    Remote,
+}
+
+impl TxSource {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            TxSource::Local => "local",
+            TxSource::Remote => "remote",
+        }
+    }
+}
+
+/// Why a transaction was not submitted.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// Another thread panicked while holding the pool.
+    #[error("transaction pool lock poisoned")]
+    Poisoned,
+    /// The head could not be read.
+    #[error(transparent)]
+    Head(#[from] StorageError),
+    /// The head's state could not be read.
+    #[error("state of block {number} is not available: {source}")]
+    State {
+        /// The head block.
+        number: u64,
+        /// The failure.
+        source: StorageError,
+    },
+    /// The pool refused the transaction.
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+}
+
+/// Validates a raw EIP-2718 transaction against the head state of `chain` and adds it to
+/// `pool`. Refusals by the pool are counted in `metrics.rejected`, acceptances in
+/// `metrics.added`.
+pub fn submit_transaction<C: BlockReader + StateReader + ?Sized>(
+    pool: &Mutex<TxPool>,
+    metrics: &PoolMetrics,
+    chain: &C,
+    raw: &[u8],
+    source: TxSource,
+) -> Result<Arc<PooledTransaction>, SubmitError> {
+    let result = {
+        let mut pool = pool.lock().map_err(|_| SubmitError::Poisoned)?;
+        // The head is read under the pool lock: a block committed meanwhile has its pool
+        // update queued behind us, which re-reads every sender.
+        let header = chain.head_header()?;
+        let view = chain
+            .state_at(header.number)
+            .map_err(|source| SubmitError::State {
+                number: header.number,
+                source,
+            })?;
+        let r = pool.add_raw(raw, &view);
+        metrics.observe(&pool);
+        r
+    };
+    match result {
+        Ok(tx) => {
+            metrics.added.with_label_values(&[source.label()]).inc();
+            Ok(tx)
+        }
+        Err(e) => {
+            metrics
+                .rejected
+                .with_label_values(&[source.label(), "no", e.reason(), "txpool"])
+                .inc();
+            Err(e.into())
+        }
+    }
+}
