@@ -55,6 +55,7 @@ lint: setup
 
 bench: setup
 	cargo bench -p consort-evm --bench block_execution
+	@scripts/attack-bench.sh
 
 clean:
 	cargo clean

@@ -106,7 +106,8 @@ async fn rogue_peers_are_refused_and_blocks_continue() {
     // 1. A peer from another incarnation of the network claims block 1,000,000 and sends
     //    headers that do not link. The validator must not sit out consensus on its word.
     let header_requests = Arc::new(AtomicU64::new(0));
-    let (liar, events) = support::rogue::peer(0x51, &[enode.clone()], &network_id).await;
+    let (liar, events) =
+        support::rogue::peer(0x51, std::slice::from_ref(&enode), &network_id).await;
     lie_about_the_head(liar, events, genesis, header_requests.clone());
     assert!(
         poll(DEADLINE, || (header_requests.load(Ordering::SeqCst) >= 1)
@@ -143,8 +144,10 @@ async fn rogue_peers_are_refused_and_blocks_continue() {
 
     // 2. Two peers publish the same consensus message (each under its own sequence number):
     //    it is one message, judged once.
-    let (a, _a_events) = support::rogue::peer(0x52, &[enode.clone()], &network_id).await;
-    let (b, _b_events) = support::rogue::peer(0x53, &[enode.clone()], &network_id).await;
+    let (a, _a_events) =
+        support::rogue::peer(0x52, std::slice::from_ref(&enode), &network_id).await;
+    let (b, _b_events) =
+        support::rogue::peer(0x53, std::slice::from_ref(&enode), &network_id).await;
     assert!(poll(DEADLINE, || (peer_count(&url) == 2).then_some(())).is_some());
     // Gossip needs the subscriptions exchanged: probe with distinct messages until one lands.
     let mut probe = 0;
@@ -176,7 +179,8 @@ async fn rogue_peers_are_refused_and_blocks_continue() {
     );
 
     // 3. A third peer finds the node full (--max-peers=2) and is refused.
-    let (_c, _c_events) = support::rogue::peer(0x54, &[enode.clone()], &network_id).await;
+    let (_c, _c_events) =
+        support::rogue::peer(0x54, std::slice::from_ref(&enode), &network_id).await;
     assert!(
         poll(DEADLINE, || {
             (metric_sum(

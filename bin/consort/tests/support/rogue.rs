@@ -9,7 +9,7 @@ use consort_qbft::{
     Block, CommitPayload, PreparePayload, PreparedRound, Qbft, QbftMessage, RoundChangePayload,
     Signed,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -178,6 +178,13 @@ pub fn echo(
     });
 }
 
+/// What the twin saw of one (height, round): the proposed block and the Prepares for it.
+#[derive(Default)]
+struct Seen {
+    block: Option<Block>,
+    prepares: Vec<Signed<PreparePayload>>,
+}
+
 /// A Byzantine validator: a second peer holding a validator's signing key (its honest node
 /// runs too). For every round it sees, it signs a Prepare and a Commit for a digest that was
 /// never proposed (equivocation), and once it has seen a quorum of Prepares for a proposal, a
@@ -208,10 +215,8 @@ impl Twin {
         let (equivocations, swapped) = (twin.equivocations.clone(), twin.swapped.clone());
         let author = Qbft::new(key).address();
         tokio::spawn(async move {
-            // Per (height, round): the proposed block and the Prepares seen for it.
-            let mut rounds: HashMap<(u64, u32), (Option<Block>, Vec<Signed<PreparePayload>>)> =
-                HashMap::new();
-            let mut done: HashMap<(u64, u32), bool> = HashMap::new();
+            let mut rounds: HashMap<(u64, u32), Seen> = HashMap::new();
+            let mut done: HashSet<(u64, u32)> = HashSet::new();
             while let Some(event) = events.recv().await {
                 let Some(event) = answer_as_newcomer(&peer, event, genesis) else {
                     continue;
@@ -233,10 +238,10 @@ impl Twin {
                 let entry = rounds.entry((height, round)).or_default();
                 match msg {
                     QbftMessage::Proposal { proposal, .. } => {
-                        entry.0 = Some(proposal.payload.block.clone());
+                        entry.block = Some(proposal.payload.block.clone());
                     }
                     QbftMessage::Prepare(p) if p.author != author => {
-                        if entry.1.is_empty() {
+                        if entry.prepares.is_empty() {
                             let forged = keccak256(p.payload.digest);
                             let prepare = PreparePayload {
                                 digest: forged,
@@ -259,19 +264,19 @@ impl Twin {
                             equivocations.fetch_add(1, Ordering::SeqCst);
                         }
                         let digest = p.payload.digest;
-                        entry.1.push(p);
+                        entry.prepares.push(p);
                         // Two honest Prepares and ours make a quorum of four.
-                        if entry.1.len() == 2 && !done.contains_key(&(height, round)) {
-                            let Some(mut block) = entry.0.clone() else {
+                        if entry.prepares.len() == 2 && !done.contains(&(height, round)) {
+                            let Some(mut block) = entry.block.clone() else {
                                 continue;
                             };
-                            done.insert((height, round), true);
+                            done.insert((height, round));
                             let ours = PreparePayload {
                                 height,
                                 round,
                                 digest,
                             };
-                            let mut prepares = entry.1.clone();
+                            let mut prepares = entry.prepares.clone();
                             if let QbftMessage::Prepare(p) =
                                 QbftMessage::prepare(ours, &key, author)
                             {
@@ -302,7 +307,7 @@ impl Twin {
                 }
                 // Forget rounds far behind.
                 rounds.retain(|(h, _), _| *h + 8 > height);
-                done.retain(|(h, _), _| *h + 8 > height);
+                done.retain(|(h, _)| *h + 8 > height);
             }
         });
         twin
