@@ -309,7 +309,7 @@ fn four_validators_agree_survive_faults_and_heal() {
     wait_all_at(
         &members,
         before + 8,
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         "after restart",
     );
     eprintln!("blocks resumed {:?} after the restarts", outage.elapsed());
@@ -357,7 +357,7 @@ fn four_validators_agree_survive_faults_and_heal() {
         }
     }
     let healed = max_head(&members);
-    wait_all_at(&members, healed + 8, Duration::from_secs(30), "after heal");
+    wait_all_at(&members, healed + 8, Duration::from_secs(60), "after heal");
     assert_one_chain(&members);
 
     // A full node that was not there for hundreds of blocks syncs, then follows.
@@ -377,7 +377,7 @@ fn four_validators_agree_survive_faults_and_heal() {
     });
     assert!(synced.is_some(), "follower stuck at {}", follower.head());
     let later = max_head(&members) + 8;
-    let followed = poll(Duration::from_secs(30), || {
+    let followed = poll(Duration::from_secs(60), || {
         (follower.head() >= later).then_some(())
     });
     assert!(followed.is_some(), "follower does not follow");
@@ -628,42 +628,21 @@ fn rogue_peers_and_a_byzantine_validator_cannot_stop_or_fork_the_network() {
     stranger.stop();
     peers_are(&members, 4, "stranger gone");
 
-    // 3. A peer that publishes every consensus message again.
-    let (replayer, events) = runtime.block_on(rogue::peer(0x64, &all, &network_id));
-    let replayed = Arc::new(AtomicU64::new(0));
-    rogue::echo(
-        replayer.clone(),
-        events,
-        Echo::Replay,
-        genesis_hash,
-        replayed.clone(),
-    );
-    peers_are(&members, 5, "replayer joined");
-    blocks_pass(8, "replayer");
-    assert!(
-        replayed.load(Ordering::SeqCst) > 0,
-        "the replayer heard nothing"
-    );
-    replayer.stop();
-    peers_are(&members, 4, "replayer gone");
-
-    // 4. A peer that publishes every block again with trailing bytes in its extraData.
-    let (malleator, events) = runtime.block_on(rogue::peer(0x65, &all, &network_id));
-    let malleated = Arc::new(AtomicU64::new(0));
-    rogue::echo(
-        malleator.clone(),
-        events,
-        Echo::Malleate,
-        genesis_hash,
-        malleated.clone(),
-    );
-    peers_are(&members, 5, "malleator joined");
-    blocks_pass(8, "malleator");
-    assert!(
-        malleated.load(Ordering::SeqCst) > 0,
-        "the malleator heard nothing"
-    );
-    malleator.stop();
+    // 3. A peer that publishes every consensus message again, then 4. one that publishes
+    //    every block again with an extra item in its extraData.
+    for (seed, echo, what) in [
+        (0x64, Echo::Replay, "replayer"),
+        (0x65, Echo::Malleate, "malleator"),
+    ] {
+        let (peer, events) = runtime.block_on(rogue::peer(seed, &all, &network_id));
+        let heard = Arc::new(AtomicU64::new(0));
+        rogue::echo(peer.clone(), events, echo, genesis_hash, heard.clone());
+        peers_are(&members, 5, &format!("{what} joined"));
+        blocks_pass(8, what);
+        assert!(heard.load(Ordering::SeqCst) > 0, "the {what} heard nothing");
+        peer.stop();
+        peers_are(&members, 4, &format!("{what} gone"));
+    }
 
     let attacked = rate_since(&members, start, first);
     assert!(

@@ -112,6 +112,21 @@ fn answer_as_newcomer(
     None
 }
 
+/// A gossip message's topic and payload, told to gossip as not for forwarding.
+fn gossip(peer: &NetworkHandle, event: NetworkEvent) -> Option<(Topic, Vec<u8>)> {
+    let NetworkEvent::Gossip {
+        topic,
+        id,
+        from,
+        data,
+    } = event
+    else {
+        return None;
+    };
+    peer.validate(id, from, consort_network::Validation::Ignore);
+    Some((topic, data))
+}
+
 /// What a peer does with gossip it receives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Echo {
@@ -138,17 +153,9 @@ pub fn echo(
             let Some(event) = answer_as_newcomer(&peer, event, genesis) else {
                 continue;
             };
-            let NetworkEvent::Gossip {
-                topic,
-                id,
-                from,
-                data,
-                ..
-            } = event
-            else {
+            let Some((topic, data)) = gossip(&peer, event) else {
                 continue;
             };
-            peer.validate(id, from, consort_network::Validation::Ignore);
             seen.fetch_add(1, Ordering::SeqCst);
             match (echo, topic) {
                 (Echo::Replay, Topic::Consensus) => peer.publish(topic, data),
@@ -221,16 +228,9 @@ impl Twin {
                 let Some(event) = answer_as_newcomer(&peer, event, genesis) else {
                     continue;
                 };
-                let NetworkEvent::Gossip {
-                    topic: Topic::Consensus,
-                    id,
-                    from,
-                    data,
-                } = event
-                else {
+                let Some((Topic::Consensus, data)) = gossip(&peer, event) else {
                     continue;
                 };
-                peer.validate(id, from, consort_network::Validation::Ignore);
                 let Ok(msg) = QbftMessage::decode_wire(&data) else {
                     continue;
                 };
