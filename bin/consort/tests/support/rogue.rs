@@ -9,7 +9,7 @@ use consort_qbft::{
     Block, CommitPayload, PreparePayload, PreparedRound, Qbft, QbftMessage, RoundChangePayload,
     Signed,
 };
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -185,11 +185,13 @@ pub fn echo(
     });
 }
 
-/// What the twin saw of one (height, round): the proposed block and the Prepares for it.
+/// What the twin saw of one (height, round): the proposed block and the Prepares for it,
+/// and whether it has sent its swapped round change.
 #[derive(Default)]
 struct Seen {
     block: Option<Block>,
     prepares: Vec<Signed<PreparePayload>>,
+    swapped: bool,
 }
 
 /// A Byzantine validator: a second peer holding a validator's signing key (its honest node
@@ -223,7 +225,6 @@ impl Twin {
         let author = Qbft::new(key).address();
         tokio::spawn(async move {
             let mut rounds: HashMap<(u64, u32), Seen> = HashMap::new();
-            let mut done: HashSet<(u64, u32)> = HashSet::new();
             while let Some(event) = events.recv().await {
                 let Some(event) = answer_as_newcomer(&peer, event, genesis) else {
                     continue;
@@ -266,11 +267,11 @@ impl Twin {
                         let digest = p.payload.digest;
                         entry.prepares.push(p);
                         // Two honest Prepares and ours make a quorum of four.
-                        if entry.prepares.len() == 2 && !done.contains(&(height, round)) {
+                        if entry.prepares.len() == 2 && !entry.swapped {
                             let Some(mut block) = entry.block.clone() else {
                                 continue;
                             };
-                            done.insert((height, round));
+                            entry.swapped = true;
                             let ours = PreparePayload {
                                 height,
                                 round,
@@ -307,7 +308,6 @@ impl Twin {
                 }
                 // Forget rounds far behind.
                 rounds.retain(|(h, _), _| *h + 8 > height);
-                done.retain(|(h, _)| *h + 8 > height);
             }
         });
         twin
