@@ -7,6 +7,7 @@
     clippy::indexing_slicing
 )]
 
+mod perm;
 mod state_test;
 
 use clap::{Parser, Subcommand};
@@ -43,6 +44,12 @@ enum Command {
     Evm {
         #[command(subcommand)]
         command: EvmCommand,
+    },
+    /// Allowlist contracts: preload them into a genesis file, add and remove nodes, accounts
+    /// and admins by transaction.
+    Perm {
+        #[command(subcommand)]
+        command: perm::PermCommand,
     },
 }
 
@@ -90,6 +97,7 @@ fn main() -> ExitCode {
         Some(Command::Evm {
             command: EvmCommand::StateTest(args),
         }) => state_test::run(args),
+        Some(Command::Perm { command }) => perm::run(command),
         None => run_node(cli.node),
     }
 }

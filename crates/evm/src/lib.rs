@@ -16,6 +16,7 @@ mod call;
 mod db;
 mod executor;
 mod genesis;
+mod scratch;
 mod spec;
 pub mod statetest;
 mod validation;
@@ -27,6 +28,7 @@ pub use executor::{
     ExecutionMode, FailedTransaction,
 };
 pub use genesis::{genesis_changes, init_genesis, GenesisInitError};
+pub use scratch::{Scratch, ScratchAccount};
 pub use spec::spec_id;
 pub use validation::{
     intrinsic_gas, validate_raw_transaction, validate_transaction, TxValidationError,

@@ -15,6 +15,7 @@
 
 mod codec;
 mod enode;
+mod gate;
 mod metrics;
 mod service;
 
@@ -23,6 +24,7 @@ pub use enode::{enode_of, keypair, node_id, peer_address, Enode, EnodeError};
 pub use libp2p::gossipsub::MessageId;
 pub use libp2p::request_response::ResponseChannel;
 pub use libp2p::PeerId;
+pub use gate::{ConnectionGate, GateContext};
 pub use metrics::NetworkMetrics;
 pub use service::{
     start, NetworkConfig, NetworkEvent, NetworkHandle, PeerInfo, RequestError, Topic, Validation,

@@ -3,6 +3,7 @@
 
 use crate::codec::{BytesCodec, MAX_RESPONSE_BYTES};
 use crate::enode::{enode_of, keypair, multiaddr_socket, socket_multiaddr, Enode};
+use crate::gate::{ConnectionGate, Gate};
 use crate::metrics::NetworkMetrics;
 use crate::{NetworkError, Result};
 use alloy_primitives::keccak256;
@@ -17,7 +18,7 @@ use libp2p::{
     StreamProtocol, Swarm,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -61,6 +62,10 @@ pub struct NetworkConfig {
     pub client_version: String,
     /// How often missing peers are dialled again.
     pub redial_interval: Duration,
+    /// The host other nodes know this one by (`--p2p-host`); the listening IP when `None`.
+    pub advertised_host: Option<IpAddr>,
+    /// Decides which peers may connect (node permissioning); every peer may when `None`.
+    pub gate: Option<Arc<dyn ConnectionGate>>,
 }
 
 /// The gossip topics.
@@ -175,6 +180,7 @@ enum Command {
     AddPeer(Enode),
     RemovePeer(Enode),
     Penalise(PeerId, &'static str),
+    Recheck,
     Stop,
 }
 
@@ -201,6 +207,7 @@ impl std::fmt::Debug for Command {
             Command::AddPeer(_) => "AddPeer",
             Command::RemovePeer(_) => "RemovePeer",
             Command::Penalise(..) => "Penalise",
+            Command::Recheck => "Recheck",
             Command::Stop => "Stop",
         })
     }
@@ -284,6 +291,12 @@ impl NetworkHandle {
         self.send(Command::Penalise(peer, reason));
     }
 
+    /// Asks the gate again about every connected peer and disconnects those it no longer
+    /// permits (the rules changed).
+    pub fn recheck_peers(&self) {
+        self.send(Command::Recheck);
+    }
+
     /// Stops the swarm task.
     pub fn stop(&self) {
         self.send(Command::Stop);
@@ -292,6 +305,8 @@ impl NetworkHandle {
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
+    // First: a connection it refuses never reaches the other behaviours.
+    gate: Gate,
     blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     limits: connection_limits::Behaviour,
     identify: identify::Behaviour,
@@ -326,6 +341,8 @@ pub async fn start(
     let max_peers = config.max_peers;
     let client_version = config.client_version.clone();
     let network_id = config.network_id.clone();
+    let gate = config.gate.clone();
+    let bootnodes = config.bootnodes.clone();
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(
@@ -341,6 +358,7 @@ pub async fn start(
                 kad::Behaviour::with_config(local, kad::store::MemoryStore::new(local), kad_config);
             kad.set_mode(Some(kad::Mode::Server));
             Behaviour {
+                gate: Gate::new(gate, &bootnodes),
                 blocked: Default::default(),
                 limits: connection_limits::Behaviour::new(
                     connection_limits::ConnectionLimits::default()
@@ -403,6 +421,14 @@ pub async fn start(
         }
     };
     let enode = enode_of(&local, listen).ok_or(NetworkError::Key)?;
+    if let Some(gate) = &config.gate {
+        let host = config.advertised_host.unwrap_or(listen.ip());
+        let advertised = Enode {
+            id: enode.id,
+            addr: SocketAddr::new(host, listen.port()),
+        };
+        gate.local_enode(&advertised);
+    }
     let shared = Arc::new(Shared {
         enode,
         peers: Mutex::new(BTreeMap::new()),
@@ -414,10 +440,9 @@ pub async fn start(
         let peer = enode.peer_id();
         if peer != local {
             wanted.insert(peer, enode.multiaddr());
-            swarm
-                .behaviour_mut()
-                .kad
-                .add_address(&peer, enode.multiaddr());
+            let behaviour = swarm.behaviour_mut();
+            behaviour.kad.add_address(&peer, enode.multiaddr());
+            behaviour.gate.know(peer, enode.addr);
         }
     }
     metrics.peer_limit.set(i64::from(max_peers));
@@ -585,6 +610,7 @@ impl Task {
                 let peer = enode.peer_id();
                 behaviour.blocked.unblock_peer(peer);
                 behaviour.kad.add_address(&peer, enode.multiaddr());
+                behaviour.gate.know(peer, enode.addr);
                 self.wanted.insert(peer, enode.multiaddr());
                 self.dial(peer);
             }
@@ -595,6 +621,7 @@ impl Task {
                 behaviour.kad.remove_peer(&peer);
             }
             Command::Penalise(peer, reason) => self.penalise(peer, reason),
+            Command::Recheck => self.recheck(),
             Command::Stop => {}
         }
     }
@@ -619,6 +646,24 @@ impl Task {
         self.closing.insert(peer, "USELESS_PEER_BY_REPUTATION");
         // Blocking closes its connections and refuses new ones in both directions.
         behaviour.blocked.block_peer(peer);
+    }
+
+    /// Disconnects the peers the gate no longer permits (Besu's `REQUESTED` disconnect).
+    fn recheck(&mut self) {
+        for peer in self.swarm.behaviour().gate.no_longer_permitted() {
+            tracing::info!(%peer, "disconnecting a peer that is no longer permitted");
+            self.closing.insert(peer, "REQUESTED");
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+    }
+
+    /// Besu's insufficient-peers rule lets only bootnodes in while no other peer is connected:
+    /// when the first other peer connects or the last one leaves, every peer is judged again.
+    fn bootstrap_changed(&mut self, peer: PeerId) {
+        let gate = &self.swarm.behaviour().gate;
+        if !gate.is_bootnode(&peer) && gate.non_bootnode_peers() <= 1 {
+            self.recheck();
+        }
     }
 
     /// Lets peers whose ban has ended connect again (a removed peer stays blocked).
@@ -666,6 +711,13 @@ impl Task {
             return;
         };
         if self.swarm.is_connected(&peer) || peer == *self.swarm.local_peer_id() {
+            return;
+        }
+        // Not dialled while not permitted: the gate would refuse the connection anyway.
+        let permitted = multiaddr_socket(&addr)
+            .and_then(|a| enode_of(&peer, a))
+            .is_some_and(|e| self.swarm.behaviour().gate.permits(&e, false));
+        if !permitted {
             return;
         }
         let opts = DialOpts::peer_id(peer)
@@ -800,6 +852,7 @@ impl Task {
                 self.metrics.connected.inc();
                 tracing::debug!("peer connected: {peer_id}");
                 self.emit(NetworkEvent::Connected(peer_id));
+                self.bootstrap_changed(peer_id);
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -831,6 +884,7 @@ impl Task {
                 self.metrics.disconnected(initiator, reason);
                 tracing::debug!("peer disconnected: {peer_id}");
                 self.emit(NetworkEvent::Disconnected(peer_id));
+                self.bootstrap_changed(peer_id);
             }
             SwarmEvent::Behaviour(event) => self.behaviour_event(event),
             _ => {}

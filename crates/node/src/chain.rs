@@ -8,6 +8,7 @@ use consort_primitives::{
     bft_onchain_hash, commit_seal_digest, recover_commit_seal_signer, Header, QbftExtraData,
     TxEnvelope, EMPTY_OMMER_ROOT_HASH, EMPTY_REQUESTS_HASH, EMPTY_ROOT_HASH, QBFT_MIX_HASH,
 };
+use consort_permissioning::{Permissions, Purpose, TxFacts};
 use consort_qbft::{quorum, Block};
 use consort_storage::{PreparedState, StorageError, Store};
 use std::sync::Arc;
@@ -52,6 +53,8 @@ pub struct Chain {
     pub genesis: Arc<Genesis>,
     /// Block metrics.
     pub metrics: ChainMetrics,
+    /// Who may transact; nobody is refused when `None`.
+    pub permissions: Option<Arc<Permissions>>,
 }
 
 /// The validators recorded in a block's extraData, sorted (block-header validator mode).
@@ -126,7 +129,10 @@ impl Chain {
     ) -> Result<(Block, ExecutedProposal), ChainError> {
         let start = Instant::now();
         let mut header = self.template(parent, parent_hash, round, coinbase, timestamp);
-        let (txs, senders): (Vec<_>, Vec<_>) = candidates.into_iter().unzip();
+        let (txs, senders): (Vec<_>, Vec<_>) = candidates
+            .into_iter()
+            .filter(|(tx, sender)| self.may_build_with(parent, tx, *sender))
+            .unzip();
         let executed = execute_block(
             &self.store,
             &self.genesis,
@@ -260,6 +266,7 @@ impl Chain {
         expected.gas_limit = h.gas_limit;
         let txs = block.body.transactions.clone();
         let senders = recover_senders(&txs)?;
+        self.check_senders(&parent, &txs, &senders)?;
         let executed = execute_block(
             &self.store,
             &self.genesis,
@@ -275,6 +282,61 @@ impl Chain {
             ));
         }
         Ok(proposal)
+    }
+
+    /// Whether this node may put `tx` in a block on `parent` (every account rule, local and
+    /// contract, on the parent's state).
+    fn may_build_with(&self, parent: &Header, tx: &TxEnvelope, sender: Address) -> bool {
+        let Some(permissions) = &self.permissions else {
+            return true;
+        };
+        match permissions.check_transaction(&TxFacts::of(tx, sender), Purpose::Build, parent) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(hash = %tx.tx_hash(), "left out of the block: {e}");
+                false
+            }
+        }
+    }
+
+    /// Refuses a block with a transaction the account contract forbids on the state of its
+    /// parent: the chain's rules when the transaction ran, so a node syncing old blocks judges
+    /// them as their validators did. Local allowlists are this node's own and do not apply.
+    fn check_senders(
+        &self,
+        parent: &Header,
+        txs: &[TxEnvelope],
+        senders: &[Address],
+    ) -> Result<(), ChainError> {
+        let Some(permissions) = self.permissions.as_ref().filter(|p| p.import_rules_enabled())
+        else {
+            return Ok(());
+        };
+        for (index, (tx, sender)) in txs.iter().zip(senders).enumerate() {
+            let facts = TxFacts::of(tx, *sender);
+            if let Err(e) = permissions.check_transaction(&facts, Purpose::Import, parent) {
+                return Err(ChainError::Invalid {
+                    number: parent.number.saturating_add(1),
+                    reason: format!("transaction {index} ({}): {e}", tx.tx_hash()),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether committing `proposal` on the head may change who may connect.
+    pub fn node_rules_changed(&self, proposal: &ExecutedProposal) -> bool {
+        let Some(permissions) = &self.permissions else {
+            return false;
+        };
+        let Ok(parent) = self.store.head_header() else {
+            return true;
+        };
+        permissions.node_rules_changed(
+            &parent,
+            &proposal.executed.receipts,
+            &proposal.executed.changes,
+        )
     }
 
     /// Checks a sealed block's seals against the head as its parent.
@@ -338,5 +400,103 @@ impl Chain {
         self.metrics.on_new_head(h, start.elapsed());
         self.metrics.on_head_transactions(tx_count);
         Ok(hash)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{address_of, transfer, DEV_KEY_0, DEV_KEY_1};
+    use consort_permissioning::contract::DEFAULT_ACCOUNT_INGRESS;
+    use consort_permissioning::genesis::{preload, AllowlistGenesis};
+    use consort_permissioning::{ContractReader, PermissionsConfig, PermissioningMetrics};
+
+    /// The dev chain with the allowlist contracts, dev key 0 the admin (the only sender
+    /// permitted); a chain that enforces them and one that does not, on one store.
+    fn chains() -> (tempfile::TempDir, Chain, Chain) {
+        let mut json: serde_json::Value =
+            serde_json::from_str(crate::DEV_GENESIS).unwrap_or_else(|e| panic!("{e}"));
+        preload(
+            &mut json,
+            &AllowlistGenesis {
+                admin: address_of(DEV_KEY_0),
+                ..AllowlistGenesis::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let genesis = Arc::new(Genesis::from_json(&json.to_string()).unwrap_or_else(|e| panic!("{e}")));
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = Arc::new(
+            Store::open(dir.path(), consort_storage::StoreOptions::default())
+                .unwrap_or_else(|e| panic!("{e}")),
+        );
+        consort_evm::init_genesis(&store, &genesis).unwrap_or_else(|e| panic!("{e}"));
+        let registry = consort_metrics::Registry::new();
+        let permissions = Permissions::new(
+            PermissionsConfig {
+                accounts_contract: Some(DEFAULT_ACCOUNT_INGRESS),
+                ..PermissionsConfig::default()
+            },
+            ContractReader {
+                store: store.clone(),
+                genesis: genesis.clone(),
+            },
+            PermissioningMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}")),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let open = Chain {
+            store,
+            genesis,
+            metrics: ChainMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}")),
+            permissions: None,
+        };
+        let guarded = Chain {
+            permissions: Some(Arc::new(permissions)),
+            ..open.clone()
+        };
+        (dir, open, guarded)
+    }
+
+    #[test]
+    fn a_forbidden_sender_is_left_out_of_a_block_and_a_block_with_it_is_rejected() {
+        let (_dir, open, guarded) = chains();
+        let parent = open.store.head_header().unwrap_or_else(|e| panic!("{e}"));
+        let parent_hash = open
+            .store
+            .head()
+            .ok()
+            .flatten()
+            .map(|(_, h)| h)
+            .unwrap_or_default();
+        let validator = validators_of(&parent)[0];
+        let chain_id = open.genesis.chain_id;
+        let allowed = transfer(DEV_KEY_0, chain_id, 0);
+        let forbidden = transfer(DEV_KEY_1, chain_id, 0);
+        let candidates = vec![
+            (allowed.clone(), address_of(DEV_KEY_0)),
+            (forbidden.clone(), address_of(DEV_KEY_1)),
+        ];
+        let timestamp = parent.timestamp + 10;
+        let (honest, _) = guarded
+            .build(&parent, parent_hash, 0, validator, timestamp, candidates.clone())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(honest.body.transactions, vec![allowed]);
+        let (byzantine, _) = open
+            .build(&parent, parent_hash, 0, validator, timestamp, candidates)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(byzantine.body.transactions.len(), 2);
+        guarded
+            .check(&honest, timestamp)
+            .unwrap_or_else(|e| panic!("the honest block: {e}"));
+        let err = guarded
+            .check(&byzantine, timestamp)
+            .expect_err("a block with a forbidden sender was accepted");
+        assert!(
+            err.to_string().contains("is not on the Account Allowlist"),
+            "{err}"
+        );
+        // Without the rules, the same block is valid: the refusal is the permission check's.
+        open.check(&byzantine, timestamp)
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 }

@@ -93,6 +93,8 @@ pub trait Host {
     fn alive(&self) -> bool {
         true
     }
+    /// The node rules may have changed: judge connected peers again.
+    fn recheck_peers(&self) {}
 }
 
 /// The node's host: the system clock, tokio timers, libp2p gossip.
@@ -124,6 +126,12 @@ impl Host for TokioHost {
     fn publish(&self, topic: Topic, data: Vec<u8>) {
         if let Some(network) = &self.network {
             network.publish(topic, data);
+        }
+    }
+
+    fn recheck_peers(&self) {
+        if let Some(network) = &self.network {
+            network.recheck_peers();
         }
     }
 }
@@ -526,6 +534,7 @@ impl<H: Host> Driver<H> {
                 self.metrics.time_to_finality.observe(ms as f64 / 1000.0);
             }
         }
+        let rules_changed = self.chain.node_rules_changed(&proposal);
         let hash = match self.chain.commit(block, proposal) {
             Ok(h) => h,
             Err(e) => {
@@ -533,6 +542,10 @@ impl<H: Host> Driver<H> {
                 return self.head_input();
             }
         };
+        if rules_changed {
+            tracing::info!(number, "block changed the node rules: checking peers again");
+            self.host.recheck_peers();
+        }
         tracing::info!(
             number,
             %hash,

@@ -17,9 +17,12 @@ mod driver;
 pub mod keys;
 mod metrics;
 mod p2p;
+mod permissions;
 #[cfg(test)]
 mod sim;
 mod sync;
+#[cfg(test)]
+mod testing;
 
 pub use chain::{Chain, ChainError};
 pub use config::{ConfigError, NodeArgs};
@@ -205,7 +208,10 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
             "this node ({address}) is not a validator of the chain; it will not produce blocks"
         );
     }
-    let pool = TxPool::new(
+    let static_nodes = static_nodes(&args)?;
+    let permissions =
+        permissions::setup(&args, &store, &genesis, &registry, &static_nodes)?;
+    let mut pool = TxPool::new(
         PoolConfig {
             max_transactions: args.tx_pool_max_size,
             price_bump_percent: args.tx_pool_price_bump,
@@ -215,6 +221,12 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
         },
         driver::head_context(&genesis, &head),
     );
+    if let Some(p) = permissions.as_ref().filter(|p| p.account_rules_enabled()) {
+        pool = pool.with_admission(Arc::new(permissions::PoolAdmission {
+            permissions: p.clone(),
+            store: store.clone(),
+        }));
+    }
     for group in args.rpc_http_api.iter().chain(&args.rpc_ws_api) {
         if let Some(name) = group.unsupported() {
             tracing::warn!("JSON-RPC API group {name} is not available in consort; ignored");
@@ -227,7 +239,7 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
             key,
             listen: SocketAddr::new(args.p2p_interface, args.p2p_port),
             bootnodes: args.bootnodes.clone(),
-            static_nodes: static_nodes(&args)?,
+            static_nodes,
             max_peers: args.max_peers,
             discovery: args.discovery_enabled,
             network_id: format!(
@@ -236,6 +248,11 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
             ),
             client_version: client_version(),
             redial_interval: std::time::Duration::from_secs(3),
+            advertised_host: Some(args.p2p_host),
+            gate: permissions
+                .as_ref()
+                .filter(|p| p.node_rules_enabled())
+                .map(|p| p.clone() as Arc<dyn consort_network::ConnectionGate>),
         };
         let (handle, events) = consort_network::start(config, network_metrics).await?;
         Some((handle, events))
@@ -278,6 +295,11 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
             Arc::new(p2p::RpcNetwork(h.clone(), enode)) as Arc<dyn consort_rpc::PeerNetwork>
         }),
         sync: sync_status.clone(),
+        permissions: permissions.as_ref().map(|p| p.local().clone()),
+        on_nodes_changed: network.as_ref().map(|(h, _)| {
+            let handle = h.clone();
+            Arc::new(move || handle.recheck_peers()) as Arc<dyn Fn() + Send + Sync>
+        }),
     });
 
     let rpc = consort_rpc::start(
@@ -322,6 +344,7 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
         store,
         genesis,
         metrics: chain_metrics,
+        permissions: permissions.clone(),
     };
     let handle_of_network = network.as_ref().map(|(h, _)| h.clone());
     if let Some((handle, events)) = network {

@@ -18,7 +18,7 @@ use crate::driver::{restore_consensus_state, Driver, DriverEvent, Host};
 use crate::metrics::{ChainMetrics, QbftMetrics};
 use crate::p2p::GossipJudge;
 use crate::sync::{self, BlockImport, SyncNetwork, SyncStatus, Syncer};
-use alloy_primitives::{Address, B256, U256};
+use alloy_primitives::{Address, B256};
 use consort_chainspec::Genesis;
 use consort_network::{PeerId, Topic};
 use consort_qbft::{Block, Qbft, QbftConfig, QbftMessage};
@@ -322,6 +322,7 @@ impl World {
             store: node.store.clone(),
             genesis: self.genesis.clone(),
             metrics: ChainMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}")),
+            permissions: None,
         };
         let mut core = Qbft::with_config(
             node.key,
@@ -360,6 +361,8 @@ impl World {
                 .unwrap_or_else(|e| panic!("{e}")),
             network: None,
             sync: sync.clone(),
+            permissions: None,
+            on_nodes_changed: None,
         });
         let metrics = QbftMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}"));
         let host = SimHost {
@@ -486,31 +489,7 @@ impl World {
 
     /// A signed transfer from one of the dev chain's funded accounts.
     fn transfer(&mut self, nonce: u64) -> consort_primitives::TxEnvelope {
-        use alloy_consensus::SignableTransaction;
-        let key = SecretKey::from_slice(
-            &hex::decode("8f2a55949038a9610f50fb23b5883af3b4ecb3c3bb792cbcefbd1542c692be63")
-                .unwrap_or_default(),
-        )
-        .unwrap_or_else(|_| unreachable!());
-        let tx = alloy_consensus::TxLegacy {
-            chain_id: Some(self.genesis.chain_id),
-            nonce,
-            gas_price: 2_000_000_000,
-            gas_limit: 21_000,
-            to: alloy_primitives::TxKind::Call(Address::repeat_byte(0x77)),
-            value: U256::from(1),
-            input: Default::default(),
-        };
-        let hash = tx.signature_hash();
-        let sig = secp256k1::SECP256K1
-            .sign_ecdsa_recoverable(&secp256k1::Message::from_digest(hash.0), &key);
-        let (rec, bytes) = sig.serialize_compact();
-        let signature = alloy_primitives::Signature::new(
-            U256::from_be_slice(&bytes[..32]),
-            U256::from_be_slice(&bytes[32..]),
-            i32::from(rec) == 1,
-        );
-        consort_primitives::TxEnvelope::Legacy(tx.into_signed(signature))
+        crate::testing::transfer(crate::testing::DEV_KEY_0, self.genesis.chain_id, nonce)
     }
 
     fn step(&mut self, ev: Ev) -> Result<(), String> {

@@ -179,6 +179,8 @@ pub(crate) trait SyncNetwork {
     ) -> impl std::future::Future<Output = Result<Vec<u8>, String>>;
     /// Records that a peer sent what it cannot back.
     fn penalise(&self, peer: PeerId, reason: &'static str);
+    /// Judges connected peers again (the node rules may have changed).
+    fn recheck_peers(&self) {}
 }
 
 impl SyncNetwork for NetworkHandle {
@@ -197,6 +199,10 @@ impl SyncNetwork for NetworkHandle {
 
     fn penalise(&self, peer: PeerId, reason: &'static str) {
         NetworkHandle::penalise(self, peer, reason);
+    }
+
+    fn recheck_peers(&self) {
+        NetworkHandle::recheck_peers(self);
     }
 }
 
@@ -292,6 +298,17 @@ impl<N: SyncNetwork, I: BlockImport> Syncer<N, I> {
         }
     }
 
+    /// The first time the node has caught up with a peer, the node contract on its state is
+    /// the network's: it now decides every connection, not only those to fixed nodes.
+    fn rules_synced(&self) {
+        if let Some(p) = &self.chain.permissions {
+            if p.mark_synced() {
+                tracing::info!("caught up with a peer: node permissioning rules now apply to all");
+                self.network.recheck_peers();
+            }
+        }
+    }
+
     /// Peers on our chain and the heads they claim, best first.
     async fn statuses(&self) -> Vec<(PeerId, u64)> {
         let genesis = self
@@ -334,6 +351,9 @@ impl<N: SyncNetwork, I: BlockImport> Syncer<N, I> {
         let head = self.head();
         let best = peers.first().map_or(0, |(_, n)| *n);
         if best <= head {
+            if !peers.is_empty() {
+                self.rules_synced();
+            }
             self.finish();
             return;
         }
@@ -363,6 +383,9 @@ impl<N: SyncNetwork, I: BlockImport> Syncer<N, I> {
                     }
                 }
             }
+        }
+        if self.head() >= best {
+            self.rules_synced();
         }
         // Syncing lasts while checked headers show us behind; whatever is left unproven by
         // now does not keep the validator out of consensus.

@@ -16,3 +16,11 @@
 pub mod local;
 
 pub use local::{AllowlistError, LocalAllowlists, LocalConfig, LocalConfigError};
+pub mod contract;
+pub mod genesis;
+mod metrics;
+mod rules;
+
+pub use contract::{ContractError, ContractReader, NodeContractVersion, TxFacts};
+pub use metrics::PermissioningMetrics;
+pub use rules::{Permissions, PermissionsConfig, PermissionsError, Purpose, TxRefusal};

@@ -1,6 +1,6 @@
 //! Why a transaction was not accepted. Messages are geth's, which wallets and libraries match on.
 
-use alloy_primitives::U256;
+use alloy_primitives::{Address, U256};
 use consort_evm::TxValidationError;
 
 /// A rejected transaction. The pool is unchanged after any of these.
@@ -98,6 +98,15 @@ pub enum PoolError {
     /// Reading the sender's account failed.
     #[error("state unavailable: {0}")]
     State(String),
+    /// The sender may not transact (account permissioning).
+    #[error("Sender account not authorized to send transactions: {sender} is not on the Account Allowlist")]
+    SenderNotAuthorized {
+        /// The sender.
+        sender: Address,
+    },
+    /// The account permissioning contract could not answer.
+    #[error("account permissioning check failed: {0}")]
+    PermissionCheckFailed(String),
 }
 
 impl PoolError {
@@ -124,6 +133,8 @@ impl PoolError {
             PoolError::SenderLimit(_) => "TX_POOL_SENDER_LIMIT_REACHED",
             PoolError::PoolFull => "TX_POOL_FULL",
             PoolError::State(_) => "INTERNAL_ERROR",
+            PoolError::SenderNotAuthorized { .. } => "TX_SENDER_NOT_AUTHORIZED",
+            PoolError::PermissionCheckFailed(_) => "CHAIN_HEAD_WORLD_STATE_NOT_AVAILABLE",
         }
     }
 }

@@ -22,7 +22,8 @@ mod submit;
 pub use error::PoolError;
 pub use metrics::PoolMetrics;
 pub use pool::{
-    AccountState, HeadContext, PoolConfig, PoolContent, PoolStatus, PooledTransaction, TxPool,
+    AccountState, Admission, HeadContext, PoolConfig, PoolContent, PoolStatus, PooledTransaction,
+    TxPool,
 };
 pub use reader::PoolReader;
 pub use submit::{submit_transaction, SubmitError, TxSource};

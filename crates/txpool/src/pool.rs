@@ -155,6 +155,14 @@ pub struct TxPool {
     by_hash: HashMap<B256, (Address, u64)>,
     arrivals: u64,
     bytes: usize,
+    admission: Option<Arc<dyn Admission>>,
+}
+
+/// A rule a valid transaction must also pass to enter the pool: who may transact
+/// (permissioning). Asked after the stateless checks, before the sender's state is read.
+pub trait Admission: Send + Sync + std::fmt::Debug {
+    /// `Ok` to admit `tx` from `sender`; otherwise the refusal.
+    fn admit(&self, tx: &TxEnvelope, sender: Address) -> Result<(), PoolError>;
 }
 
 impl TxPool {
@@ -167,7 +175,15 @@ impl TxPool {
             by_hash: HashMap::new(),
             arrivals: 0,
             bytes: 0,
+            admission: None,
         }
+    }
+
+    /// Puts `admission` between validation and the pool: every transaction added from now on
+    /// must pass it.
+    pub fn with_admission(mut self, admission: Arc<dyn Admission>) -> Self {
+        self.admission = Some(admission);
+        self
     }
 
     /// The pool's configuration.
@@ -287,6 +303,9 @@ impl TxPool {
                 price: tx.max_fee_per_gas(),
                 minimum: self.config.min_gas_price,
             });
+        }
+        if let Some(admission) = &self.admission {
+            admission.admit(&tx, valid.sender)?;
         }
         self.arrivals = self.arrivals.wrapping_add(1);
         let pooled = Arc::new(PooledTransaction {

@@ -32,6 +32,8 @@ pub async fn peer(
             network_id: network_id.to_string(),
             client_version: "rogue".into(),
             redial_interval: Duration::from_secs(1),
+            advertised_host: None,
+            gate: None,
         },
         NetworkMetrics::new(&consort_metrics::Registry::new()).unwrap(),
     )
