@@ -278,6 +278,8 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
             Arc::new(p2p::RpcNetwork(h.clone(), enode)) as Arc<dyn consort_rpc::PeerNetwork>
         }),
         sync: sync_status.clone(),
+        permissions: None,
+        on_nodes_changed: None,
     });
 
     let rpc = consort_rpc::start(

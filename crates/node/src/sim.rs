@@ -360,6 +360,8 @@ impl World {
                 .unwrap_or_else(|e| panic!("{e}")),
             network: None,
             sync: sync.clone(),
+            permissions: None,
+            on_nodes_changed: None,
         });
         let metrics = QbftMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}"));
         let host = SimHost {

@@ -30,6 +30,9 @@ pub enum RpcError {
     /// A query would exceed a bound (-32005).
     #[error("{0}")]
     LimitExceeded(String),
+    /// A `perm_*` call failed (Besu's code and message).
+    #[error(transparent)]
+    Permissioning(#[from] consort_permissioning::AllowlistError),
     /// Anything else (-32603).
     #[error("internal error: {0}")]
     Internal(String),
@@ -48,6 +51,7 @@ impl RpcError {
             RpcError::Execution(_) => "EXECUTION_ERROR",
             RpcError::Unavailable(_) => "WORLD_STATE_UNAVAILABLE",
             RpcError::LimitExceeded(_) => "EXCEEDS_RPC_MAX_BLOCK_RANGE",
+            RpcError::Permissioning(e) => e.kind(),
             RpcError::Internal(_) => "INTERNAL_ERROR",
         }
     }
@@ -58,6 +62,7 @@ impl RpcError {
             RpcError::Reverted { .. } => 3,
             RpcError::LimitExceeded(_) => -32005,
             RpcError::Internal(_) => -32603,
+            RpcError::Permissioning(e) => e.code(),
             RpcError::Pool(_) | RpcError::Execution(_) | RpcError::Unavailable(_) => -32000,
         }
     }

@@ -1,5 +1,5 @@
 //! Web3 JSON-RPC over HTTP and WebSocket (jsonrpsee): the `eth_`, `net_`, `web3_`, `txpool_`,
-//! `debug_`, `qbft_` and `admin_` methods with geth/Besu result shapes and error codes, API
+//! `debug_`, `qbft_`, `admin_` and `perm_` methods with geth/Besu result shapes and error codes, API
 //! groups chosen per transport, filters and subscriptions, and per-method metrics.
 
 #![cfg_attr(
@@ -18,6 +18,7 @@ mod eth;
 mod filters;
 mod metrics;
 mod misc;
+mod perm;
 mod server;
 
 pub use error::{revert_reason, RpcError, RpcResult};
@@ -132,7 +133,6 @@ pub struct NodeInfo {
 }
 
 /// Everything the methods read and write. Shared by every connection.
-#[derive(Debug)]
 pub struct RpcContext {
     /// The chain database.
     pub store: Arc<Store>,
@@ -158,6 +158,32 @@ pub struct RpcContext {
     pub network: Option<Arc<dyn PeerNetwork>>,
     /// Sync progress.
     pub sync: Arc<dyn SyncReader>,
+    /// The local allowlists `perm_*` reads and changes; `None` when permissioning is off.
+    pub permissions: Option<Arc<consort_permissioning::LocalAllowlists>>,
+    /// Called after the node allowlist changed over `perm_*` (an add, a remove or a reload), so
+    /// the node can re-check its connected peers.
+    pub on_nodes_changed: Option<Arc<dyn Fn() + Send + Sync>>,
+}
+
+impl std::fmt::Debug for RpcContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcContext")
+            .field("store", &self.store)
+            .field("chain", &self.chain)
+            .field("pool", &self.pool)
+            .field("pending_txs", &self.pending_txs)
+            .field("new_blocks", &self.new_blocks)
+            .field("info", &self.info)
+            .field("limits", &self.limits)
+            .field("filters", &self.filters)
+            .field("metrics", &self.metrics)
+            .field("pool_metrics", &self.pool_metrics)
+            .field("network", &self.network)
+            .field("sync", &self.sync)
+            .field("permissions", &self.permissions)
+            .field("on_nodes_changed", &self.on_nodes_changed.is_some())
+            .finish()
+    }
 }
 
 impl RpcContext {

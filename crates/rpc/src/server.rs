@@ -30,7 +30,7 @@ pub enum ApiGroup {
     Debug,
     /// `admin_*`
     Admin,
-    /// `perm_*` (permissioning; its methods arrive with permissioning)
+    /// `perm_*` (the local node and account allowlists)
     Perm,
     /// A Besu group consort does not serve (`EEA`, `PRIV`, `TRACE`, ...), given by its method
     /// prefix: accepted so Besu configurations start, and reported by [`ApiGroup::unsupported`].
@@ -258,6 +258,7 @@ fn modules(
         (ApiGroup::Qbft, crate::misc::qbft(ctx.clone())),
         (ApiGroup::Debug, crate::misc::debug(ctx.clone())),
         (ApiGroup::Admin, crate::misc::admin(ctx.clone())),
+        (ApiGroup::Perm, crate::perm::module(ctx.clone())),
     ]
 }
 
