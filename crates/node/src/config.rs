@@ -1,8 +1,10 @@
 //! The node's options: Besu's flag names and defaults, environment variables `CONSORT_<FLAG>`,
 //! and a TOML `--config-file` with the same keys. Precedence: flag, then environment, then file.
 
+use alloy_primitives::Address;
 use clap::parser::ValueSource;
 use clap::{ArgAction, Args, CommandFactory, FromArgMatches};
+use consort_permissioning::LocalConfig;
 use std::ffi::OsString;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -294,6 +296,63 @@ pub struct NodeArgs {
     )]
     pub qbft_round_timeout_max_seconds: u64,
 
+    /// Allow only the nodes in `nodes-allowlist` of --permissions-nodes-config-file to connect.
+    #[arg(long = "permissions-nodes-config-file-enabled", env = "CONSORT_PERMISSIONS_NODES_CONFIG_FILE_ENABLED", action = ArgAction::Set, num_args = 0..=1, default_value_t = false, default_missing_value = "true", value_name = "BOOL")]
+    pub permissions_nodes_config_file_enabled: bool,
+
+    /// TOML file holding `nodes-allowlist` [default: <data-path>/permissions_config.toml].
+    #[arg(
+        long = "permissions-nodes-config-file",
+        env = "CONSORT_PERMISSIONS_NODES_CONFIG_FILE",
+        value_name = "FILE"
+    )]
+    pub permissions_nodes_config_file: Option<PathBuf>,
+
+    /// Allow only the senders in `accounts-allowlist` of --permissions-accounts-config-file to transact.
+    #[arg(long = "permissions-accounts-config-file-enabled", env = "CONSORT_PERMISSIONS_ACCOUNTS_CONFIG_FILE_ENABLED", action = ArgAction::Set, num_args = 0..=1, default_value_t = false, default_missing_value = "true", value_name = "BOOL")]
+    pub permissions_accounts_config_file_enabled: bool,
+
+    /// TOML file holding `accounts-allowlist`, possibly the nodes file [default: <data-path>/permissions_config.toml].
+    #[arg(
+        long = "permissions-accounts-config-file",
+        env = "CONSORT_PERMISSIONS_ACCOUNTS_CONFIG_FILE",
+        value_name = "FILE"
+    )]
+    pub permissions_accounts_config_file: Option<PathBuf>,
+
+    /// Deprecated in Besu: ask the node permissioning contract which nodes may connect.
+    #[arg(long = "permissions-nodes-contract-enabled", env = "CONSORT_PERMISSIONS_NODES_CONTRACT_ENABLED", action = ArgAction::Set, num_args = 0..=1, default_value_t = false, default_missing_value = "true", value_name = "BOOL")]
+    pub permissions_nodes_contract_enabled: bool,
+
+    /// Deprecated in Besu: address of the node permissioning contract.
+    #[arg(
+        long = "permissions-nodes-contract-address",
+        env = "CONSORT_PERMISSIONS_NODES_CONTRACT_ADDRESS",
+        value_name = "ADDRESS"
+    )]
+    pub permissions_nodes_contract_address: Option<Address>,
+
+    /// Deprecated in Besu: interface version of the node permissioning contract (1: EEA client
+    /// spec v5, 2: v6).
+    #[arg(
+        long = "permissions-nodes-contract-version",
+        env = "CONSORT_PERMISSIONS_NODES_CONTRACT_VERSION",
+        default_value_t = 1
+    )]
+    pub permissions_nodes_contract_version: u32,
+
+    /// Deprecated in Besu: ask the account permissioning contract which senders may transact.
+    #[arg(long = "permissions-accounts-contract-enabled", env = "CONSORT_PERMISSIONS_ACCOUNTS_CONTRACT_ENABLED", action = ArgAction::Set, num_args = 0..=1, default_value_t = false, default_missing_value = "true", value_name = "BOOL")]
+    pub permissions_accounts_contract_enabled: bool,
+
+    /// Deprecated in Besu: address of the account permissioning contract.
+    #[arg(
+        long = "permissions-accounts-contract-address",
+        env = "CONSORT_PERMISSIONS_ACCOUNTS_CONTRACT_ADDRESS",
+        value_name = "ADDRESS"
+    )]
+    pub permissions_accounts_contract_address: Option<Address>,
+
     /// Log level (OFF, ERROR, WARN, INFO, DEBUG, TRACE).
     #[arg(
         long = "logging",
@@ -302,6 +361,137 @@ pub struct NodeArgs {
         default_value = "INFO"
     )]
     pub logging: String,
+}
+
+/// Besu's file name of the local allowlists, in the data path.
+pub const PERMISSIONS_CONFIG_FILE: &str = "permissions_config.toml";
+
+/// Permissioning options that cannot start a node (Besu's messages).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PermissionsConfigError {
+    /// `--permissions-nodes-contract-enabled` without `--permissions-nodes-contract-address`.
+    #[error("No node permissioning contract address specified. Cannot enable smart contract based node permissioning.")]
+    NoNodeContractAddress,
+    /// `--permissions-accounts-contract-enabled` without `--permissions-accounts-contract-address`.
+    #[error("No account permissioning contract address specified. Cannot enable smart contract based account permissioning.")]
+    NoAccountContractAddress,
+    /// `--permissions-nodes-contract-version` other than 1 or 2.
+    #[error("Invalid node Smart contract permissioning interface version")]
+    InvalidNodeContractVersion {
+        /// The version given.
+        version: u32,
+    },
+}
+
+impl NodeArgs {
+    /// The local allowlists to load: each enabled list with its file, by default
+    /// `<data-path>/permissions_config.toml`.
+    pub fn local_permissions(&self) -> LocalConfig {
+        let file = |path: &Option<PathBuf>| {
+            path.clone()
+                .unwrap_or_else(|| self.data_path.join(PERMISSIONS_CONFIG_FILE))
+        };
+        LocalConfig {
+            nodes_file: self
+                .permissions_nodes_config_file_enabled
+                .then(|| file(&self.permissions_nodes_config_file)),
+            accounts_file: self
+                .permissions_accounts_config_file_enabled
+                .then(|| file(&self.permissions_accounts_config_file)),
+        }
+    }
+
+    /// Whether any permissioning, local or by contract, is enabled.
+    pub fn permissions_enabled(&self) -> bool {
+        self.permissions_nodes_config_file_enabled
+            || self.permissions_accounts_config_file_enabled
+            || self.permissions_nodes_contract_enabled
+            || self.permissions_accounts_contract_enabled
+    }
+
+    /// Besu's start-up checks of the contract options, in its order.
+    pub fn check_permissions(&self) -> Result<(), PermissionsConfigError> {
+        if self.permissions_nodes_contract_enabled
+            && self.permissions_nodes_contract_address.is_none()
+        {
+            return Err(PermissionsConfigError::NoNodeContractAddress);
+        }
+        if self.permissions_accounts_contract_enabled
+            && self.permissions_accounts_contract_address.is_none()
+        {
+            return Err(PermissionsConfigError::NoAccountContractAddress);
+        }
+        let version = self.permissions_nodes_contract_version;
+        if self.permissions_nodes_contract_enabled && !matches!(version, 1 | 2) {
+            return Err(PermissionsConfigError::InvalidNodeContractVersion { version });
+        }
+        Ok(())
+    }
+
+    /// The warnings Besu logs for permissioning options that do nothing.
+    pub fn permission_warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let perm_api = self.rpc_http_api.contains(&consort_rpc::ApiGroup::Perm)
+            || self.rpc_ws_api.contains(&consort_rpc::ApiGroup::Perm);
+        if perm_api && !self.permissions_enabled() {
+            warnings.push(
+                "Permissions are disabled. Cannot enable PERM APIs when not using Permissions."
+                    .to_string(),
+            );
+        }
+        if !self.permissions_nodes_config_file_enabled
+            && !self.permissions_accounts_config_file_enabled
+        {
+            if let Some(path) = &self.permissions_nodes_config_file {
+                warnings.push(format!(
+                    "Node permissioning config file set {} but no permissions enabled",
+                    path.display()
+                ));
+            }
+            if let Some(path) = &self.permissions_accounts_config_file {
+                warnings.push(format!(
+                    "Account permissioning config file set {} but no permissions enabled",
+                    path.display()
+                ));
+            }
+        }
+        for (enabled, what) in [
+            (self.permissions_nodes_contract_enabled, "node"),
+            (self.permissions_accounts_contract_enabled, "account"),
+        ] {
+            if enabled {
+                warnings.push(format!(
+                    "Onchain (contract) {what} permissioning options are Deprecated. Onchain permissioning is deprecated. See CHANGELOG for alternative options."
+                ));
+            }
+        }
+        if let (false, Some(address)) = (
+            self.permissions_nodes_contract_enabled,
+            self.permissions_nodes_contract_address,
+        ) {
+            warnings.push(format!(
+                "Node permissioning smart contract address set 0x{} but smart contract node permissioning is disabled.",
+                hex::encode(address)
+            ));
+        }
+        if let (false, Some(address)) = (
+            self.permissions_accounts_contract_enabled,
+            self.permissions_accounts_contract_address,
+        ) {
+            warnings.push(format!(
+                "Account permissioning smart contract address set 0x{} but smart contract account permissioning is disabled.",
+                hex::encode(address)
+            ));
+        }
+        warnings
+    }
+
+    /// Logs [`NodeArgs::permission_warnings`].
+    pub fn warn_about_permissions(&self) {
+        for warning in self.permission_warnings() {
+            tracing::warn!("{warning}");
+        }
+    }
 }
 
 /// Why the options could not be read.

@@ -2,10 +2,14 @@
 //! name what is wrong. (Environment variables are covered by the binary's end-to-end tests,
 //! which set them per process.)
 
+use alloy_primitives::Address;
 use clap::Parser;
+use consort_node::config::PermissionsConfigError;
 use consort_node::{config, ConfigError, NodeArgs};
+use consort_permissioning::LocalConfig;
 use consort_rpc::ApiGroup;
 use std::ffi::OsString;
+use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
 struct Cli {
@@ -186,13 +190,192 @@ revert-reason-enabled=true
     ])
     .unwrap();
     assert_eq!(a.p2p_port, 1);
-    // Permissioning is not silently dropped.
+    // Permissioning options are read, not dropped.
     std::fs::write(&file, "permissions-nodes-config-file-enabled=true\n").unwrap();
-    let err = parse(&[&format!("--config-file={}", file.display())])
-        .unwrap_err()
-        .to_string();
+    let a = parse(&[&format!("--config-file={}", file.display())]).unwrap();
+    assert!(a.permissions_nodes_config_file_enabled);
+}
+
+const ACCOUNT: &str = "0xb9b81ee349c3807e46bc71aa2632203c5b462032";
+
+#[test]
+fn permissioning_is_off_by_default_and_defaults_to_the_data_path_file() {
+    let a = parse(&["--data-path=/var/consort"]).unwrap();
     assert!(
-        err.contains("permissions-nodes-config-file-enabled"),
-        "{err}"
+        !a.permissions_nodes_config_file_enabled && !a.permissions_accounts_config_file_enabled
     );
+    assert!(!a.permissions_nodes_contract_enabled && !a.permissions_accounts_contract_enabled);
+    assert_eq!(a.permissions_nodes_contract_version, 1);
+    assert!(!a.permissions_enabled());
+    assert_eq!(a.local_permissions(), LocalConfig::default());
+    assert_eq!(a.check_permissions(), Ok(()));
+    assert!(a.permission_warnings().is_empty());
+    let a = parse(&[
+        "--data-path=/var/consort",
+        "--permissions-nodes-config-file-enabled",
+        "--permissions-accounts-config-file-enabled=true",
+    ])
+    .unwrap();
+    let file = PathBuf::from("/var/consort/permissions_config.toml");
+    assert_eq!(
+        a.local_permissions(),
+        LocalConfig {
+            nodes_file: Some(file.clone()),
+            accounts_file: Some(file),
+        }
+    );
+}
+
+#[test]
+fn permissioning_flags_take_besus_names_and_forms() {
+    let a = parse(&[
+        "--permissions-nodes-config-file-enabled=true",
+        "--permissions-nodes-config-file=/etc/nodes.toml",
+        "--permissions-accounts-config-file-enabled=false",
+        "--permissions-accounts-config-file=/etc/accounts.toml",
+        "--permissions-nodes-contract-enabled",
+        "--permissions-nodes-contract-address=0x0000000000000000000000000000000000009999",
+        "--permissions-nodes-contract-version=2",
+        "--permissions-accounts-contract-enabled",
+        &format!("--permissions-accounts-contract-address={ACCOUNT}"),
+    ])
+    .unwrap();
+    assert_eq!(
+        a.local_permissions(),
+        LocalConfig {
+            nodes_file: Some("/etc/nodes.toml".into()),
+            accounts_file: None,
+        }
+    );
+    assert_eq!(
+        a.permissions_nodes_contract_address,
+        Some(Address::left_padding_from(&[0x99, 0x99]))
+    );
+    assert_eq!(a.permissions_nodes_contract_version, 2);
+    assert_eq!(
+        a.permissions_accounts_contract_address,
+        Some(ACCOUNT.parse().unwrap())
+    );
+    assert_eq!(a.check_permissions(), Ok(()));
+    for bad in [
+        "--permissions-nodes-config-file-enabled=maybe",
+        "--permissions-nodes-contract-address=0x1234",
+        "--permissions-nodes-contract-version=x",
+    ] {
+        let err = parse(&[bad]).unwrap_err().to_string();
+        let flag = bad.split('=').next().unwrap();
+        assert!(err.contains(flag), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn permissioning_options_come_from_the_config_file_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "permissions-nodes-config-file-enabled=true\npermissions-nodes-config-file=\"/p/perm.toml\"\npermissions-accounts-config-file-enabled=true\npermissions-accounts-config-file=\"/p/perm.toml\"\npermissions-accounts-contract-enabled=true\npermissions-accounts-contract-address=\"{ACCOUNT}\"\npermissions-nodes-contract-version=2\n"
+        ),
+    )
+    .unwrap();
+    let config = format!("--config-file={}", file.display());
+    let a = parse(&[&config]).unwrap();
+    let perm = PathBuf::from("/p/perm.toml");
+    assert_eq!(
+        a.local_permissions(),
+        LocalConfig {
+            nodes_file: Some(perm.clone()),
+            accounts_file: Some(perm),
+        }
+    );
+    assert!(a.permissions_accounts_contract_enabled);
+    assert_eq!(a.permissions_nodes_contract_version, 2);
+    // A flag still wins over the file.
+    let a = parse(&[&config, "--permissions-nodes-config-file-enabled=false"]).unwrap();
+    assert_eq!(a.local_permissions().nodes_file, None);
+}
+
+#[test]
+fn contract_permissioning_without_an_address_does_not_start() {
+    let cases: [(&[&str], PermissionsConfigError, &str); 4] = [
+        (
+            &["--permissions-nodes-contract-enabled"],
+            PermissionsConfigError::NoNodeContractAddress,
+            "No node permissioning contract address specified. Cannot enable smart contract based node permissioning.",
+        ),
+        (
+            &["--permissions-accounts-contract-enabled=true"],
+            PermissionsConfigError::NoAccountContractAddress,
+            "No account permissioning contract address specified. Cannot enable smart contract based account permissioning.",
+        ),
+        (
+            &[
+                "--permissions-nodes-contract-enabled",
+                "--permissions-nodes-contract-address=0x0000000000000000000000000000000000009999",
+                "--permissions-nodes-contract-version=3",
+            ],
+            PermissionsConfigError::InvalidNodeContractVersion { version: 3 },
+            "Invalid node Smart contract permissioning interface version",
+        ),
+        (
+            &[
+                "--permissions-nodes-contract-enabled",
+                "--permissions-nodes-contract-version=0",
+                "--permissions-accounts-contract-enabled",
+            ],
+            PermissionsConfigError::NoNodeContractAddress,
+            "No node permissioning contract address specified. Cannot enable smart contract based node permissioning.",
+        ),
+    ];
+    for (args, expected, message) in cases {
+        let err = parse(args).unwrap().check_permissions().unwrap_err();
+        assert_eq!(
+            (&err, err.to_string().as_str()),
+            (&expected, message),
+            "{args:?}"
+        );
+    }
+    // The version only matters when the contract is enabled, as in Besu.
+    let a = parse(&["--permissions-nodes-contract-version=3"]).unwrap();
+    assert_eq!(a.check_permissions(), Ok(()));
+}
+
+#[test]
+fn permissioning_options_that_do_nothing_are_warned_about() {
+    let cases: [(&str, &[&str], &[&str]); 4] = [
+        (
+            "PERM served without permissioning",
+            &["--rpc-ws-api=ETH,PERM"],
+            &["Permissions are disabled. Cannot enable PERM APIs when not using Permissions."],
+        ),
+        (
+            "files set but not enabled",
+            &[
+                "--permissions-nodes-config-file=/n.toml",
+                "--permissions-accounts-config-file=/a.toml",
+            ],
+            &[
+                "Node permissioning config file set /n.toml but no permissions enabled",
+                "Account permissioning config file set /a.toml but no permissions enabled",
+            ],
+        ),
+        (
+            "PERM with a list enabled",
+            &["--rpc-http-api=PERM", "--permissions-accounts-config-file-enabled"],
+            &[],
+        ),
+        (
+            "contract address without its flag",
+            &[&format!("--permissions-accounts-contract-address={ACCOUNT}")],
+            &["Account permissioning smart contract address set 0xb9b81ee349c3807e46bc71aa2632203c5b462032 but smart contract account permissioning is disabled."],
+        ),
+    ];
+    for (what, args, expected) in cases {
+        assert_eq!(
+            parse(args).unwrap().permission_warnings(),
+            expected,
+            "{what}"
+        );
+    }
 }
