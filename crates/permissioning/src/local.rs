@@ -1309,9 +1309,9 @@ mod tests {
         assert_eq!(f.text(), before, "refused batches write nothing");
         // Besu's EXISTING_ENTRY compares the discovery port too.
         let other_disc = format!("{listed}?discport=30301");
-        lists.add_nodes(&[other_disc.clone()]).unwrap();
-        lists.add_nodes(&[new.clone()]).unwrap();
-        lists.remove_nodes(&[listed.clone()]).unwrap();
+        lists.add_nodes(std::slice::from_ref(&other_disc)).unwrap();
+        lists.add_nodes(std::slice::from_ref(&new)).unwrap();
+        lists.remove_nodes(std::slice::from_ref(&listed)).unwrap();
         assert_eq!(lists.nodes().unwrap(), vec![fixed, other_disc, new]);
     }
 

@@ -63,6 +63,8 @@ impl RpcError {
             RpcError::LimitExceeded(_) => -32005,
             RpcError::Internal(_) => -32603,
             RpcError::Permissioning(e) => e.code(),
+            RpcError::Pool(consort_txpool::PoolError::SenderNotAuthorized { .. }) => -32007,
+            RpcError::Pool(consort_txpool::PoolError::PermissionCheckFailed(_)) => -32008,
             RpcError::Pool(_) | RpcError::Execution(_) | RpcError::Unavailable(_) => -32000,
         }
     }

@@ -291,7 +291,7 @@ mod tests {
             call(
                 &p,
                 "perm_addNodesToAllowlist",
-                Some(&list(&[with_disc.clone()]))
+                Some(&list(std::slice::from_ref(&with_disc)))
             ),
             Ok(json!("Success"))
         );
