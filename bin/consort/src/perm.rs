@@ -99,7 +99,11 @@ pub struct TxArgs {
     #[arg(long = "rpc-url", default_value = "http://127.0.0.1:8545")]
     rpc_url: String,
     /// The admin's private key, hex.
-    #[arg(long = "private-key", env = "CONSORT_PERM_PRIVATE_KEY", hide_env_values = true)]
+    #[arg(
+        long = "private-key",
+        env = "CONSORT_PERM_PRIVATE_KEY",
+        hide_env_values = true
+    )]
     private_key: Option<String>,
     /// A file holding the admin's private key, hex (as a node's `key` file).
     #[arg(long = "key-file", value_name = "FILE", conflicts_with = "private_key")]
@@ -121,12 +125,16 @@ pub fn run(command: PermCommand) -> ExitCode {
             admins,
             nodes,
             accounts,
-        } => genesis(genesis_file, output, AllowlistGenesis {
-            admin,
-            admins,
-            nodes,
-            accounts,
-        }),
+        } => genesis(
+            genesis_file,
+            output,
+            AllowlistGenesis {
+                admin,
+                admins,
+                nodes,
+                accounts,
+            },
+        ),
         change => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -142,15 +150,11 @@ pub fn run(command: PermCommand) -> ExitCode {
     }
 }
 
-fn genesis(
-    input: PathBuf,
-    output: Option<PathBuf>,
-    spec: AllowlistGenesis,
-) -> Result<(), String> {
+fn genesis(input: PathBuf, output: Option<PathBuf>, spec: AllowlistGenesis) -> Result<(), String> {
     let text = std::fs::read_to_string(&input)
         .map_err(|e| format!("cannot read {}: {e}", input.display()))?;
-    let mut genesis: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| format!("{} is not JSON: {e}", input.display()))?;
+    let mut genesis: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", input.display()))?;
     let addresses = preload(&mut genesis, &spec)?;
     let mut out = serde_json::to_string_pretty(&genesis).map_err(|e| e.to_string())?;
     out.push('\n');
@@ -254,7 +258,9 @@ fn change_of(command: &PermCommand) -> Option<(Change, &TxArgs)> {
 }
 
 async fn call<P: Provider>(provider: &P, to: Address, data: Vec<u8>) -> Result<Bytes, String> {
-    let req = TransactionRequest::default().to(to).input(Bytes::from(data).into());
+    let req = TransactionRequest::default()
+        .to(to)
+        .input(Bytes::from(data).into());
     provider
         .call(req)
         .await
@@ -319,15 +325,23 @@ async fn send_change(command: PermCommand) -> Result<(), String> {
         ),
         CheckAt::Admin(a) => (target, address_call(IS_AUTHORIZED_SELECTOR, *a)),
     };
-    let now = decode_bool("allowlist", &call(&provider, to, data).await?)
-        .map_err(|e| e.to_string())?;
+    let now =
+        decode_bool("allowlist", &call(&provider, to, data).await?).map_err(|e| e.to_string())?;
     if now != change.expect {
         return Err(format!(
             "transaction {hash} was mined but {} is {} (already so, or refused by the contract)",
             change.what,
-            if now { "still allowed" } else { "still not allowed" }
+            if now {
+                "still allowed"
+            } else {
+                "still not allowed"
+            }
         ));
     }
-    println!("Success: {} {} in transaction {hash}", change.what, if change.expect { "added" } else { "removed" });
+    println!(
+        "Success: {} {} in transaction {hash}",
+        change.what,
+        if change.expect { "added" } else { "removed" }
+    );
     Ok(())
 }

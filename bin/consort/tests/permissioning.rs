@@ -113,7 +113,10 @@ fn stays_out(members: &[&str], url: &str, id: &str, what: &str) {
     let until = std::time::Instant::now() + WATCH;
     while std::time::Instant::now() < until {
         for m in members {
-            assert!(!peer_ids(m).iter().any(|p| p == id), "{what} became a peer of {m}");
+            assert!(
+                !peer_ids(m).iter().any(|p| p == id),
+                "{what} became a peer of {m}"
+            );
         }
         assert_eq!(block_number(url), 0, "{what} synced a block");
         std::thread::sleep(Duration::from_millis(200));
@@ -229,7 +232,9 @@ fn local_allowlists_guard_connections_and_senders() {
         json!([format!("{dev0:#x}"), format!("{dev1:#x}")])
     );
     let accepted = send(&v.http, &transfer(1337, 1, 0));
-    let hash = accepted["result"].as_str().unwrap_or_else(|| panic!("{accepted}"));
+    let hash = accepted["result"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{accepted}"));
     wait_mined(&v.http, hash, "the newly allowed sender");
 
     // Removing N from V's list drops it at once.
@@ -381,7 +386,9 @@ fn allowlist_contracts_govern_the_network() {
     let dev1 = format!("{:#x}", signer(1).address());
     perm(v1, &["add-account", &dev1]);
     let accepted = send(v1, &transfer(1338, 1, 0));
-    let hash = accepted["result"].as_str().unwrap_or_else(|| panic!("{accepted}"));
+    let hash = accepted["result"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{accepted}"));
     wait_mined(v1, hash, "the added account");
     perm(v1, &["remove-account", &dev1]);
     let refused = send(v1, &transfer(1338, 1, 1));
@@ -405,7 +412,10 @@ fn allowlist_contracts_govern_the_network() {
     let before = unpermitted(&metrics);
     let from = block_number(v1);
     wait_block(v1, from + 12, "the chain with a Byzantine proposer");
-    assert!(!mined(v1, &forbidden), "a forbidden sender's transaction was mined");
+    assert!(
+        !mined(v1, &forbidden),
+        "a forbidden sender's transaction was mined"
+    );
     assert!(
         unpermitted(&metrics) > before,
         "validator 1 never refused the forbidden transaction"
@@ -421,7 +431,10 @@ fn allowlist_contracts_govern_the_network() {
     .unwrap();
     let f_local = [
         "--permissions-accounts-config-file-enabled".to_string(),
-        format!("--permissions-accounts-config-file={}", f_accounts.display()),
+        format!(
+            "--permissions-accounts-config-file={}",
+            f_accounts.display()
+        ),
     ];
     let mut f_flags: Vec<&str> = CONTRACT_FLAGS.to_vec();
     f_flags.extend(f_local.iter().map(String::as_str));
@@ -433,8 +446,10 @@ fn allowlist_contracts_govern_the_network() {
     // Removing N through the contract disconnects it within a block.
     wait_peers(&n.http, 1, "the listed node");
     perm(v1, &["remove-node", &n_enode]);
-    poll(Duration::from_secs(10), || (peer_count(&n.http) == 0).then_some(()))
-        .expect("the removed node is still connected");
+    poll(Duration::from_secs(10), || {
+        (peer_count(&n.http) == 0).then_some(())
+    })
+    .expect("the removed node is still connected");
     for v in &validators {
         assert!(!peer_ids(&v.http).contains(&n_id));
     }

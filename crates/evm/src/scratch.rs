@@ -101,7 +101,13 @@ impl Scratch {
                 .info
                 .code
                 .clone()
-                .or_else(|| self.db.cache.contracts.get(&account.info.code_hash).cloned())
+                .or_else(|| {
+                    self.db
+                        .cache
+                        .contracts
+                        .get(&account.info.code_hash)
+                        .cloned()
+                })
                 .map(|c: Bytecode| c.original_bytes())
                 .unwrap_or_default();
             if code.is_empty() {

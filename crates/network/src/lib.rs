@@ -21,10 +21,10 @@ mod service;
 
 pub use codec::{MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES};
 pub use enode::{enode_of, keypair, node_id, peer_address, Enode, EnodeError};
+pub use gate::{ConnectionGate, GateContext};
 pub use libp2p::gossipsub::MessageId;
 pub use libp2p::request_response::ResponseChannel;
 pub use libp2p::PeerId;
-pub use gate::{ConnectionGate, GateContext};
 pub use metrics::NetworkMetrics;
 pub use service::{
     start, NetworkConfig, NetworkEvent, NetworkHandle, PeerInfo, RequestError, Topic, Validation,

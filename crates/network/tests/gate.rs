@@ -96,10 +96,18 @@ async fn a_refused_peer_never_connects_and_a_recheck_drops_an_expelled_one() {
     while let Ok(event) = a_events.try_recv() {
         match event {
             NetworkEvent::Gossip { data, .. } => {
-                assert_ne!(data, b"from a stranger".to_vec(), "gossip from a refused peer arrived")
+                assert_ne!(
+                    data,
+                    b"from a stranger".to_vec(),
+                    "gossip from a refused peer arrived"
+                )
             }
             NetworkEvent::Connected(peer) => {
-                assert_ne!(peer, c.enode().peer_id(), "the refused peer was reported connected")
+                assert_ne!(
+                    peer,
+                    c.enode().peer_id(),
+                    "the refused peer was reported connected"
+                )
             }
             _ => {}
         }

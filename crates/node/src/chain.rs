@@ -4,11 +4,11 @@ use crate::metrics::ChainMetrics;
 use alloy_primitives::{Address, Bytes, B256, U256};
 use consort_chainspec::{Genesis, Hardfork};
 use consort_evm::{execute_block, recover_senders, ExecutedBlock, ExecutionError, ExecutionMode};
+use consort_permissioning::{Permissions, Purpose, TxFacts};
 use consort_primitives::{
     bft_onchain_hash, commit_seal_digest, recover_commit_seal_signer, Header, QbftExtraData,
     TxEnvelope, EMPTY_OMMER_ROOT_HASH, EMPTY_REQUESTS_HASH, EMPTY_ROOT_HASH, QBFT_MIX_HASH,
 };
-use consort_permissioning::{Permissions, Purpose, TxFacts};
 use consort_qbft::{quorum, Block};
 use consort_storage::{PreparedState, StorageError, Store};
 use std::sync::Arc;
@@ -308,7 +308,10 @@ impl Chain {
         txs: &[TxEnvelope],
         senders: &[Address],
     ) -> Result<(), ChainError> {
-        let Some(permissions) = self.permissions.as_ref().filter(|p| p.import_rules_enabled())
+        let Some(permissions) = self
+            .permissions
+            .as_ref()
+            .filter(|p| p.import_rules_enabled())
         else {
             return Ok(());
         };
@@ -409,7 +412,7 @@ mod tests {
     use crate::testing::{address_of, transfer, DEV_KEY_0, DEV_KEY_1};
     use consort_permissioning::contract::DEFAULT_ACCOUNT_INGRESS;
     use consort_permissioning::genesis::{preload, AllowlistGenesis};
-    use consort_permissioning::{ContractReader, PermissionsConfig, PermissioningMetrics};
+    use consort_permissioning::{ContractReader, PermissioningMetrics, PermissionsConfig};
 
     /// The dev chain with the allowlist contracts, dev key 0 the admin (the only sender
     /// permitted); a chain that enforces them and one that does not, on one store.
@@ -424,7 +427,8 @@ mod tests {
             },
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        let genesis = Arc::new(Genesis::from_json(&json.to_string()).unwrap_or_else(|e| panic!("{e}")));
+        let genesis =
+            Arc::new(Genesis::from_json(&json.to_string()).unwrap_or_else(|e| panic!("{e}")));
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let store = Arc::new(
             Store::open(dir.path(), consort_storage::StoreOptions::default())
@@ -478,7 +482,14 @@ mod tests {
         ];
         let timestamp = parent.timestamp + 10;
         let (honest, _) = guarded
-            .build(&parent, parent_hash, 0, validator, timestamp, candidates.clone())
+            .build(
+                &parent,
+                parent_hash,
+                0,
+                validator,
+                timestamp,
+                candidates.clone(),
+            )
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(honest.body.transactions, vec![allowed]);
         let (byzantine, _) = open

@@ -209,8 +209,7 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
         );
     }
     let static_nodes = static_nodes(&args)?;
-    let permissions =
-        permissions::setup(&args, &store, &genesis, &registry, &static_nodes)?;
+    let permissions = permissions::setup(&args, &store, &genesis, &registry, &static_nodes)?;
     let mut pool = TxPool::new(
         PoolConfig {
             max_transactions: args.tx_pool_max_size,

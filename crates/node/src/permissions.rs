@@ -5,7 +5,7 @@ use alloy_primitives::Address;
 use consort_chainspec::Genesis;
 use consort_network::Enode;
 use consort_permissioning::{
-    ContractReader, NodeContractVersion, Permissions, PermissionsConfig, PermissioningMetrics,
+    ContractReader, NodeContractVersion, PermissioningMetrics, Permissions, PermissionsConfig,
     Purpose, TxFacts, TxRefusal,
 };
 use consort_primitives::TxEnvelope;
@@ -83,8 +83,12 @@ impl Admission for PoolAdmission {
             .check_transaction(&TxFacts::of(tx, sender), Purpose::Pool, &head)
         {
             Ok(()) => Ok(()),
-            Err(TxRefusal::NotPermitted { sender }) => Err(PoolError::SenderNotAuthorized { sender }),
-            Err(e @ TxRefusal::CheckFailed(_)) => Err(PoolError::PermissionCheckFailed(e.to_string())),
+            Err(TxRefusal::NotPermitted { sender }) => {
+                Err(PoolError::SenderNotAuthorized { sender })
+            }
+            Err(e @ TxRefusal::CheckFailed(_)) => {
+                Err(PoolError::PermissionCheckFailed(e.to_string()))
+            }
         }
     }
 }

@@ -3,8 +3,10 @@
 use alloy_primitives::{Address, U256};
 
 /// Funded development keys of `chainspecs/dev.json` (public, for tests only).
-pub(crate) const DEV_KEY_0: &str = "8f2a55949038a9610f50fb23b5883af3b4ecb3c3bb792cbcefbd1542c692be63";
-pub(crate) const DEV_KEY_1: &str = "c87509a1c067bbde78beb793e6fa76530b6382a4c0241e5e4a9ec0a0f44dc0d3";
+pub(crate) const DEV_KEY_0: &str =
+    "8f2a55949038a9610f50fb23b5883af3b4ecb3c3bb792cbcefbd1542c692be63";
+pub(crate) const DEV_KEY_1: &str =
+    "c87509a1c067bbde78beb793e6fa76530b6382a4c0241e5e4a9ec0a0f44dc0d3";
 
 /// The address of a hex secret key.
 pub(crate) fn address_of(key: &str) -> Address {

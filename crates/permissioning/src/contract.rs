@@ -390,7 +390,9 @@ mod tests {
     #[test]
     fn selectors_are_the_keccak_of_the_signatures() {
         assert_eq!(
-            selector("connectionAllowed(bytes32,bytes32,bytes16,uint16,bytes32,bytes32,bytes16,uint16)"),
+            selector(
+                "connectionAllowed(bytes32,bytes32,bytes16,uint16,bytes32,bytes32,bytes16,uint16)"
+            ),
             NODE_V1_SELECTOR
         );
         assert_eq!(
@@ -401,10 +403,22 @@ mod tests {
             selector("transactionAllowed(address,address,uint256,uint256,uint256,bytes)"),
             ACCOUNT_SELECTOR
         );
-        assert_eq!(selector("getContractAddress(bytes32)"), GET_CONTRACT_ADDRESS_SELECTOR);
-        assert_eq!(selector("setContractAddress(bytes32,address)"), SET_CONTRACT_ADDRESS_SELECTOR);
-        assert_eq!(selector("addEnode(string,string,uint16)"), ADD_ENODE_SELECTOR);
-        assert_eq!(selector("removeEnode(string,string,uint16)"), REMOVE_ENODE_SELECTOR);
+        assert_eq!(
+            selector("getContractAddress(bytes32)"),
+            GET_CONTRACT_ADDRESS_SELECTOR
+        );
+        assert_eq!(
+            selector("setContractAddress(bytes32,address)"),
+            SET_CONTRACT_ADDRESS_SELECTOR
+        );
+        assert_eq!(
+            selector("addEnode(string,string,uint16)"),
+            ADD_ENODE_SELECTOR
+        );
+        assert_eq!(
+            selector("removeEnode(string,string,uint16)"),
+            REMOVE_ENODE_SELECTOR
+        );
         assert_eq!(selector("addAccount(address)"), ADD_ACCOUNT_SELECTOR);
         assert_eq!(selector("removeAccount(address)"), REMOVE_ACCOUNT_SELECTOR);
         assert_eq!(selector("addAdmin(address)"), ADD_ADMIN_SELECTOR);
@@ -431,7 +445,10 @@ mod tests {
         assert_eq!(U256::from_be_slice(words[1]), U256::from(0x60 + 32 + 128));
         assert_eq!(U256::from_be_slice(words[2]), U256::from(30303));
         assert_eq!(U256::from_be_slice(words[3]), U256::from(128));
-        assert_eq!(&p[4 + 4 * 32..4 + 8 * 32], hex::encode(enode("10.0.0.1", 1).id).as_bytes());
+        assert_eq!(
+            &p[4 + 4 * 32..4 + 8 * 32],
+            hex::encode(enode("10.0.0.1", 1).id).as_bytes()
+        );
         assert_eq!(U256::from_be_slice(words[8]), U256::from(8));
         assert_eq!(&words[9][..8], b"10.0.0.1");
         assert!(words[9][8..].iter().all(|b| *b == 0));
@@ -447,7 +464,10 @@ mod tests {
         assert_eq!(p.len(), 4 + 8 * 32);
         assert_eq!(&p[4..68], &a.id);
         let ip_word = &p[68..100];
-        assert_eq!(&ip_word[..16], &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 3, 58, 6]);
+        assert_eq!(
+            &ip_word[..16],
+            &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 3, 58, 6]
+        );
         assert_eq!(&ip_word[16..], &[0u8; 16]);
         assert_eq!(U256::from_be_slice(&p[100..132]), U256::from(30303));
     }
@@ -498,6 +518,9 @@ mod tests {
         assert!(decode_v1(&[0u8; 32]).is_err());
         let mut abi_true = [0u8; 32];
         abi_true[31] = 1;
-        assert!(decode_v1(&abi_true).is_err(), "an ABI true is an error in v1");
+        assert!(
+            decode_v1(&abi_true).is_err(),
+            "an ABI true is an error in v1"
+        );
     }
 }

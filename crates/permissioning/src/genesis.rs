@@ -120,7 +120,11 @@ pub fn allowlist_accounts(
         (DEFAULT_ACCOUNT_INGRESS, account_rules),
     ] {
         chain
-            .call(admin, ingress, set_contract_address_call("rules", rules).into())
+            .call(
+                admin,
+                ingress,
+                set_contract_address_call("rules", rules).into(),
+            )
             .map_err(|e| step("registering the rules", e))?;
         chain
             .call(
@@ -132,17 +136,29 @@ pub fn allowlist_accounts(
     }
     for a in spec.admins.iter().filter(|a| **a != admin) {
         chain
-            .call(admin, admin_list, address_call(ADD_ADMIN_SELECTOR, *a).into())
+            .call(
+                admin,
+                admin_list,
+                address_call(ADD_ADMIN_SELECTOR, *a).into(),
+            )
             .map_err(|e| step(&format!("adding admin {a}"), e))?;
     }
     for node in &spec.nodes {
         chain
-            .call(admin, node_rules, enode_call(ADD_ENODE_SELECTOR, node).into())
+            .call(
+                admin,
+                node_rules,
+                enode_call(ADD_ENODE_SELECTOR, node).into(),
+            )
             .map_err(|e| step(&format!("adding node {node}"), e))?;
     }
     for a in spec.accounts.iter().filter(|a| **a != admin) {
         chain
-            .call(admin, account_rules, address_call(ADD_ACCOUNT_SELECTOR, *a).into())
+            .call(
+                admin,
+                account_rules,
+                address_call(ADD_ACCOUNT_SELECTOR, *a).into(),
+            )
             .map_err(|e| step(&format!("adding account {a}"), e))?;
     }
     let addresses = AllowlistAddresses {

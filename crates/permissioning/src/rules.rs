@@ -7,13 +7,13 @@ use crate::contract::{
 };
 use crate::local::{LocalAllowlists, LocalConfig, LocalConfigError};
 use crate::metrics::PermissioningMetrics;
+use alloy_consensus::ReceiptEnvelope;
 use alloy_primitives::Address;
 use consort_network::{ConnectionGate, Enode, GateContext};
 use consort_primitives::Header;
-use alloy_consensus::ReceiptEnvelope;
 use consort_storage::StateChanges;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// The enode Besu checks the node contract with at start-up: the answer does not matter, only
@@ -144,7 +144,9 @@ impl Permissions {
     }
 
     fn validate_contracts(&self) -> Result<(), PermissionsError> {
-        let head = self.head().map_err(|e| PermissionsError::Head(e.to_string()))?;
+        let head = self
+            .head()
+            .map_err(|e| PermissionsError::Head(e.to_string()))?;
         if let Some((address, version)) = self.nodes_contract {
             let probe: Enode = PROBE_ENODE
                 .parse()
@@ -250,7 +252,9 @@ impl Permissions {
             }
             NodeContractVersion::V2 => {
                 for enode in [source, destination] {
-                    let out = self.chain.call("node", head, address, node_v2_payload(enode))?;
+                    let out = self
+                        .chain
+                        .call("node", head, address, node_v2_payload(enode))?;
                     if !decode_bool("node", &out)? {
                         return Ok(false);
                     }
@@ -271,7 +275,9 @@ impl Permissions {
             );
             return Ok(true);
         }
-        let out = self.chain.call("account", at, address, account_payload(tx))?;
+        let out = self
+            .chain
+            .call("account", at, address, account_payload(tx))?;
         decode_bool("account", &out)
     }
 

@@ -9,7 +9,7 @@ use consort_network::{ConnectionGate, Enode, GateContext};
 use consort_permissioning::contract::{DEFAULT_ACCOUNT_INGRESS, DEFAULT_NODE_INGRESS};
 use consort_permissioning::genesis::{preload, AllowlistGenesis};
 use consort_permissioning::{
-    ContractReader, NodeContractVersion, Permissions, PermissionsConfig, PermissioningMetrics,
+    ContractReader, NodeContractVersion, PermissioningMetrics, Permissions, PermissionsConfig,
     Purpose, TxFacts, TxRefusal,
 };
 use consort_storage::{AccountChange, StateChanges, Store, StoreOptions};
@@ -99,7 +99,13 @@ fn the_node_contract_permits_listed_enodes_exactly() {
     let p = permissions(&setup, true, false).unwrap();
     p.local_enode(&me);
     assert!(p.permits(&member, &OUTBOUND));
-    assert!(p.permits(&member, &GateContext { inbound: true, ..OUTBOUND }));
+    assert!(p.permits(
+        &member,
+        &GateContext {
+            inbound: true,
+            ..OUTBOUND
+        }
+    ));
     // Same key elsewhere, another port, another key: not listed.
     assert!(!p.permits(&enode(2, "10.0.0.3", 30303), &OUTBOUND));
     assert!(!p.permits(&enode(2, "10.0.0.2", 30304), &OUTBOUND));
@@ -152,7 +158,7 @@ fn a_missing_account_contract_allows_all_and_a_missing_node_contract_is_refused_
 #[test]
 fn the_node_rules_change_with_ingress_or_rules_storage_or_the_event() {
     let me = enode(1, "10.0.0.1", 30303);
-    let setup = chain(&[me.clone()], true);
+    let setup = chain(std::slice::from_ref(&me), true);
     let p = permissions(&setup, true, false).unwrap();
     let head = setup.reader.store.head_header().unwrap();
     let writes = |address: Address| StateChanges {
