@@ -9,7 +9,7 @@ mod support;
 use alloy::consensus::TxEip1559;
 use alloy::primitives::{address, TxKind, U256};
 use alloy::signers::local::PrivateKeySigner;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,15 +24,7 @@ fn repo() -> PathBuf {
 
 /// `genesis/qbft-4/genesis.json` with a 250 ms block period and 1 s round timeout.
 fn write_genesis(dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(repo().join("genesis/qbft-4/genesis.json")).unwrap();
-    let mut genesis: Value = serde_json::from_str(&text).unwrap();
-    genesis["config"]["qbft"] = json!({
-        "blockperiodseconds": 1,
-        "xblockperiodmilliseconds": 250,
-        "emptyblockperiodseconds": 0,
-        "epochlength": 30000,
-        "requesttimeoutseconds": 1,
-    });
+    let genesis = support::fast_qbft4_genesis();
     let path = dir.join("genesis.json");
     std::fs::write(&path, genesis.to_string()).unwrap();
     path

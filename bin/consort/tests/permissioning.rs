@@ -255,15 +255,7 @@ fn local_allowlists_guard_connections_and_senders() {
 /// `genesis/qbft-4` with a 250 ms block period and the allowlist contracts preloaded by
 /// `consort perm genesis`: dev key 0 the admin, `nodes` allowed to connect.
 fn contract_genesis(dir: &Path, nodes: &[String]) -> PathBuf {
-    let text = std::fs::read_to_string(repo().join("genesis/qbft-4/genesis.json")).unwrap();
-    let mut genesis: Value = serde_json::from_str(&text).unwrap();
-    genesis["config"]["qbft"] = json!({
-        "blockperiodseconds": 1,
-        "xblockperiodmilliseconds": 250,
-        "emptyblockperiodseconds": 0,
-        "epochlength": 30000,
-        "requesttimeoutseconds": 1,
-    });
+    let genesis = support::fast_qbft4_genesis();
     let base = dir.join("base-genesis.json");
     std::fs::write(&base, genesis.to_string()).unwrap();
     let out = dir.join("genesis.json");
@@ -454,4 +446,47 @@ fn allowlist_contracts_govern_the_network() {
         assert!(!peer_ids(&v.http).contains(&n_id));
     }
     drop((u, f));
+}
+
+/// Besu #528: four validators whose only bootnode is a non-validator B, all listed in the node
+/// contract, find each other through B and make blocks. Until each has caught up with B it may
+/// reach only B; then the contract decides, and it lists the others. On one loopback address
+/// (127.0.0.1, ports 24161-24165): a connection's source is then the peer's listening address.
+#[test]
+fn validators_behind_a_non_validator_bootnode_find_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let enode_of = |id: &str, i: u16| format!("enode://{id}@127.0.0.1:{}", 24160 + i);
+    let validator_keys: Vec<PathBuf> = (1..=4)
+        .map(|i| repo().join(format!("genesis/qbft-4/validator{i}/key")))
+        .collect();
+    let mut enodes: Vec<String> = validator_keys
+        .iter()
+        .zip(1u16..)
+        .map(|(k, i)| enode_of(&key_file_id(k), i))
+        .collect();
+    let (b_key, b_id) = node_key(dir.path(), "b", 0x61);
+    let b_enode = enode_of(&b_id, 5);
+    enodes.push(b_enode.clone());
+    let genesis = contract_genesis(dir.path(), &enodes);
+    let start = |i: u16, key: &Path, extra: &[String]| -> Node {
+        let mut args = node_args(&genesis, key, "127.0.0.1", 24160 + i);
+        args.extend(CONTRACT_FLAGS.iter().map(|s| s.to_string()));
+        args.extend(extra.iter().cloned());
+        start_with(&dir.path().join(format!("node{i}")), &args)
+    };
+    let _b = start(5, &b_key, &[]);
+    let validators: Vec<Node> = (1..=4u16)
+        .map(|i| {
+            let bootnode = format!("--bootnodes={b_enode}");
+            start(i, &validator_keys[usize::from(i - 1)], &[bootnode])
+        })
+        .collect();
+    for v in &validators {
+        wait_peers(&v.http, 3, "a validator behind the bootnode");
+    }
+    wait_block(
+        &validators[0].http,
+        3,
+        "validators behind a non-validator bootnode",
+    );
 }

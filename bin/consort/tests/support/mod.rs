@@ -129,6 +129,22 @@ fn after(line: &str, marker: &str) -> Option<String> {
     Some(line[start..].split_whitespace().next()?.to_string())
 }
 
+/// `genesis/qbft-4/genesis.json` as JSON with a 250 ms block period, blocks even when empty,
+/// and a 1 s round timeout: the multi-process tests' four-validator chain.
+pub fn fast_qbft4_genesis() -> serde_json::Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../genesis/qbft-4/genesis.json");
+    let text = std::fs::read_to_string(path).expect("genesis/qbft-4/genesis.json");
+    let mut genesis: serde_json::Value = serde_json::from_str(&text).expect("json");
+    genesis["config"]["qbft"] = serde_json::json!({
+        "blockperiodseconds": 1,
+        "xblockperiodmilliseconds": 250,
+        "emptyblockperiodseconds": 0,
+        "epochlength": 30000,
+        "requesttimeoutseconds": 1,
+    });
+    genesis
+}
+
 /// Polls `f` every 100 ms until it returns Some or `timeout` passes.
 pub fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
