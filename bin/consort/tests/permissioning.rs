@@ -297,6 +297,20 @@ const CONTRACT_FLAGS: [&str; 5] = [
     "--permissions-accounts-contract-address=0x0000000000000000000000000000000000008888",
 ];
 
+/// The key files of `genesis/qbft-4`'s four validators and their enodes, validator `i` (1-4)
+/// at `enode_of(id, i)`.
+fn qbft4_validators(enode_of: impl Fn(&str, u16) -> String) -> (Vec<PathBuf>, Vec<String>) {
+    let keys: Vec<PathBuf> = (1..=4)
+        .map(|i| repo().join(format!("genesis/qbft-4/validator{i}/key")))
+        .collect();
+    let enodes = keys
+        .iter()
+        .zip(1u16..)
+        .map(|(k, i)| enode_of(&key_file_id(k), i))
+        .collect();
+    (keys, enodes)
+}
+
 /// The allowlist contracts on four validators (127.0.0.51-54), a listed node N (.55), a fresh
 /// node F (.56) and an unlisted node U (.57). Validator 4 does not enforce account rules,
 /// like a Byzantine proposer: the block it builds with a forbidden sender is rejected by the
@@ -308,14 +322,7 @@ const CONTRACT_FLAGS: [&str; 5] = [
 fn allowlist_contracts_govern_the_network() {
     let dir = tempfile::tempdir().unwrap();
     let enode_of = |id: &str, i: u16| format!("enode://{id}@127.0.0.{}:{}", 50 + i, 24150 + i);
-    let validator_keys: Vec<PathBuf> = (1..=4)
-        .map(|i| repo().join(format!("genesis/qbft-4/validator{i}/key")))
-        .collect();
-    let mut enodes: Vec<String> = validator_keys
-        .iter()
-        .zip(1u16..)
-        .map(|(k, i)| enode_of(&key_file_id(k), i))
-        .collect();
+    let (validator_keys, mut enodes) = qbft4_validators(enode_of);
     let (n_key, n_id) = node_key(dir.path(), "n", 0x51);
     let (f_key, f_id) = node_key(dir.path(), "f", 0x52);
     let (u_key, u_id) = node_key(dir.path(), "u", 0x53);
@@ -456,14 +463,7 @@ fn allowlist_contracts_govern_the_network() {
 fn validators_behind_a_non_validator_bootnode_find_each_other() {
     let dir = tempfile::tempdir().unwrap();
     let enode_of = |id: &str, i: u16| format!("enode://{id}@127.0.0.1:{}", 24160 + i);
-    let validator_keys: Vec<PathBuf> = (1..=4)
-        .map(|i| repo().join(format!("genesis/qbft-4/validator{i}/key")))
-        .collect();
-    let mut enodes: Vec<String> = validator_keys
-        .iter()
-        .zip(1u16..)
-        .map(|(k, i)| enode_of(&key_file_id(k), i))
-        .collect();
+    let (validator_keys, mut enodes) = qbft4_validators(enode_of);
     let (b_key, b_id) = node_key(dir.path(), "b", 0x61);
     let b_enode = enode_of(&b_id, 5);
     enodes.push(b_enode.clone());
