@@ -142,11 +142,25 @@ fn wait_all_at(members: &[Member], target: u64, timeout: Duration, what: &str) {
         let reached = poll(timeout, || (m.head() >= target).then_some(()));
         assert!(
             reached.is_some(),
-            "{what}: {} stayed at {} below {target}",
+            "{what}: {} stayed at {} below {target}; {}",
             m.name,
-            m.head()
+            m.head(),
+            describe(members)
         );
     }
+}
+
+/// Every running member's head, peer count and consensus round, for a failure message.
+fn describe(members: &[Member]) -> String {
+    running(members)
+        .iter()
+        .map(|m| {
+            let peers = rpc(&m.url(), "net_peerCount", json!([]))["result"].clone();
+            let round = metric_sum(&m.metrics(), "consort_qbft_current_round", &[]);
+            format!("{} head {} peers {peers} round {round}", m.name, m.head())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// No two running members hold different blocks at any height they share: the chains are

@@ -144,9 +144,13 @@ pub enum RequestError {
     /// The network task is gone.
     #[error("network stopped")]
     Stopped,
-    /// The peer did not answer (timeout, disconnect, protocol error).
+    /// The peer did not answer in time or broke the protocol.
     #[error("request to {0} failed: {1}")]
     Failed(PeerId, String),
+    /// The connection closed or could not be made before an answer came: no fault of the
+    /// peer's by itself (a restart, `admin_removePeer`, a cut link).
+    #[error("request to {0} lost its connection: {1}")]
+    Disconnected(PeerId, String),
 }
 
 /// A connected peer, as `admin_peers` shows it.
@@ -956,7 +960,15 @@ impl Task {
                 ..
             }) => {
                 if let Some(reply) = self.pending.remove(&request_id) {
-                    let _ = reply.send(Err(RequestError::Failed(peer, error.to_string())));
+                    let reason = error.to_string();
+                    let error = match error {
+                        request_response::OutboundFailure::ConnectionClosed
+                        | request_response::OutboundFailure::DialFailure => {
+                            RequestError::Disconnected(peer, reason)
+                        }
+                        _ => RequestError::Failed(peer, reason),
+                    };
+                    let _ = reply.send(Err(error));
                 }
             }
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {

@@ -20,7 +20,7 @@ use crate::p2p::GossipJudge;
 use crate::sync::{self, BlockImport, SyncNetwork, SyncStatus, Syncer};
 use alloy_primitives::{Address, B256};
 use consort_chainspec::Genesis;
-use consort_network::{PeerId, Topic};
+use consort_network::{PeerId, RequestError, Topic};
 use consort_qbft::{Block, Qbft, QbftConfig, QbftMessage};
 use consort_rpc::RpcContext;
 use consort_storage::{Store, StoreOptions};
@@ -735,16 +735,16 @@ impl SyncNetwork for SimNet {
         self.peers.iter().map(|p| p.peer).collect()
     }
 
-    async fn request(&self, peer: PeerId, data: Vec<u8>) -> Result<Vec<u8>, String> {
+    async fn request(&self, peer: PeerId, data: Vec<u8>) -> Result<Vec<u8>, RequestError> {
         let p = self
             .peers
             .iter()
             .find(|p| p.peer == peer)
-            .ok_or("not connected")?;
+            .ok_or_else(|| RequestError::Disconnected(peer, "not connected".into()))?;
         if p.liar {
             return Ok(lie(&p.store, &data));
         }
-        sync::serve(&p.store, &data)
+        sync::serve(&p.store, &data).map_err(|e| RequestError::Failed(peer, e))
     }
 
     fn penalise(&self, peer: PeerId, reason: &'static str) {

@@ -16,7 +16,7 @@ use alloy_consensus::proofs::calculate_transaction_root;
 use alloy_consensus::BlockBody;
 use alloy_primitives::B256;
 use alloy_rlp::{Decodable, Encodable, RlpDecodable, RlpEncodable};
-use consort_network::{NetworkHandle, PeerId};
+use consort_network::{NetworkHandle, PeerId, RequestError};
 use consort_primitives::{Header, TxEnvelope};
 use consort_qbft::Block;
 use consort_rpc::SyncReader;
@@ -176,7 +176,7 @@ pub(crate) trait SyncNetwork {
         &self,
         peer: PeerId,
         data: Vec<u8>,
-    ) -> impl std::future::Future<Output = Result<Vec<u8>, String>>;
+    ) -> impl std::future::Future<Output = Result<Vec<u8>, RequestError>>;
     /// Records that a peer sent what it cannot back.
     fn penalise(&self, peer: PeerId, reason: &'static str);
     /// Judges connected peers again (the node rules may have changed).
@@ -191,10 +191,8 @@ impl SyncNetwork for NetworkHandle {
             .collect()
     }
 
-    async fn request(&self, peer: PeerId, data: Vec<u8>) -> Result<Vec<u8>, String> {
-        NetworkHandle::request(self, peer, data)
-            .await
-            .map_err(|e| e.to_string())
+    async fn request(&self, peer: PeerId, data: Vec<u8>) -> Result<Vec<u8>, RequestError> {
+        NetworkHandle::request(self, peer, data).await
     }
 
     fn penalise(&self, peer: PeerId, reason: &'static str) {
@@ -235,6 +233,10 @@ enum BatchError {
     /// A peer sent what it cannot back (headers that do not link or lack seals, bodies that
     /// do not match, no answer): it is penalised and another peer is tried.
     Peer(PeerId, &'static str, String),
+    /// The connection to a peer went away mid-request: another peer is tried, and this one
+    /// is not penalised (a restart or a removed peer is no misbehaviour; penalties that
+    /// stay with a peer ID would mute an honest validator's gossip once it is back).
+    Gone(PeerId, String),
     /// Our side failed (the store, the driver, a sealed block that does not execute here).
     Local(String),
 }
@@ -242,7 +244,9 @@ enum BatchError {
 impl std::fmt::Display for BatchError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            BatchError::Peer(peer, _, e) => write!(f, "peer {peer}: {e}"),
+            BatchError::Peer(peer, _, e) | BatchError::Gone(peer, e) => {
+                write!(f, "peer {peer}: {e}")
+            }
             BatchError::Local(e) => f.write_str(e),
         }
     }
@@ -286,10 +290,10 @@ impl<N: SyncNetwork, I: BlockImport> Syncer<N, I> {
 
     async fn ask(&self, peer: PeerId, data: Vec<u8>) -> Result<Vec<u8>, BatchError> {
         // The request/response protocol times requests out itself.
-        self.network
-            .request(peer, data)
-            .await
-            .map_err(|e| BatchError::Peer(peer, "no answer", e))
+        self.network.request(peer, data).await.map_err(|e| match e {
+            RequestError::Disconnected(..) => BatchError::Gone(peer, e.to_string()),
+            e => BatchError::Peer(peer, "no answer", e.to_string()),
+        })
     }
 
     fn penalise(&self, e: &BatchError) {
@@ -372,7 +376,7 @@ impl<N: SyncNetwork, I: BlockImport> Syncer<N, I> {
                 }
                 match self.batch(&peers, source, head, claim).await {
                     Ok(_) => {}
-                    Err(e @ BatchError::Peer(..)) => {
+                    Err(e @ (BatchError::Peer(..) | BatchError::Gone(..))) => {
                         tracing::warn!("sync after block {head} failed: {e}");
                         self.penalise(&e);
                         continue 'peers;
