@@ -16,6 +16,7 @@
 mod block;
 mod core;
 mod messages;
+mod votes;
 
 pub use block::{proposer, quorum, seal_block, with_round, Block, BlockError};
 pub use core::{
@@ -27,3 +28,4 @@ pub use messages::{
     CommitPayload, MessageError, PreparePayload, PreparedRound, ProposalPayload, QbftMessage,
     RoundChangePayload, Signed, MAX_ROUND,
 };
+pub use votes::{is_epoch_block, update_for_block, PendingVotes, VoteTally};
