@@ -7,42 +7,17 @@
 //
 // Run `npm ci` in tests/js first if tests/js/node_modules is missing. Output is deterministic:
 // pinned compiler version, fixed settings, no metadata hash.
-import fs from 'node:fs';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { artifact, compileDir, fail, keccak256, signature, storageLayout, writeOrCheck } from '../solc.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, '..', '..');
-const requireFromTests = createRequire(path.join(repo, 'tests', 'js', 'package.json'));
-const solc = requireFromTests('solc');
-const { keccak256 } = requireFromTests('js-sha3');
-
-const SOLC_VERSION = '0.8.30';
 const contractsDir = path.join(here, 'contracts');
 const artifactsDir = path.join(here, 'artifacts');
 
 // The contracts the genesis generator deploys; everything else (Ingress, RulesBase,
 // interfaces) is abstract.
 const DEPLOYABLE = ['Admin', 'NodeIngress', 'AccountIngress', 'NodeRules', 'AccountRules'];
-
-const SETTINGS = {
-  evmVersion: 'paris', // no PUSH0/MCOPY/transient storage: runs on any fork from London on
-  optimizer: { enabled: true, runs: 200 },
-  metadata: { bytecodeHash: 'none' },
-  outputSelection: {
-    '*': {
-      '*': [
-        'abi',
-        'evm.bytecode.object',
-        'evm.deployedBytecode.object',
-        'evm.deployedBytecode.immutableReferences',
-        'evm.methodIdentifiers',
-        'storageLayout',
-      ],
-    },
-  },
-};
 
 // Selectors the node, the Besu-era tooling (psc) and the genesis generator rely on.
 const INGRESS_SELECTORS = {
@@ -119,39 +94,11 @@ const INGRESS_LAYOUT = [
   ['version', '5', 't_uint256'],
 ];
 
-function fail(msg) {
-  console.error(`compile.mjs: ${msg}`);
-  process.exit(1);
-}
-
-function canonicalType(p) {
-  if (p.type.startsWith('tuple')) {
-    return `(${p.components.map(canonicalType).join(',')})${p.type.slice('tuple'.length)}`;
-  }
-  return p.type;
-}
-
-function signature(item) {
-  return `${item.name}(${item.inputs.map(canonicalType).join(',')})`;
-}
-
 function build() {
-  if (solc.version().split('+')[0] !== SOLC_VERSION) {
-    fail(`expected solc ${SOLC_VERSION}, found ${solc.version()}`);
-  }
-  const files = fs.readdirSync(contractsDir).filter((f) => f.endsWith('.sol')).sort();
-  const sources = {};
-  for (const f of files) sources[f] = { content: fs.readFileSync(path.join(contractsDir, f), 'utf8') };
-  const input = { language: 'Solidity', sources, settings: SETTINGS };
-  const output = JSON.parse(solc.compile(JSON.stringify(input)));
-  const diagnostics = output.errors || [];
-  for (const d of diagnostics) console.error(d.formattedMessage);
-  if (diagnostics.some((d) => d.severity === 'error')) fail('compilation failed');
-  if (diagnostics.length) fail('compiler warnings are not allowed');
-
+  const contracts = compileDir(contractsDir);
   const artifacts = {};
-  for (const [file, contracts] of Object.entries(output.contracts)) {
-    for (const [name, c] of Object.entries(contracts)) {
+  for (const [file, byName] of Object.entries(contracts)) {
+    for (const [name, c] of Object.entries(byName)) {
       if (!DEPLOYABLE.includes(name)) continue;
       if (artifacts[name]) fail(`contract ${name} defined twice`);
       artifacts[name] = { file, c };
@@ -185,7 +132,7 @@ function build() {
       seen.add(sel);
     }
 
-    const layout = c.storageLayout.storage.map((s) => ({ label: s.label, slot: s.slot, offset: s.offset, type: s.type }));
+    const layout = storageLayout(c);
     if (name === 'NodeIngress' || name === 'AccountIngress') {
       const got = layout.map((s) => [s.label, s.slot, s.type]);
       if (JSON.stringify(got) !== JSON.stringify(INGRESS_LAYOUT) || layout.some((s) => s.offset !== 0)) {
@@ -197,38 +144,15 @@ function build() {
       }
     }
 
-    result[name] = {
-      contractName: name,
-      sourceName: file,
-      compiler: { version: solc.version(), settings: { evmVersion: SETTINGS.evmVersion, optimizer: SETTINGS.optimizer, metadata: SETTINGS.metadata } },
-      abi: c.abi,
-      bytecode: '0x' + c.evm.bytecode.object,
-      deployedBytecode: '0x' + c.evm.deployedBytecode.object,
-      methodIdentifiers: Object.fromEntries(Object.entries(ids).map(([k, v]) => [k, '0x' + v])),
-      storageLayout: layout,
-    };
+    result[name] = artifact(name, file, c);
   }
   return result;
 }
 
 const check = process.argv.includes('--check');
-const built = build();
-fs.mkdirSync(artifactsDir, { recursive: true });
-let stale = false;
-for (const [name, artifact] of Object.entries(built)) {
-  const out = path.join(artifactsDir, `${name}.json`);
-  const text = JSON.stringify(artifact, null, 2) + '\n';
-  if (check) {
-    const old = fs.existsSync(out) ? fs.readFileSync(out, 'utf8') : null;
-    if (old !== text) {
-      console.error(`stale: ${path.relative(repo, out)}`);
-      stale = true;
-    }
-  } else {
-    fs.writeFileSync(out, text);
-    const size = (artifact.deployedBytecode.length - 2) / 2;
-    console.log(`wrote ${path.relative(repo, out)} (runtime ${size} bytes)`);
-  }
+const outputs = {};
+for (const [name, a] of Object.entries(build())) {
+  outputs[path.join(artifactsDir, `${name}.json`)] = JSON.stringify(a, null, 2) + '\n';
 }
-if (stale) fail('artifacts are out of date; run node genesis/permissioning/compile.mjs');
+writeOrCheck(outputs, check, 'node genesis/permissioning/compile.mjs');
 if (check) console.log('artifacts up to date');

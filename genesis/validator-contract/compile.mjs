@@ -12,39 +12,15 @@
 // pinned compiler version, fixed settings, no metadata hash, sorted storage keys.
 import fs from 'node:fs';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { artifact, compileDir, fail, keccak256, repo, signature, storageLayout, writeOrCheck } from '../solc.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, '..', '..');
-const requireFromTests = createRequire(path.join(repo, 'tests', 'js', 'package.json'));
-const solc = requireFromTests('solc');
-const { keccak256 } = requireFromTests('js-sha3');
-
-const SOLC_VERSION = '0.8.30';
 const contractsDir = path.join(here, 'contracts');
 const artifactsDir = path.join(here, 'artifacts');
 const qbft4Dir = path.join(repo, 'genesis', 'qbft-4');
 
 const DEPLOYABLE = ['ValidatorSet', 'MinimalValidatorSet'];
-
-const SETTINGS = {
-  evmVersion: 'paris', // no PUSH0/MCOPY/transient storage: runs on any fork from London on
-  optimizer: { enabled: true, runs: 200 },
-  metadata: { bytecodeHash: 'none' },
-  outputSelection: {
-    '*': {
-      '*': [
-        'abi',
-        'evm.bytecode.object',
-        'evm.deployedBytecode.object',
-        'evm.deployedBytecode.immutableReferences',
-        'evm.methodIdentifiers',
-        'storageLayout',
-      ],
-    },
-  },
-};
 
 // Every external function of each contract with its selector. The set must match exactly: a
 // function added or removed in the source has to be added here (and to the README) too.
@@ -93,39 +69,11 @@ const ADMIN = '0xfe3b557e8fb62b89f4916b721be55ceb828dbd73'; // dev account 1 (pu
 // the validators come from the contract, not from the header.
 const EMPTY_EXTRA_DATA = '0xe5a00000000000000000000000000000000000000000000000000000000000000000c0c080c0';
 
-function fail(msg) {
-  console.error(`compile.mjs: ${msg}`);
-  process.exit(1);
-}
-
-function canonicalType(p) {
-  if (p.type.startsWith('tuple')) {
-    return `(${p.components.map(canonicalType).join(',')})${p.type.slice('tuple'.length)}`;
-  }
-  return p.type;
-}
-
-function signature(item) {
-  return `${item.name}(${item.inputs.map(canonicalType).join(',')})`;
-}
-
 function build() {
-  if (solc.version().split('+')[0] !== SOLC_VERSION) {
-    fail(`expected solc ${SOLC_VERSION}, found ${solc.version()}`);
-  }
-  const files = fs.readdirSync(contractsDir).filter((f) => f.endsWith('.sol')).sort();
-  const sources = {};
-  for (const f of files) sources[f] = { content: fs.readFileSync(path.join(contractsDir, f), 'utf8') };
-  const input = { language: 'Solidity', sources, settings: SETTINGS };
-  const output = JSON.parse(solc.compile(JSON.stringify(input)));
-  const diagnostics = output.errors || [];
-  for (const d of diagnostics) console.error(d.formattedMessage);
-  if (diagnostics.some((d) => d.severity === 'error')) fail('compilation failed');
-  if (diagnostics.length) fail('compiler warnings are not allowed');
-
+  const contracts = compileDir(contractsDir);
   const found = {};
-  for (const [file, contracts] of Object.entries(output.contracts)) {
-    for (const [name, c] of Object.entries(contracts)) {
+  for (const [file, byName] of Object.entries(contracts)) {
+    for (const [name, c] of Object.entries(byName)) {
       if (!DEPLOYABLE.includes(name)) fail(`unexpected contract ${name} in ${file}`);
       if (found[name]) fail(`contract ${name} defined twice`);
       found[name] = { file, c };
@@ -169,7 +117,7 @@ function build() {
     }
 
     // The layout genesis files preload. Checked against solc's storageLayout output.
-    const layout = c.storageLayout.storage.map((s) => ({ label: s.label, slot: s.slot, offset: s.offset, type: s.type }));
+    const layout = storageLayout(c);
     const got = layout.map((s) => [s.label, s.slot, s.type]);
     if (JSON.stringify(got) !== JSON.stringify(EXPECTED_LAYOUT[name]) || layout.some((s) => s.offset !== 0)) {
       fail(`${name}: storage layout differs from the documented one: ${JSON.stringify(got)}`);
@@ -179,16 +127,7 @@ function build() {
       fail(`${name}: must not use immutables`);
     }
 
-    result[name] = {
-      contractName: name,
-      sourceName: file,
-      compiler: { version: solc.version(), settings: { evmVersion: SETTINGS.evmVersion, optimizer: SETTINGS.optimizer, metadata: SETTINGS.metadata } },
-      abi: c.abi,
-      bytecode: '0x' + c.evm.bytecode.object,
-      deployedBytecode: '0x' + c.evm.deployedBytecode.object,
-      methodIdentifiers: Object.fromEntries(Object.entries(ids).map(([k, v]) => [k, '0x' + v])),
-      storageLayout: layout,
-    };
+    result[name] = artifact(name, file, c);
   }
   return result;
 }
@@ -361,19 +300,5 @@ for (const [name, artifact] of Object.entries(built)) {
 }
 if (check || writeGenesis) Object.assign(outputs, genesisTemplates(built));
 
-let stale = false;
-for (const [out, text] of Object.entries(outputs)) {
-  if (check) {
-    const old = fs.existsSync(out) ? fs.readFileSync(out, 'utf8') : null;
-    if (old !== text) {
-      console.error(`stale: ${path.relative(repo, out)}`);
-      stale = true;
-    }
-  } else {
-    fs.mkdirSync(path.dirname(out), { recursive: true });
-    fs.writeFileSync(out, text);
-    console.log(`wrote ${path.relative(repo, out)}`);
-  }
-}
-if (stale) fail('outputs are out of date; run node genesis/validator-contract/compile.mjs --genesis');
+writeOrCheck(outputs, check, 'node genesis/validator-contract/compile.mjs --genesis');
 if (check) console.log('artifacts and genesis templates up to date');
