@@ -1,6 +1,7 @@
 //! Building, checking and importing QBFT blocks on top of the stored head.
 
 use crate::metrics::ChainMetrics;
+use crate::validators::{ValidatorError, ValidatorSet, ValidatorSets};
 use alloy_primitives::{Address, Bytes, B256, U256};
 use consort_chainspec::{Genesis, Hardfork};
 use consort_evm::{execute_block, recover_senders, ExecutedBlock, ExecutionError, ExecutionMode};
@@ -9,9 +10,9 @@ use consort_primitives::{
     bft_onchain_hash, commit_seal_digest, recover_commit_seal_signer, Header, QbftExtraData,
     TxEnvelope, EMPTY_OMMER_ROOT_HASH, EMPTY_REQUESTS_HASH, EMPTY_ROOT_HASH, QBFT_MIX_HASH,
 };
-use consort_qbft::{quorum, Block};
+use consort_qbft::{quorum, Block, PendingVotes};
 use consort_storage::{PreparedState, StorageError, Store};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Why a block could not be built or imported.
@@ -23,6 +24,9 @@ pub enum ChainError {
     /// Execution failed.
     #[error(transparent)]
     Execution(#[from] ExecutionError),
+    /// The validator set could not be found.
+    #[error(transparent)]
+    Validators(#[from] ValidatorError),
     /// The block breaks a header or consensus rule.
     #[error("invalid block {number}: {reason}")]
     Invalid {
@@ -55,6 +59,10 @@ pub struct Chain {
     pub metrics: ChainMetrics,
     /// Who may transact; nobody is refused when `None`.
     pub permissions: Option<Arc<Permissions>>,
+    /// The validator set of each block.
+    pub validators: Arc<ValidatorSets>,
+    /// The votes this validator was asked to cast (`qbft_proposeValidatorVote`).
+    pub votes: Arc<Mutex<PendingVotes>>,
 }
 
 /// The validators recorded in a block's extraData, sorted (block-header validator mode).
@@ -67,14 +75,62 @@ pub fn validators_of(header: &Header) -> Vec<Address> {
 }
 
 impl Chain {
-    /// The validators for the block after `parent`. Votes are not tallied yet, so the set is
-    /// the parent's.
+    /// The chain in `store`, with no pending votes.
+    pub fn new(
+        store: Arc<Store>,
+        genesis: Arc<Genesis>,
+        metrics: ChainMetrics,
+        permissions: Option<Arc<Permissions>>,
+    ) -> Self {
+        Chain {
+            validators: Arc::new(ValidatorSets::new(store.clone(), genesis.clone())),
+            votes: Arc::default(),
+            store,
+            genesis,
+            metrics,
+            permissions,
+        }
+    }
+
+    /// The validator set of the block after `parent`.
+    pub fn set_after(&self, parent: &Header) -> Result<Arc<ValidatorSet>, ChainError> {
+        Ok(self.validators.after(parent)?)
+    }
+
+    /// The validators of the block after `parent`, sorted; none (so no quorum and no block)
+    /// if they cannot be found.
     pub fn validators_after(&self, parent: &Header) -> Vec<Address> {
-        validators_of(parent)
+        match self.validators.after(parent) {
+            Ok(set) => set.validators(),
+            Err(e) => {
+                tracing::error!("validators after block {}: {e}", parent.number);
+                Vec::new()
+            }
+        }
     }
 
     fn fork(&self, number: u64, timestamp: u64) -> Hardfork {
         self.genesis.forks.active_at(number, timestamp)
+    }
+
+    /// The extraData of a block in `round` whose validators are `set`: in contract mode no
+    /// validators and no vote.
+    fn extra_for(
+        set: &ValidatorSet,
+        round: u32,
+        vote: Option<consort_primitives::Vote>,
+    ) -> QbftExtraData {
+        let validators = match set {
+            ValidatorSet::Header(t) => t.validators(),
+            ValidatorSet::Contract(_) => Vec::new(),
+        };
+        QbftExtraData {
+            vanity: Bytes::from(vec![0u8; 32]),
+            validators,
+            vote: vote.filter(|_| set.tally().is_some()),
+            round,
+            seals: vec![],
+        }
     }
 
     /// The header of a new block on `parent`, before execution fills in roots and gas.
@@ -82,19 +138,12 @@ impl Chain {
         &self,
         parent: &Header,
         parent_hash: B256,
-        round: u32,
         coinbase: Address,
         timestamp: u64,
+        extra: QbftExtraData,
     ) -> Header {
         let number = parent.number.saturating_add(1);
         let fork = self.fork(number, timestamp);
-        let extra = QbftExtraData {
-            vanity: Bytes::from(vec![0u8; 32]),
-            validators: self.validators_after(parent),
-            vote: None,
-            round,
-            seals: vec![],
-        };
         let cancun = fork >= Hardfork::Cancun;
         Header {
             parent_hash,
@@ -128,7 +177,13 @@ impl Chain {
         candidates: Vec<(TxEnvelope, Address)>,
     ) -> Result<(Block, ExecutedProposal), ChainError> {
         let start = Instant::now();
-        let mut header = self.template(parent, parent_hash, round, coinbase, timestamp);
+        let set = self.set_after(parent)?;
+        let vote = match (set.tally(), self.votes.lock()) {
+            (Some(tally), Ok(mut votes)) => votes.next_vote(&coinbase, tally),
+            _ => None,
+        };
+        let extra = Self::extra_for(&set, round, vote);
+        let mut header = self.template(parent, parent_hash, coinbase, timestamp, extra);
         let (txs, senders): (Vec<_>, Vec<_>) = candidates
             .into_iter()
             .filter(|(tx, sender)| self.may_build_with(parent, tx, *sender))
@@ -246,14 +301,22 @@ impl Chain {
         // As written, not sorted: Besu requires the list in ascending order. Only the
         // canonical encoding: the hashes re-encode extraData, so other bytes would be stored
         // under a hash that does not cover them.
-        let written = QbftExtraData::decode_canonical(&h.extra_data)
-            .map_err(|e| invalid(format!("extraData: {e}")))?
-            .validators;
-        let validators = self.validators_after(&parent);
-        if written != validators {
-            return Err(invalid(
-                "validators differ from the parent's or are not sorted".into(),
-            ));
+        let extra = QbftExtraData::decode_canonical(&h.extra_data)
+            .map_err(|e| invalid(format!("extraData: {e}")))?;
+        let set = self.set_after(&parent)?;
+        let validators = set.validators();
+        match &*set {
+            ValidatorSet::Header(_) if extra.validators != validators => {
+                return Err(invalid(
+                    "validators differ from those the votes give or are not sorted".into(),
+                ));
+            }
+            ValidatorSet::Contract(_) if !extra.validators.is_empty() || extra.vote.is_some() => {
+                return Err(invalid(
+                    "a block in validator-contract mode lists validators or carries a vote".into(),
+                ));
+            }
+            _ => {}
         }
         if !validators.contains(&h.beneficiary) {
             return Err(invalid(format!(
@@ -261,7 +324,13 @@ impl Chain {
                 h.beneficiary
             )));
         }
-        let mut expected = self.template(&parent, parent_hash, 0, h.beneficiary, h.timestamp);
+        let mut expected = self.template(
+            &parent,
+            parent_hash,
+            h.beneficiary,
+            h.timestamp,
+            Self::extra_for(&set, 0, None),
+        );
         expected.extra_data = h.extra_data.clone();
         expected.gas_limit = h.gas_limit;
         let txs = block.body.transactions.clone();
@@ -348,39 +417,11 @@ impl Chain {
         self.check_header_seals(&parent, &block.header)
     }
 
-    /// Checks a sealed header's seals: a quorum of distinct validators of its parent's set.
+    /// Checks a sealed header's seals: a quorum of distinct validators of the set after its
+    /// (stored) parent.
     pub fn check_header_seals(&self, parent: &Header, h: &Header) -> Result<(), ChainError> {
-        let invalid = |reason: String| ChainError::Invalid {
-            number: h.number,
-            reason,
-        };
-        let extra = QbftExtraData::decode_canonical(&h.extra_data)
-            .map_err(|e| invalid(format!("extraData: {e}")))?;
-        let digest = commit_seal_digest(h).map_err(|e| invalid(e.to_string()))?;
-        let validators = self.validators_after(parent);
-        // A quorum of an empty set is zero seals: never accept that.
-        if validators.is_empty() {
-            return Err(invalid("the parent block names no validators".into()));
-        }
-        let mut signers = Vec::with_capacity(extra.seals.len());
-        for seal in &extra.seals {
-            let signer = recover_commit_seal_signer(digest, seal)
-                .ok_or_else(|| invalid("unrecoverable commit seal".into()))?;
-            if !validators.contains(&signer) || signers.contains(&signer) {
-                return Err(invalid(format!(
-                    "commit seal by {signer} is not from a distinct validator"
-                )));
-            }
-            signers.push(signer);
-        }
-        if signers.len() < quorum(validators.len()) {
-            return Err(invalid(format!(
-                "{} commit seals, quorum is {}",
-                signers.len(),
-                quorum(validators.len())
-            )));
-        }
-        Ok(())
+        let validators = self.set_after(parent)?.validators();
+        check_seals_by(&validators, h)
     }
 
     /// Stores a sealed block whose unsealed form was executed as `proposal`. Returns its hash.
@@ -404,6 +445,40 @@ impl Chain {
         self.metrics.on_head_transactions(tx_count);
         Ok(hash)
     }
+}
+
+/// Checks a sealed header's seals: a quorum of distinct members of `validators`.
+pub fn check_seals_by(validators: &[Address], h: &Header) -> Result<(), ChainError> {
+    let invalid = |reason: String| ChainError::Invalid {
+        number: h.number,
+        reason,
+    };
+    let extra = QbftExtraData::decode_canonical(&h.extra_data)
+        .map_err(|e| invalid(format!("extraData: {e}")))?;
+    let digest = commit_seal_digest(h).map_err(|e| invalid(e.to_string()))?;
+    // A quorum of an empty set is zero seals: never accept that.
+    if validators.is_empty() {
+        return Err(invalid("the parent block names no validators".into()));
+    }
+    let mut signers = Vec::with_capacity(extra.seals.len());
+    for seal in &extra.seals {
+        let signer = recover_commit_seal_signer(digest, seal)
+            .ok_or_else(|| invalid("unrecoverable commit seal".into()))?;
+        if !validators.contains(&signer) || signers.contains(&signer) {
+            return Err(invalid(format!(
+                "commit seal by {signer} is not from a distinct validator"
+            )));
+        }
+        signers.push(signer);
+    }
+    if signers.len() < quorum(validators.len()) {
+        return Err(invalid(format!(
+            "{} commit seals, quorum is {}",
+            signers.len(),
+            quorum(validators.len())
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -448,12 +523,12 @@ mod tests {
             PermissioningMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}")),
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        let open = Chain {
+        let open = Chain::new(
             store,
             genesis,
-            metrics: ChainMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}")),
-            permissions: None,
-        };
+            ChainMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}")),
+            None,
+        );
         let guarded = Chain {
             permissions: Some(Arc::new(permissions)),
             ..open.clone()

@@ -23,6 +23,7 @@ mod sim;
 mod sync;
 #[cfg(test)]
 mod testing;
+mod validators;
 
 pub use chain::{Chain, ChainError};
 pub use config::{ConfigError, NodeArgs};
@@ -194,14 +195,25 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
         );
     }
     let address = core.address();
-    let validators = chain::validators_of(&head);
-    if validators.is_empty() {
-        return Err(NodeError::Config(format!(
-            "block {} names no validators in its extraData (genesis field `extraData`): a QBFT \
-             chain needs at least one validator",
-            head.number
-        )));
-    }
+    let sets = Arc::new(validators::ValidatorSets::new(
+        store.clone(),
+        genesis.clone(),
+    ));
+    let voting = validators::NodeVoting::open(store.clone(), sets.clone()).map_err(|e| {
+        NodeError::Config(format!(
+            "the saved validator votes in {} (meta/validator_votes) cannot be read: {e}",
+            args.data_path.join("database").display()
+        ))
+    })?;
+    let validators = sets
+        .after(&head)
+        .map_err(|e| {
+            NodeError::Config(format!(
+                "the validators after block {} cannot be found: {e}",
+                head.number
+            ))
+        })?
+        .validators();
     let is_validator = validators.contains(&address);
     if !is_validator {
         tracing::warn!(
@@ -295,6 +307,7 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
         }),
         sync: sync_status.clone(),
         permissions: permissions.as_ref().map(|p| p.local().clone()),
+        validators: Some(Arc::new(voting.clone())),
         on_nodes_changed: network.as_ref().map(|(h, _)| {
             let handle = h.clone();
             Arc::new(move || handle.recheck_peers()) as Arc<dyn Fn() + Send + Sync>
@@ -344,6 +357,8 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
         genesis,
         metrics: chain_metrics,
         permissions: permissions.clone(),
+        validators: sets,
+        votes: voting.votes.clone(),
     };
     let handle_of_network = network.as_ref().map(|(h, _)| h.clone());
     if let Some((handle, events)) = network {
@@ -433,29 +448,13 @@ fn check_validator_mode(genesis: &Genesis) -> Result<(), NodeError> {
             "the genesis file has no config.qbft section: consort runs QBFT chains only".into(),
         ));
     };
-    let contract_mode = |p: &consort_chainspec::QbftParams| {
-        matches!(
-            p.validator_selection,
-            consort_chainspec::ValidatorSelection::Contract(_)
-        )
-    };
-    if contract_mode(&qbft.genesis) {
-        return Err(NodeError::Config(
-            "genesis field config.qbft.validatorcontractaddress: validator-contract mode is not \
-             supported yet; use block-header validators (list them in extraData)"
-                .into(),
-        ));
-    }
-    if let Some(t) = qbft.transitions.iter().find(|t| {
-        t.validator_selection
-            .as_ref()
-            .is_some_and(|v| matches!(v, consort_chainspec::ValidatorSelection::Contract(_)))
-    }) {
-        return Err(NodeError::Config(format!(
-            "genesis field config.transitions.qbft (block {}): validatorselectionmode \
-             \"contract\" is not supported yet",
-            t.block
-        )));
+    // Contract mode reads the validators from the contract; the node checks at start-up
+    // that it answers.
+    if matches!(
+        qbft.genesis.validator_selection,
+        consort_chainspec::ValidatorSelection::Contract(_)
+    ) {
+        return Ok(());
     }
     let validators = consort_primitives::QbftExtraData::decode(&genesis.extra_data)
         .map_err(|e| NodeError::Config(format!("genesis field extraData: {e}")))?

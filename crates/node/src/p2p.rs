@@ -2,7 +2,7 @@
 //! blocks for import, sync requests to serve. Every gossip message gets a verdict that feeds
 //! the sender's score. Also the [`PeerNetwork`] view RPC has of the network.
 
-use crate::chain::{validators_of, Chain};
+use crate::chain::Chain;
 use crate::driver::{DriverEvent, DriverSender};
 use crate::metrics::QbftMetrics;
 use crate::sync::{self, SyncHint, SyncStatus};
@@ -135,7 +135,7 @@ impl GossipJudge {
         let (number, hash) = self.chain.store.head().ok()??;
         if self.validators.0 != hash {
             let header = self.chain.store.head_header().ok()?;
-            self.validators = (hash, validators_of(&header));
+            self.validators = (hash, self.chain.validators_after(&header));
         }
         Some((number, &self.validators.1))
     }

@@ -318,12 +318,12 @@ impl World {
             return;
         };
         node.incarnation += 1;
-        let chain = Chain {
-            store: node.store.clone(),
-            genesis: self.genesis.clone(),
-            metrics: ChainMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}")),
-            permissions: None,
-        };
+        let chain = Chain::new(
+            node.store.clone(),
+            self.genesis.clone(),
+            ChainMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}")),
+            None,
+        );
         let mut core = Qbft::with_config(
             node.key,
             QbftConfig {
@@ -363,6 +363,7 @@ impl World {
             sync: sync.clone(),
             permissions: None,
             on_nodes_changed: None,
+            validators: None,
         });
         let metrics = QbftMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}"));
         let host = SimHost {

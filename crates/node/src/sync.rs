@@ -9,7 +9,7 @@
 //! differs from its header's is refused before execution, and the chunk is asked of the
 //! best peer instead.
 
-use crate::chain::Chain;
+use crate::chain::{check_seals_by, Chain};
 use crate::driver::{DriverEvent, DriverSender};
 use crate::metrics::QbftMetrics;
 use alloy_consensus::proofs::calculate_transaction_root;
@@ -508,6 +508,13 @@ impl<N: SyncNetwork, I: BlockImport> Syncer<N, I> {
             .canonical_hash(head)
             .map_err(|e| local(e.to_string()))?
             .unwrap_or_default();
+        let mut set = Some(
+            self.chain
+                .set_after(&parent)
+                .map_err(|e| local(e.to_string()))?
+                .as_ref()
+                .clone(),
+        );
         for h in headers {
             if h.number != parent.number.saturating_add(1) || h.parent_hash != parent_hash {
                 return Err(BatchError::Peer(
@@ -519,9 +526,21 @@ impl<N: SyncNetwork, I: BlockImport> Syncer<N, I> {
                     ),
                 ));
             }
-            self.chain
-                .check_header_seals(&parent, h)
-                .map_err(|e| BatchError::Peer(source, "unsealed headers", e.to_string()))?;
+            if let Some(set) = &set {
+                check_seals_by(&set.validators(), h)
+                    .map_err(|e| BatchError::Peer(source, "unsealed headers", e.to_string()))?;
+            }
+            // The set after a header not yet stored follows from its parent's in block-header
+            // mode; in contract mode it needs that header's state, so the seals from there on
+            // are checked on import instead.
+            set = match set {
+                Some(prev) => self
+                    .chain
+                    .validators
+                    .next(&prev, h)
+                    .map_err(|e| local(e.to_string()))?,
+                None => None,
+            };
             parent_hash = consort_primitives::bft_onchain_hash(h)
                 .map_err(|e| BatchError::Peer(source, "unsealed headers", e.to_string()))?;
             parent = h.clone();

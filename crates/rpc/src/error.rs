@@ -33,6 +33,9 @@ pub enum RpcError {
     /// A `perm_*` call failed (Besu's code and message).
     #[error(transparent)]
     Permissioning(#[from] consort_permissioning::AllowlistError),
+    /// The method exists but not in this configuration (-32604, Besu's "Method not enabled").
+    #[error("Method not enabled")]
+    MethodNotEnabled,
     /// Anything else (-32603).
     #[error("internal error: {0}")]
     Internal(String),
@@ -52,6 +55,7 @@ impl RpcError {
             RpcError::Unavailable(_) => "WORLD_STATE_UNAVAILABLE",
             RpcError::LimitExceeded(_) => "EXCEEDS_RPC_MAX_BLOCK_RANGE",
             RpcError::Permissioning(e) => e.kind(),
+            RpcError::MethodNotEnabled => "METHOD_NOT_ENABLED",
             RpcError::Internal(_) => "INTERNAL_ERROR",
         }
     }
@@ -62,6 +66,7 @@ impl RpcError {
             RpcError::Reverted { .. } => 3,
             RpcError::LimitExceeded(_) => -32005,
             RpcError::Internal(_) => -32603,
+            RpcError::MethodNotEnabled => -32604,
             RpcError::Permissioning(e) => e.code(),
             RpcError::Pool(consort_txpool::PoolError::SenderNotAuthorized { .. }) => -32007,
             RpcError::Pool(consort_txpool::PoolError::PermissionCheckFailed(_)) => -32008,

@@ -163,6 +163,27 @@ pub struct RpcContext {
     /// Called after the node allowlist changed over `perm_*` (an add, a remove or a reload), so
     /// the node can re-check its connected peers.
     pub on_nodes_changed: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// Validator sets and votes for `qbft_*`; read from extraData when `None`.
+    pub validators: Option<Arc<dyn ValidatorVoting>>,
+}
+
+/// The validator sets and this validator's pending votes, as the `qbft_*` methods see them
+/// (the node implements it over its chain).
+pub trait ValidatorVoting: Send + Sync {
+    /// Besu's "validators for block": in block-header mode those listed in the block (the set
+    /// that sealed it), in contract mode `getValidators()` on its state (the next block's);
+    /// `None` for an unknown block.
+    fn validators_of_block(&self, hash: B256) -> Result<Option<Vec<Address>>, String>;
+    /// The validators of the block after the head (`"pending"`).
+    fn validators_after_head(&self) -> Result<Vec<Address>, String>;
+    /// Whether votes go in block headers (false in validator-contract mode).
+    fn header_voting(&self) -> bool;
+    /// Asks this validator to vote to add (`true`) or drop `subject`, durably.
+    fn propose(&self, subject: Address, add: bool) -> Result<(), String>;
+    /// Withdraws the request for `subject`, durably.
+    fn discard(&self, subject: Address) -> Result<(), String>;
+    /// The requests, by address: `true` to add.
+    fn pending(&self) -> std::collections::BTreeMap<Address, bool>;
 }
 
 impl std::fmt::Debug for RpcContext {
@@ -182,6 +203,7 @@ impl std::fmt::Debug for RpcContext {
             .field("sync", &self.sync)
             .field("permissions", &self.permissions)
             .field("on_nodes_changed", &self.on_nodes_changed.is_some())
+            .field("validators", &self.validators.is_some())
             .finish()
     }
 }

@@ -82,8 +82,12 @@ fn pool_content<P: PoolReader + ?Sized>(pool: &P) -> RpcResult<Value> {
     Ok(json!({ "pending": side(pending)?, "queued": side(queued)? }))
 }
 
-/// Validators recorded in a block's extraData (the set that sealed it), sorted.
+/// Besu's validators for a block: from the node's validator sets when it has them, else
+/// those recorded in the block's extraData (the set that sealed it), sorted.
 fn validators_of(ctx: &RpcContext, hash: B256) -> RpcResult<Value> {
+    if let Some(v) = &ctx.validators {
+        return to_json(v.validators_of_block(hash).map_err(RpcError::Internal)?);
+    }
     let Some(header) = ctx.store.header(&hash)? else {
         return Ok(Value::Null);
     };
@@ -94,6 +98,14 @@ fn validators_of(ctx: &RpcContext, hash: B256) -> RpcResult<Value> {
     to_json(validators)
 }
 
+/// The votes of a validator in block-header mode; Besu's -32604 in contract mode.
+fn header_voting(ctx: &RpcContext) -> RpcResult<&dyn crate::ValidatorVoting> {
+    match &ctx.validators {
+        Some(v) if v.header_voting() => Ok(v.as_ref()),
+        _ => Err(RpcError::MethodNotEnabled),
+    }
+}
+
 /// Most blocks one `qbft_getSignerMetrics` call reads.
 const MAX_SIGNER_METRICS_BLOCKS: u64 = 10_000;
 
@@ -101,6 +113,9 @@ pub(crate) fn qbft(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
     let mut m = RpcModule::new(ctx);
     method(&mut m, "qbft_getValidatorsByBlockNumber", |ctx, p| {
         let tag: BlockNumberOrTag = next(&mut p.sequence())?;
+        if let (BlockNumberOrTag::Pending, Some(v)) = (tag, &ctx.validators) {
+            return to_json(v.validators_after_head().map_err(RpcError::Internal)?);
+        }
         match resolve(&ctx.store, BlockId::Number(tag))? {
             Some((_, hash)) => validators_of(ctx, hash),
             None => Ok(Value::Null),
@@ -109,6 +124,41 @@ pub(crate) fn qbft(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
     method(&mut m, "qbft_getValidatorsByBlockHash", |ctx, p| {
         let hash: B256 = next(&mut p.sequence())?;
         validators_of(ctx, hash)
+    });
+    method(&mut m, "qbft_proposeValidatorVote", |ctx, p| {
+        let voting = header_voting(ctx)?;
+        let params: Vec<Value> = p.parse().unwrap_or_default();
+        let subject = params
+            .first()
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<Address>().ok())
+            .ok_or_else(|| RpcError::InvalidParams("Invalid address params".into()))?;
+        let add = params
+            .get(1)
+            .and_then(Value::as_bool)
+            .ok_or_else(|| RpcError::InvalidParams("Invalid vote type params".into()))?;
+        voting.propose(subject, add).map_err(RpcError::Internal)?;
+        Ok(json!(true))
+    });
+    method(&mut m, "qbft_discardValidatorVote", |ctx, p| {
+        let voting = header_voting(ctx)?;
+        let params: Vec<Value> = p.parse().unwrap_or_default();
+        let subject = params
+            .first()
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<Address>().ok())
+            .ok_or_else(|| RpcError::InvalidParams("Invalid address params".into()))?;
+        voting.discard(subject).map_err(RpcError::Internal)?;
+        Ok(json!(true))
+    });
+    method(&mut m, "qbft_getPendingVotes", |ctx, _| {
+        let voting = header_voting(ctx)?;
+        let votes: Map<String, Value> = voting
+            .pending()
+            .into_iter()
+            .map(|(a, add)| (format!("{a:#x}"), json!(add)))
+            .collect();
+        Ok(Value::Object(votes))
     });
     method(&mut m, "qbft_getRequestTimeoutSeconds", |ctx, _| {
         let timeout = ctx

@@ -337,6 +337,20 @@ impl Store {
         self.get(META, CONSENSUS_KEY)
     }
 
+    /// Saves the validator votes an operator asked for (opaque to the store), durably.
+    pub fn put_validator_votes(&self, value: &[u8]) -> Result<()> {
+        let mut write_opts = WriteOptions::default();
+        write_opts.set_sync(true);
+        self.db
+            .put_cf_opt(self.cf(META)?, VOTES_KEY, value, &write_opts)?;
+        Ok(())
+    }
+
+    /// The validator votes saved last, if any.
+    pub fn validator_votes(&self) -> Result<Option<Vec<u8>>> {
+        self.get(META, VOTES_KEY)
+    }
+
     /// The oldest block whose state can still be read.
     pub fn oldest_state(&self, head: u64) -> u64 {
         match self.options.history_window {

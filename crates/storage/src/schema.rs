@@ -38,6 +38,8 @@ pub(crate) const ALL: [&str; 15] = [
 
 /// `meta` key of the validator's persisted QBFT state (what it prepared and committed).
 pub(crate) const CONSENSUS_KEY: &[u8] = b"qbft";
+/// `meta` key of the validator votes an operator asked for (`qbft_proposeValidatorVote`).
+pub(crate) const VOTES_KEY: &[u8] = b"validator_votes";
 /// `meta` key of the head pointer: number (8 bytes BE) ++ hash.
 pub(crate) const HEAD_KEY: &[u8] = b"head";
 /// `meta` key of the schema version.
