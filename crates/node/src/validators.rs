@@ -274,6 +274,11 @@ impl ValidatorSets {
                 outcome.halt.unwrap_or_else(|| "halted".into())
             }));
         }
+        if outcome.output.is_empty() {
+            return Err(failed(
+                "nothing answered getValidators() (no contract code at the address?)".into(),
+            ));
+        }
         let mut validators = decode_addresses(&outcome.output).map_err(failed)?;
         validators.sort();
         validators.dedup();
