@@ -98,6 +98,15 @@ fn validators_of(ctx: &RpcContext, hash: B256) -> RpcResult<Value> {
     to_json(validators)
 }
 
+/// The address a vote method names first (Besu's "Invalid address params" otherwise).
+fn vote_subject(params: &[Value]) -> RpcResult<Address> {
+    params
+        .first()
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse::<Address>().ok())
+        .ok_or_else(|| RpcError::InvalidParams("Invalid address params".into()))
+}
+
 /// The votes of a validator in block-header mode; Besu's -32604 in contract mode.
 fn header_voting(ctx: &RpcContext) -> RpcResult<&dyn crate::ValidatorVoting> {
     match &ctx.validators {
@@ -128,11 +137,7 @@ pub(crate) fn qbft(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
     method(&mut m, "qbft_proposeValidatorVote", |ctx, p| {
         let voting = header_voting(ctx)?;
         let params: Vec<Value> = p.parse().unwrap_or_default();
-        let subject = params
-            .first()
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse::<Address>().ok())
-            .ok_or_else(|| RpcError::InvalidParams("Invalid address params".into()))?;
+        let subject = vote_subject(&params)?;
         let add = params
             .get(1)
             .and_then(Value::as_bool)
@@ -143,11 +148,7 @@ pub(crate) fn qbft(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
     method(&mut m, "qbft_discardValidatorVote", |ctx, p| {
         let voting = header_voting(ctx)?;
         let params: Vec<Value> = p.parse().unwrap_or_default();
-        let subject = params
-            .first()
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse::<Address>().ok())
-            .ok_or_else(|| RpcError::InvalidParams("Invalid address params".into()))?;
+        let subject = vote_subject(&params)?;
         voting.discard(subject).map_err(RpcError::Internal)?;
         Ok(json!(true))
     });
