@@ -31,6 +31,8 @@ pub struct QbftParams {
     pub validator_selection: ValidatorSelection,
     /// Optional cap on gas per transaction (0 = none).
     pub per_tx_gas_limit: Option<u64>,
+    /// Base round timeout in seconds (a transition may change it; Besu's cannot).
+    pub request_timeout_seconds: u64,
 }
 
 /// A `transitions.qbft` entry: overrides from `block` on.
@@ -50,6 +52,8 @@ pub struct QbftTransition {
     pub mining_beneficiary: Option<Option<Address>>,
     /// New per-transaction gas cap.
     pub per_tx_gas_limit: Option<u64>,
+    /// New base round timeout.
+    pub request_timeout_seconds: Option<u64>,
     /// New validator selection mode.
     pub validator_selection: Option<ValidatorSelection>,
     /// Validators that replace the current set at this block (block-header mode).
@@ -63,8 +67,6 @@ pub struct QbftConfig {
     pub genesis: QbftParams,
     /// Blocks between vote-tally resets.
     pub epoch_length: u64,
-    /// Base round timeout in seconds.
-    pub request_timeout_seconds: u64,
     /// First QBFT block when migrating from another consensus.
     pub start_block: Option<u64>,
     /// Size of the re-gossip dedup cache.
@@ -120,11 +122,11 @@ impl QbftConfig {
                 ValidatorSelection::Contract,
             ),
             per_tx_gas_limit: qbft.u64("pertxgaslimit")?.filter(|v| *v > 0),
+            request_timeout_seconds: positive("requesttimeoutseconds", 1)?,
         };
         let mut config = QbftConfig {
             genesis,
             epoch_length: positive("epochlength", 30_000)?,
-            request_timeout_seconds: positive("requesttimeoutseconds", 1)?,
             start_block: qbft.u64("startblock")?,
             gossiped_history_limit: qbft.u64("gossipedhistorylimit")?.unwrap_or(1000),
             message_queue_limit: qbft.u64("messagequeuelimit")?.unwrap_or(1000),
@@ -161,6 +163,9 @@ impl QbftConfig {
             }
             if let Some(v) = t.per_tx_gas_limit {
                 p.per_tx_gas_limit = (v > 0).then_some(v);
+            }
+            if let Some(v) = t.request_timeout_seconds {
+                p.request_timeout_seconds = v;
             }
             if let Some(v) = &t.validator_selection {
                 p.validator_selection = v.clone();
@@ -292,6 +297,7 @@ fn parse_transitions(transitions: &Obj<'_>) -> Result<Vec<QbftTransition>> {
                 .map_err(|r| GenesisError::field(obj.name("blockreward"), r))?,
             mining_beneficiary: beneficiary(&obj)?,
             per_tx_gas_limit: obj.u64("pertxgaslimit")?,
+            request_timeout_seconds: positive_or_none("requesttimeoutseconds")?,
             validator_selection,
             validators,
         });

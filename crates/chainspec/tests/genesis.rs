@@ -42,7 +42,7 @@ fn besu_qbft_template_boots_with_london_from_block_two() {
     let genesis = Genesis::from_json(&besu_template()).unwrap();
     let qbft = genesis.qbft.as_ref().unwrap();
     assert_eq!(qbft.genesis.block_period_seconds, 1);
-    assert_eq!(qbft.request_timeout_seconds, 5);
+    assert_eq!(qbft.genesis.request_timeout_seconds, 5);
     assert_eq!(qbft.epoch_length, 30_000);
     assert_eq!(
         qbft.genesis.block_reward,
@@ -171,7 +171,7 @@ fn prague_at_genesis_adds_the_requests_hash_and_default_base_fee() {
 fn transitions_override_parameters_from_their_block() {
     let json = r#"{ "config": { "chainId": 5, "berlinBlock": 0, "qbft": { "blockperiodseconds": 5, "blockreward": "0x10", "miningbeneficiary": "0x00000000000000000000000000000000000000aa" },
                     "transitions": { "qbft": [
-                        { "block": 20, "blockperiodseconds": 1, "miningbeneficiary": "" },
+                        { "block": 20, "blockperiodseconds": 1, "miningbeneficiary": "", "requesttimeoutseconds": 7 },
                         { "block": 10, "validatorselectionmode": "contract", "validatorcontractaddress": "0x0000000000000000000000000000000000008888" } ] } },
                     "gasLimit": 1000000, "extraData": "0xe5a00000000000000000000000000000000000000000000000000000000000000000c0c080c0" }"#;
     let genesis = Genesis::from_json(json).unwrap();
@@ -190,6 +190,8 @@ fn transitions_override_parameters_from_their_block() {
     assert_eq!(at(20).block_period_seconds, 1);
     assert_eq!(at(20).mining_beneficiary, None);
     assert_eq!(at(20).block_reward, U256::from(16));
+    assert_eq!(at(19).request_timeout_seconds, 1);
+    assert_eq!(at(20).request_timeout_seconds, 7);
 }
 
 fn field_error(json: &str) -> (String, String) {

@@ -154,7 +154,7 @@ pub fn timings(genesis: &Genesis, height: u64) -> QbftTimings {
     QbftTimings {
         block_period_ms,
         empty_block_period_ms: p.empty_block_period_seconds.saturating_mul(1000),
-        request_timeout_ms: q.request_timeout_seconds.saturating_mul(1000),
+        request_timeout_ms: p.request_timeout_seconds.saturating_mul(1000),
     }
 }
 

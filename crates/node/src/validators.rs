@@ -9,7 +9,7 @@ use consort_evm::{CallLimits, CallRequest};
 use consort_primitives::{bft_onchain_hash, Header, QbftExtraData, Vote};
 use consort_qbft::{update_for_block, PendingVotes, VoteTally};
 use consort_storage::Store;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -86,12 +86,33 @@ pub fn vote_of(header: &Header) -> Option<Vote> {
         .and_then(|e| e.vote)
 }
 
+/// Sets by the hash of the block they follow; when full, the one stored first goes.
+#[derive(Debug, Default)]
+struct SetCache {
+    sets: HashMap<B256, Arc<ValidatorSet>>,
+    order: VecDeque<B256>,
+}
+
+impl SetCache {
+    fn insert(&mut self, hash: B256, set: Arc<ValidatorSet>) {
+        if self.sets.insert(hash, set).is_some() {
+            return;
+        }
+        self.order.push_back(hash);
+        while self.order.len() > CACHED_SETS {
+            if let Some(old) = self.order.pop_front() {
+                self.sets.remove(&old);
+            }
+        }
+    }
+}
+
 /// Validator sets by block, cached.
 #[derive(Debug)]
 pub struct ValidatorSets {
     store: Arc<Store>,
     genesis: Arc<Genesis>,
-    cache: Mutex<HashMap<B256, Arc<ValidatorSet>>>,
+    cache: Mutex<SetCache>,
 }
 
 impl ValidatorSets {
@@ -100,7 +121,7 @@ impl ValidatorSets {
         ValidatorSets {
             store,
             genesis,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::default(),
         }
     }
 
@@ -124,14 +145,11 @@ impl ValidatorSets {
     }
 
     fn cached(&self, hash: &B256) -> Option<Arc<ValidatorSet>> {
-        self.cache.lock().ok()?.get(hash).cloned()
+        self.cache.lock().ok()?.sets.get(hash).cloned()
     }
 
     fn remember(&self, hash: B256, set: Arc<ValidatorSet>) {
         if let Ok(mut cache) = self.cache.lock() {
-            if cache.len() >= CACHED_SETS {
-                cache.clear();
-            }
             cache.insert(hash, set);
         }
     }
@@ -396,6 +414,16 @@ impl consort_rpc::ValidatorVoting for NodeVoting {
             .map_err(|e| e.to_string())
     }
 
+    fn validators_after(&self, hash: B256) -> Result<Option<Vec<Address>>, String> {
+        let Some(header) = self.store.header(&hash).map_err(|e| e.to_string())? else {
+            return Ok(None);
+        };
+        self.sets
+            .after(&header)
+            .map(|s| Some(s.validators()))
+            .map_err(|e| e.to_string())
+    }
+
     fn header_voting(&self) -> bool {
         self.head_header().is_ok_and(|h| {
             matches!(
@@ -456,6 +484,23 @@ pub fn decode_addresses(output: &[u8]) -> Result<Vec<Address>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_set_cache_drops_the_oldest_set_when_full() {
+        let mut cache = SetCache::default();
+        let set = Arc::new(ValidatorSet::Contract(vec![Address::repeat_byte(1)]));
+        let hash = |i: usize| B256::left_padding_from(&i.to_be_bytes());
+        for i in 0..CACHED_SETS {
+            cache.insert(hash(i), set.clone());
+        }
+        cache.insert(hash(0), set.clone());
+        assert_eq!(cache.sets.len(), CACHED_SETS);
+        cache.insert(hash(CACHED_SETS), set);
+        assert_eq!(cache.sets.len(), CACHED_SETS);
+        assert!(!cache.sets.contains_key(&hash(0)));
+        assert!(cache.sets.contains_key(&hash(1)));
+        assert!(cache.sets.contains_key(&hash(CACHED_SETS)));
+    }
 
     #[test]
     fn address_arrays_decode_and_bad_answers_are_errors() {

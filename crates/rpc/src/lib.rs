@@ -176,6 +176,9 @@ pub trait ValidatorVoting: Send + Sync {
     fn validators_of_block(&self, hash: B256) -> Result<Option<Vec<Address>>, String>;
     /// The validators of the block after the head (`"pending"`).
     fn validators_after_head(&self) -> Result<Vec<Address>, String>;
+    /// The validators of the block after the block `hash`, in either mode; `None` for an
+    /// unknown block.
+    fn validators_after(&self, hash: B256) -> Result<Option<Vec<Address>>, String>;
     /// Whether votes go in block headers (false in validator-contract mode).
     fn header_voting(&self) -> bool;
     /// Asks this validator to vote to add (`true`) or drop `subject`, durably.

@@ -161,14 +161,18 @@ pub(crate) fn qbft(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
             .collect();
         Ok(Value::Object(votes))
     });
+    // Besu answers genesis's value; this is the value in force for the next block, which is
+    // the same unless a transition changed it.
     method(&mut m, "qbft_getRequestTimeoutSeconds", |ctx, _| {
-        let timeout = ctx
+        let q = ctx
             .chain
             .qbft
             .as_ref()
-            .map(|q| q.request_timeout_seconds)
             .ok_or_else(|| RpcError::Execution("the chain is not a QBFT chain".into()))?;
-        Ok(json!(timeout))
+        let (head, _) = head(&ctx.store)?;
+        Ok(json!(
+            q.params_at(head.saturating_add(1)).request_timeout_seconds
+        ))
     });
     method(&mut m, "qbft_getSignerMetrics", |ctx, p| {
         let mut seq = p.sequence();
@@ -194,7 +198,7 @@ pub(crate) fn qbft(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
             )));
         }
         let mut stats: BTreeMap<Address, (u64, u64)> = BTreeMap::new();
-        let mut last_validators = Vec::new();
+        let mut last = None;
         for n in from..to.max(from + 1).min(head.saturating_add(1)) {
             let Some(header) = ctx.store.header_by_number(n)? else {
                 break;
@@ -204,10 +208,23 @@ pub(crate) fn qbft(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
                 e.0 += 1;
                 e.1 = n;
             }
-            if let Ok(extra) = QbftExtraData::decode(&header.extra_data) {
-                last_validators = extra.validators;
-            }
+            last = Some((n, header));
         }
+        // As Besu: the validators after the range's last block are listed even with no
+        // blocks (in contract mode the blocks list none, so they come from the contract).
+        let last_validators = match (&ctx.validators, last) {
+            (Some(v), Some((n, _))) => match ctx.store.canonical_hash(n)? {
+                Some(hash) => v
+                    .validators_after(hash)
+                    .map_err(RpcError::Internal)?
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            },
+            (None, Some((_, header))) => QbftExtraData::decode(&header.extra_data)
+                .map(|e| e.validators)
+                .unwrap_or_default(),
+            (_, None) => Vec::new(),
+        };
         for v in last_validators {
             stats.entry(v).or_insert((0, 0));
         }
