@@ -1,13 +1,19 @@
 //! Changing the validator set on a live network of `consort` processes: a fifth validator voted
 //! in over `qbft_proposeValidatorVote` (it then proposes and seals) and one voted out (the chain
 //! goes on without it), votes that outlive a restart, and the same through the validator
-//! contract with a transaction. Uses `genesis/qbft-4` with a 250 ms block period.
+//! contract with a transaction; and a chain through mode, reward and period transitions.
+//! Uses `genesis/qbft-4` with a 250 ms block period.
 
 mod support;
 
 use alloy::consensus::TxEip1559;
 use alloy::primitives::{Address, TxKind, U256};
 use alloy::signers::local::PrivateKeySigner;
+use alloy_rlp::Decodable;
+use consort_primitives::{
+    bft_onchain_hash, commit_seal_digest, keccak256, recover_commit_seal_signer,
+};
+use consort_primitives::{Header, QbftExtraData};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -47,14 +53,24 @@ fn start(dir: &Path, name: &str, genesis: &Path, key: &Path, ip: &str, boot: &[S
     start_in(None, &dir.join(name), &args)
 }
 
+/// The node keys of `genesis/qbft-4`'s four validators.
+fn validator_keys() -> Vec<PathBuf> {
+    (1..=4)
+        .map(|i| repo().join(format!("genesis/qbft-4/validator{i}/key")))
+        .collect()
+}
+
 /// Four validators of `genesis/qbft-4` and a fifth node, all running, on `base`.1-5.
 fn network(dir: &Path, genesis: &Path, base: &str) -> (Vec<Node>, PathBuf) {
     let fifth_key = dir.join("fifth.key");
     std::fs::write(&fifth_key, FIFTH_KEY).unwrap();
-    let keys: Vec<PathBuf> = (1..=4)
-        .map(|i| repo().join(format!("genesis/qbft-4/validator{i}/key")))
-        .chain([fifth_key])
-        .collect();
+    let keys: Vec<PathBuf> = validator_keys().into_iter().chain([fifth_key]).collect();
+    (start_all(dir, genesis, base, &keys), keys[4].clone())
+}
+
+/// A node for each of `keys` on `base`.1, `base`.2, …, the first the others' bootnode,
+/// once each has made a few blocks.
+fn start_all(dir: &Path, genesis: &Path, base: &str, keys: &[PathBuf]) -> Vec<Node> {
     let first = start(dir, "n1", genesis, &keys[0], &format!("{base}1"), &[]);
     let boot = vec![first.enode.clone().unwrap()];
     let mut nodes = vec![first];
@@ -73,7 +89,7 @@ fn network(dir: &Path, genesis: &Path, base: &str) -> (Vec<Node>, PathBuf) {
             block_number(&n.http)
         );
     }
-    (nodes, keys.into_iter().nth(4).unwrap())
+    nodes
 }
 
 fn validators(url: &str, tag: &str) -> Vec<Address> {
@@ -264,4 +280,163 @@ fn the_validator_contract_decides_who_seals() {
         Duration::from_secs(60),
         || proposed_by(&url, fifth) > 0,
     );
+}
+
+/// The header of block `n` as `url` stores it (with the commit seals that node gathered).
+fn raw_header(url: &str, n: u64) -> Header {
+    let r = rpc(url, "debug_getRawHeader", json!([format!("{n:#x}")]));
+    let hex = r["result"].as_str().unwrap_or_else(|| panic!("{r}"));
+    let bytes = alloy::primitives::hex::decode(hex).unwrap();
+    Header::decode(&mut bytes.as_slice()).unwrap()
+}
+
+/// The distinct signers of `header`'s commit seals, recovered from the seals themselves.
+fn seal_signers(header: &Header) -> Vec<Address> {
+    let extra = QbftExtraData::decode(&header.extra_data).unwrap();
+    let digest = commit_seal_digest(header).unwrap();
+    let mut signers: Vec<Address> = extra
+        .seals
+        .iter()
+        .map(|s| recover_commit_seal_signer(digest, s).expect("a recoverable seal"))
+        .collect();
+    let n = signers.len();
+    signers.sort();
+    signers.dedup();
+    assert_eq!(signers.len(), n, "block {}: a seal twice", header.number);
+    signers
+}
+
+fn balance_at(url: &str, who: Address, n: u64) -> U256 {
+    let r = rpc(url, "eth_getBalance", json!([who, format!("{n:#x}")]));
+    serde_json::from_value(r["result"].clone()).unwrap_or_else(|_| panic!("{r}"))
+}
+
+/// One chain through every kind of transition, on four validators: block-header validators
+/// until block 8, then Besu's example validator contract (MinimalValidatorSet, preloaded
+/// with three of the four) until block 16, then block-header mode again from a `validators`
+/// list; a block reward to a fixed beneficiary from block 20; and from block 24 a 2 s block
+/// period (from 250 ms) with a 3 s round timeout. Every block's seals are checked against
+/// the set the rules give it, on every node.
+#[test]
+fn transitions_change_the_validator_mode_the_reward_and_the_period_at_their_blocks() {
+    const TO_CONTRACT: u64 = 8;
+    const TO_HEADER: u64 = 16;
+    const REWARD_FROM: u64 = 20;
+    const SLOWER_FROM: u64 = 24;
+    const LAST: u64 = 27;
+    let dir = tempfile::tempdir().unwrap();
+    let mut genesis = support::fast_qbft4_genesis();
+    let besu_style: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            repo().join("genesis/qbft-4/besu-validator-contract-genesis.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    // The example contract as Besu's genesis has it, listing only its first three validators.
+    let key = CONTRACT.trim_start_matches("0x");
+    let mut contract = besu_style["alloc"][key].clone();
+    let slot = |i: u64| {
+        format!(
+            "{:#x}",
+            U256::from_be_bytes(keccak256([0u8; 32]).0) + U256::from(i)
+        )
+    };
+    let element = |i: u64| -> Address {
+        let word = contract["storage"][slot(i).as_str()]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {i} in {contract}"));
+        word[word.len() - 40..].parse().unwrap()
+    };
+    let mut contract_set: Vec<Address> = (0..3).map(element).collect();
+    contract_set.sort();
+    contract["storage"][format!("0x{}", "00".repeat(32))] = json!(format!("0x{:064x}", 3));
+    genesis["alloc"][key] = contract;
+    let all: Vec<Address> = {
+        let mut v: Vec<Address> = validator_keys().iter().map(|k| key_address(k)).collect();
+        v.sort();
+        v
+    };
+    let left_out = *all.iter().find(|a| !contract_set.contains(a)).unwrap();
+    let beneficiary: Address = "0x000000000000000000000000000000000000beef"
+        .parse()
+        .unwrap();
+    genesis["config"]["transitions"] = json!({ "qbft": [
+        { "block": TO_CONTRACT, "validatorselectionmode": "contract",
+          "validatorcontractaddress": CONTRACT },
+        { "block": TO_HEADER, "validatorselectionmode": "blockheader", "validators": all },
+        { "block": REWARD_FROM, "blockreward": "0x1000", "miningbeneficiary": beneficiary },
+        { "block": SLOWER_FROM, "blockperiodseconds": 2, "xblockperiodmilliseconds": 0,
+          "requesttimeoutseconds": 3 },
+    ]});
+    let path = dir.path().join("genesis.json");
+    std::fs::write(&path, genesis.to_string()).unwrap();
+    let nodes = start_all(dir.path(), &path, "127.0.0.8", &validator_keys());
+    wait_for(
+        "the chain did not get through its transitions",
+        Duration::from_secs(90),
+        || nodes.iter().all(|n| block_number(&n.http) >= LAST),
+    );
+
+    let url = nodes[0].http.clone();
+    let mut shared_second = false;
+    for n in 1..=LAST {
+        // The same block on every node, each with a quorum of seals it gathered itself.
+        let copies: Vec<Header> = nodes.iter().map(|node| raw_header(&node.http, n)).collect();
+        let header = copies[0].clone();
+        let hash = bft_onchain_hash(&header).unwrap();
+        for copy in &copies[1..] {
+            assert_eq!(bft_onchain_hash(copy).unwrap(), hash, "block {n} differs");
+        }
+        let extra = QbftExtraData::decode(&header.extra_data).unwrap();
+        let contract_mode = (TO_CONTRACT..TO_HEADER).contains(&n);
+        let sealers = if contract_mode {
+            assert!(extra.validators.is_empty(), "block {n} lists validators");
+            assert!(extra.vote.is_none(), "block {n} carries a vote");
+            &contract_set
+        } else {
+            assert_eq!(extra.validators, all, "block {n}'s validators");
+            &all
+        };
+        assert!(
+            sealers.contains(&header.beneficiary),
+            "block {n} proposed by {} outside {sealers:?}",
+            header.beneficiary
+        );
+        for copy in &copies {
+            let signers = seal_signers(copy);
+            assert!(
+                signers.iter().all(|s| sealers.contains(s)),
+                "block {n} sealed by {signers:?}, not all of {sealers:?}"
+            );
+            let quorum = (2 * sealers.len()).div_ceil(3);
+            assert!(
+                signers.len() >= quorum,
+                "block {n}: {} seals",
+                signers.len()
+            );
+        }
+        let parent = raw_header(&url, n - 1);
+        let gap = header.timestamp - parent.timestamp;
+        if n >= SLOWER_FROM {
+            assert!(gap >= 2, "block {n} came {gap}s after its parent");
+        } else if gap == 0 {
+            shared_second = true;
+        }
+    }
+    assert!(shared_second, "no two 250 ms blocks shared a second");
+    // The contract-mode block ten: the set answered is the contract's; later, all four again.
+    assert_eq!(validators(&url, "0xa"), contract_set);
+    assert_eq!(validators(&url, &format!("{REWARD_FROM:#x}")), all);
+    // The validator the contract left out proposes again once block-header mode is back.
+    assert!(
+        (TO_HEADER..=LAST).any(|n| raw_header(&url, n).beneficiary == left_out),
+        "{left_out} proposed none of blocks {TO_HEADER}..={LAST}"
+    );
+    // The reward: nothing before its block, 0x1000 a block from it on.
+    let reward = |n: u64| balance_at(&url, beneficiary, n);
+    assert_eq!(reward(REWARD_FROM - 1), U256::ZERO);
+    assert_eq!(reward(LAST), U256::from(0x1000 * (LAST - REWARD_FROM + 1)),);
+    let r = rpc(&url, "qbft_getRequestTimeoutSeconds", json!([]));
+    assert_eq!(r["result"], json!(3), "{r}");
 }

@@ -585,4 +585,177 @@ mod tests {
         open.check(&byzantine, timestamp)
             .unwrap_or_else(|e| panic!("{e}"));
     }
+
+    /// A chain over a fresh store holding `genesis` (JSON).
+    fn chain_of(json: &serde_json::Value) -> (tempfile::TempDir, Chain) {
+        let genesis =
+            Arc::new(Genesis::from_json(&json.to_string()).unwrap_or_else(|e| panic!("{e}")));
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = Arc::new(
+            Store::open(dir.path(), consort_storage::StoreOptions::default())
+                .unwrap_or_else(|e| panic!("{e}")),
+        );
+        consort_evm::init_genesis(&store, &genesis).unwrap_or_else(|e| panic!("{e}"));
+        let registry = consort_metrics::Registry::new();
+        let metrics = ChainMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}"));
+        (dir, Chain::new(store, genesis, metrics, None))
+    }
+
+    fn dev_genesis() -> serde_json::Value {
+        serde_json::from_str(crate::DEV_GENESIS).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn dev_validator_key() -> secp256k1::SecretKey {
+        let bytes = hex::decode(crate::DEV_VALIDATOR_KEY.trim().trim_start_matches("0x"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        secp256k1::SecretKey::from_slice(&bytes).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn head_of(chain: &Chain) -> (Header, B256) {
+        let header = chain.store.head_header().unwrap_or_else(|e| panic!("{e}"));
+        let hash = chain.store.head().ok().flatten().map(|(_, h)| h);
+        (header, hash.unwrap_or_default())
+    }
+
+    /// `block` with its extraData changed by `f`.
+    fn with_extra(block: &Block, f: impl FnOnce(&mut QbftExtraData)) -> Block {
+        let mut extra =
+            QbftExtraData::decode(&block.header.extra_data).unwrap_or_else(|e| panic!("{e}"));
+        f(&mut extra);
+        let mut out = block.clone();
+        out.header.extra_data = extra.encode();
+        out
+    }
+
+    fn refused(chain: &Chain, block: &Block, now: u64, why: &str) {
+        let err = chain
+            .check(block, now)
+            .map(|_| ())
+            .expect_err("a block breaking the validator rules was accepted");
+        assert!(err.to_string().contains(why), "{err}");
+    }
+
+    #[test]
+    fn a_header_vote_counts_and_a_validator_list_other_than_the_tallys_is_refused() {
+        let (_dir, chain) = chain_of(&dev_genesis());
+        let key = dev_validator_key();
+        let validator =
+            consort_primitives::public_key_address(&key.public_key(secp256k1::SECP256K1));
+        let subject = Address::repeat_byte(0x55);
+        chain
+            .votes
+            .lock()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .propose(subject, true);
+        let (parent, parent_hash) = head_of(&chain);
+        let now = parent.timestamp + 10;
+        let (block, proposal) = chain
+            .build(&parent, parent_hash, 0, validator, now, vec![])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            QbftExtraData::decode(&block.header.extra_data)
+                .ok()
+                .and_then(|e| e.vote),
+            Some(consort_primitives::Vote {
+                recipient: subject,
+                add: true
+            })
+        );
+        for wrong in [vec![], vec![subject], vec![validator, subject]] {
+            let bad = with_extra(&block, |e| e.validators = wrong);
+            refused(&chain, &bad, now, "validators differ");
+        }
+        chain.check(&block, now).unwrap_or_else(|e| panic!("{e}"));
+        let digest = commit_seal_digest(&block.header).unwrap_or_else(|e| panic!("{e}"));
+        let sealed = with_extra(&block, |e| {
+            e.seals = vec![consort_primitives::sign_commit_seal(digest, &key)]
+        });
+        chain
+            .commit(&sealed, proposal)
+            .unwrap_or_else(|e| panic!("{e}"));
+
+        // The only validator's vote is a majority: the subject validates the next block,
+        // which must list both, sorted.
+        let (head, head_hash) = head_of(&chain);
+        let mut both = vec![validator, subject];
+        both.sort();
+        assert_eq!(chain.validators_after(&head), both);
+        let now = head.timestamp + 10;
+        let (next, _) = chain
+            .build(&head, head_hash, 0, validator, now, vec![])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(validators_of(&next.header), both);
+        chain.check(&next, now).unwrap_or_else(|e| panic!("{e}"));
+        let stale = with_extra(&next, |e| e.validators = vec![validator]);
+        refused(&chain, &stale, now, "validators differ");
+        let unsorted = with_extra(&next, |e| e.validators.reverse());
+        refused(&chain, &unsorted, now, "not sorted");
+    }
+
+    #[test]
+    fn a_contract_mode_block_listing_validators_or_carrying_a_vote_is_refused() {
+        let key = dev_validator_key();
+        let validator =
+            consort_primitives::public_key_address(&key.public_key(secp256k1::SECP256K1));
+        let artifact: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../genesis/validator-contract/artifacts/MinimalValidatorSet.json"
+            ))
+            .unwrap_or_else(|e| panic!("{e}")),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let contract = Address::with_last_byte(0x77);
+        let mut json = dev_genesis();
+        json["config"]["qbft"]["validatorcontractaddress"] = format!("{contract:#x}").into();
+        let element = format!(
+            "{:#x}",
+            U256::from_be_bytes(consort_primitives::keccak256([0u8; 32]).0)
+        );
+        json["alloc"][format!("{contract:#x}")] = serde_json::json!({
+            "balance": "0x0",
+            "code": artifact["deployedBytecode"],
+            "storage": {
+                format!("{:#066x}", U256::ZERO): format!("{:#066x}", U256::from(1)),
+                element: format!("{:#066x}", U256::from_be_slice(validator.as_slice())),
+            },
+        });
+        let (_dir, chain) = chain_of(&json);
+        chain
+            .votes
+            .lock()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .propose(Address::repeat_byte(0x55), true);
+        let (parent, parent_hash) = head_of(&chain);
+        assert_eq!(chain.validators_after(&parent), vec![validator]);
+        let now = parent.timestamp + 10;
+        let (block, _) = chain
+            .build(&parent, parent_hash, 0, validator, now, vec![])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let extra =
+            QbftExtraData::decode(&block.header.extra_data).unwrap_or_else(|e| panic!("{e}"));
+        assert!(extra.validators.is_empty() && extra.vote.is_none());
+        chain.check(&block, now).unwrap_or_else(|e| panic!("{e}"));
+        let listing = with_extra(&block, |e| e.validators = vec![validator]);
+        refused(&chain, &listing, now, "validator-contract mode");
+        let voting = with_extra(&block, |e| {
+            e.vote = Some(consort_primitives::Vote {
+                recipient: Address::repeat_byte(0x55),
+                add: true,
+            })
+        });
+        refused(&chain, &voting, now, "validator-contract mode");
+        // A proposer the contract does not list is refused too.
+        let (stranger, _) = chain
+            .build(
+                &parent,
+                parent_hash,
+                0,
+                Address::repeat_byte(0x66),
+                now,
+                vec![],
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        refused(&chain, &stranger, now, "is not a validator");
+    }
 }
