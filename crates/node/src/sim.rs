@@ -1,4 +1,4 @@
-//! Deterministic simulation of the node host: four validators, each a real [`Driver`] over a
+//! Deterministic simulation of the node host: four validators and a follower, each a real [`Driver`] over a
 //! real [`Chain`] on its own in-memory RocksDB store, so blocks are really built, executed,
 //! checked and committed. Gossip goes through the node's own [`GossipJudge`], catching up
 //! through the node's own [`Syncer`], persisted consensus state through the store. Only time
@@ -6,10 +6,14 @@
 //! duplication and partitions until the global stabilisation time (GST), crashes (also
 //! part-way through a step) with restarts from the store, and one Byzantine validator per run
 //! that stays silent and lies to syncing peers about its head, replays what it hears, or
-//! swaps the body of the block carried in its round changes.
+//! swaps the body of the block carried in its round changes. Most runs also change the
+//! validator set while the faults go on: a fifth node, a follower at first, is voted in through
+//! the `qbft_proposeValidatorVote` code the RPC runs, and some runs vote a genesis validator
+//! out, the Byzantine one when there is one.
 //!
 //! Checked: no two honest nodes commit different blocks at a height; after GST every honest
-//! validator adds heights within a bound; the same seed twice gives the same trace.
+//! node adds heights within a bound and the planned set changes are made; the same seed twice
+//! gives the same trace.
 //! `CONSORT_HOST_SIM_SEEDS=N` runs more seeds; a failing seed prints
 //! `CONSORT_HOST_SIM_SEED=<n> cargo test -p consort-node host_sim::one_seed -- --nocapture`.
 
@@ -18,11 +22,13 @@ use crate::driver::{restore_consensus_state, Driver, DriverEvent, Host};
 use crate::metrics::{ChainMetrics, QbftMetrics};
 use crate::p2p::GossipJudge;
 use crate::sync::{self, BlockImport, SyncNetwork, SyncStatus, Syncer};
+use crate::validators::NodeVoting;
 use alloy_primitives::{Address, B256};
 use consort_chainspec::Genesis;
 use consort_network::{PeerId, RequestError, Topic};
 use consort_qbft::{Block, Qbft, QbftConfig, QbftMessage};
 use consort_rpc::RpcContext;
+use consort_rpc::ValidatorVoting as _;
 use consort_storage::{Store, StoreOptions};
 use consort_txpool::{PoolConfig, TxPool};
 use secp256k1::SecretKey;
@@ -33,6 +39,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const VALIDATORS: usize = 4;
+/// Nodes in all: the genesis validators and one that may be voted in.
+const NODES: usize = VALIDATORS + 1;
+/// The node that starts as a follower.
+const JOINER: usize = VALIDATORS;
+/// How long an operator waits to ask a stopped node to vote again.
+const VOTE_RETRY_MS: u64 = 1_000;
 /// Virtual time at the start (Unix ms): a realistic wall clock for block timestamps.
 const EPOCH_MS: u64 = 1_800_000_000_000;
 /// Heights every honest validator must add after GST.
@@ -134,6 +146,8 @@ impl Host for SimHost {
 
 struct Running {
     driver: Driver<SimHost>,
+    /// The `qbft_*` vote methods' view, as the node's RPC has it.
+    voting: NodeVoting,
     judge: GossipJudge,
     sync: Arc<SyncStatus>,
     metrics: QbftMetrics,
@@ -164,6 +178,17 @@ enum Ev {
     Restart(usize),
     Transaction(usize),
     Resend(usize, u64),
+    /// An operator asks node `.0` to vote node `.1` in (`true`) or out.
+    Vote(usize, usize, bool),
+}
+
+/// The validator-set changes a run asks for.
+#[derive(Debug, Default, Clone, Copy)]
+struct Membership {
+    /// The joiner is voted in.
+    add: bool,
+    /// This genesis validator is voted out.
+    drop: Option<usize>,
 }
 
 struct World {
@@ -182,6 +207,7 @@ struct World {
     last_restart: u64,
     trace: Vec<String>,
     nonces: u64,
+    membership: Membership,
 }
 
 fn key(i: usize) -> SecretKey {
@@ -214,8 +240,8 @@ fn genesis(keys: &[SecretKey]) -> Genesis {
 impl World {
     fn new(seed: u64) -> World {
         let mut rng = Rng::new(seed);
-        let keys: Vec<SecretKey> = (0..VALIDATORS).map(key).collect();
-        let genesis = Arc::new(genesis(&keys));
+        let keys: Vec<SecretKey> = (0..NODES).map(key).collect();
+        let genesis = Arc::new(genesis(&keys[..VALIDATORS]));
         let byzantine_node = rng.range(0, VALIDATORS as u64) as usize;
         let byzantine = match rng.range(0, 4) {
             0 => Some(Byzantine::StaleLiar),
@@ -267,25 +293,78 @@ impl World {
             last_restart: 0,
             trace: Vec::new(),
             nonces: 0,
+            membership: Membership::default(),
         };
         world.outbox.now.set(EPOCH_MS);
         // One honest crash before GST, sometimes part-way through a step.
         if world.rng.chance(600) {
-            let victim = world.rng.range(0, VALIDATORS as u64) as usize;
+            let victim = world.rng.range(0, NODES as u64) as usize;
             let at = EPOCH_MS + world.rng.range(500, gst);
             world.push(at, Ev::Crash(victim));
             let back = at + world.rng.range(500, 6_000);
             world.push(back, Ev::Restart(victim));
         }
-        for i in 0..VALIDATORS {
+        for i in 0..NODES {
             world.push(EPOCH_MS, Ev::Restart(i));
         }
+        world.plan_membership(gst);
         for _ in 0..4 {
             let at = EPOCH_MS + world.rng.range(0, gst + 5_000);
-            let to = world.rng.range(0, VALIDATORS as u64) as usize;
+            let to = world.rng.range(0, NODES as u64) as usize;
             world.push(at, Ev::Transaction(to));
         }
         world
+    }
+
+    /// Most seeds change the validator set while the faults go on: the joiner is voted in
+    /// by the honest genesis validators, and some seeds also vote a genesis validator out (the
+    /// Byzantine one if there is one, so that no set ever holds more faults than it can bear).
+    fn plan_membership(&mut self, gst: u64) {
+        if !self.rng.chance(600) {
+            return;
+        }
+        let byzantine = (0..VALIDATORS).find(|i| !self.honest(*i));
+        let drop = if self.rng.chance(500) {
+            Some(match byzantine {
+                Some(b) => b,
+                None => self.rng.range(0, VALIDATORS as u64) as usize,
+            })
+        } else {
+            None
+        };
+        self.membership = Membership { add: true, drop };
+        for i in 0..VALIDATORS {
+            if self.honest(i) {
+                let at = EPOCH_MS + self.rng.range(0, gst);
+                self.push(at, Ev::Vote(i, JOINER, true));
+            }
+        }
+        if let Some(d) = drop {
+            let voters: Vec<usize> = (0..NODES).filter(|i| *i != d && self.honest(*i)).collect();
+            for i in voters {
+                let at = EPOCH_MS + self.rng.range(0, gst);
+                self.push(at, Ev::Vote(i, d, false));
+            }
+        }
+    }
+
+    /// Whether every running honest node's chain has made the planned set changes.
+    fn membership_done(&self) -> bool {
+        let plan = self.membership;
+        let joiner = address(&self.nodes[JOINER].key);
+        let dropped = plan.drop.map(|d| address(&self.nodes[d].key));
+        self.nodes
+            .iter()
+            .filter(|n| n.byzantine.is_none())
+            .filter_map(|n| n.running.as_ref())
+            .all(|r| {
+                let chain = r.driver.chain();
+                let Ok(head) = chain.store.head_header() else {
+                    return false;
+                };
+                let set = chain.validators_after(&head);
+                (!plan.add || set.contains(&joiner)) && dropped.is_none_or(|d| !set.contains(&d))
+            })
     }
 
     fn now(&self) -> u64 {
@@ -324,6 +403,12 @@ impl World {
             ChainMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}")),
             None,
         );
+        let voting = NodeVoting::open(node.store.clone(), chain.validators.clone())
+            .unwrap_or_else(|e| panic!("n{i}: saved votes unreadable: {e}"));
+        let chain = Chain {
+            votes: voting.votes.clone(),
+            ..chain
+        };
         let mut core = Qbft::with_config(
             node.key,
             QbftConfig {
@@ -363,7 +448,7 @@ impl World {
             sync: sync.clone(),
             permissions: None,
             on_nodes_changed: None,
-            validators: None,
+            validators: Some(Arc::new(voting.clone())),
         });
         let metrics = QbftMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}"));
         let host = SimHost {
@@ -375,6 +460,7 @@ impl World {
         let driver = Driver::new(core, chain, rpc, host, sync.clone(), metrics.clone());
         node.running = Some(Running {
             driver,
+            voting,
             judge,
             sync,
             metrics,
@@ -411,7 +497,7 @@ impl World {
         for (from, topic, data) in gossip {
             let data = self.tamper(from, data);
             let Some(data) = data else { continue };
-            for to in 0..VALIDATORS {
+            for to in 0..NODES {
                 if to != from {
                     self.send(from, to, topic, data.clone());
                 }
@@ -546,13 +632,30 @@ impl World {
                 self.push(self.now() + SYNC_POLL_MS, Ev::Sync(i, inc));
                 self.push(self.now() + RESEND_MS, Ev::Resend(i, inc));
             }
+            Ev::Vote(i, subject, add) => {
+                let who = self.nodes.get(subject).map(|n| address(&n.key));
+                let voting = self
+                    .nodes
+                    .get(i)
+                    .and_then(|n| n.running.as_ref())
+                    .map(|r| r.voting.clone());
+                match (who, voting) {
+                    (Some(who), Some(voting)) => {
+                        let verb = if add { "in" } else { "out" };
+                        self.note(format!("n{i} is asked to vote n{subject} {verb}"));
+                        voting.propose(who, add)?;
+                    }
+                    // Stopped: the operator asks again when it is back.
+                    _ => self.push(self.now() + VOTE_RETRY_MS, Ev::Vote(i, subject, add)),
+                }
+            }
             Ev::Transaction(i) => {
                 let nonce = self.nonces;
                 self.nonces += 1;
                 let raw = alloy_eips::eip2718::Encodable2718::encoded_2718(&self.transfer(nonce));
                 self.note(format!("transaction nonce {nonce} to n{i}"));
                 self.deliver(i, i, Topic::Transactions, raw.clone());
-                for to in 0..VALIDATORS {
+                for to in 0..NODES {
                     if to != i {
                         self.send(i, to, Topic::Transactions, raw.clone());
                     }
@@ -574,7 +677,7 @@ impl World {
             && topic == Topic::Consensus
         {
             let at = self.now() + self.rng.range(100, 8_000);
-            for k in 0..VALIDATORS {
+            for k in 0..NODES {
                 if k != to {
                     self.push(
                         at,
@@ -642,7 +745,7 @@ impl World {
     }
 
     fn check_agreement(&mut self) {
-        for i in 0..VALIDATORS {
+        for i in 0..NODES {
             if !self.honest(i) {
                 continue;
             }
@@ -704,14 +807,23 @@ impl World {
                 target = Some((best + HEIGHTS_AFTER_GST, self.now().max(self.last_restart)));
             }
             if let Some((height, since)) = target {
-                if heads.iter().all(|h| *h >= height) {
+                let done = heads.iter().all(|h| *h >= height);
+                if done && self.membership_done() {
                     return Ok(());
                 }
                 if self.now() > since + LIVENESS_MS {
-                    return Err(format!(
-                        "liveness: honest heads {heads:?} did not reach {height} within \
-                         {LIVENESS_MS} ms after GST"
-                    ));
+                    return Err(if done {
+                        format!(
+                            "liveness: the set changes {:?} were not made within {LIVENESS_MS} \
+                             ms after GST",
+                            self.membership
+                        )
+                    } else {
+                        format!(
+                            "liveness: honest heads {heads:?} did not reach {height} within \
+                             {LIVENESS_MS} ms after GST"
+                        )
+                    });
                 }
             }
         }
@@ -806,8 +918,9 @@ fn run_seed(seed: u64) -> Result<Vec<String>, (String, Vec<String>)> {
         .collect();
     let gst = world.gst - EPOCH_MS;
     world.note(format!(
-        "seed {seed}: GST {gst} ms, isolated {:?}, one-way {:?}, byzantine {byz:?}",
-        world.isolated, world.one_way
+        "seed {seed}: GST {gst} ms, isolated {:?}, one-way {:?}, byzantine {byz:?}, \
+         set changes {:?}",
+        world.isolated, world.one_way, world.membership
     ));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| world.run()));
     let outcome = match result {
