@@ -492,8 +492,7 @@ mod tests {
     /// The dev chain with the allowlist contracts, dev key 0 the admin (the only sender
     /// permitted); a chain that enforces them and one that does not, on one store.
     fn chains() -> (tempfile::TempDir, Chain, Chain) {
-        let mut json: serde_json::Value =
-            serde_json::from_str(crate::DEV_GENESIS).unwrap_or_else(|e| panic!("{e}"));
+        let mut json = dev_genesis();
         preload(
             &mut json,
             &AllowlistGenesis {
@@ -502,14 +501,7 @@ mod tests {
             },
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        let genesis =
-            Arc::new(Genesis::from_json(&json.to_string()).unwrap_or_else(|e| panic!("{e}")));
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let store = Arc::new(
-            Store::open(dir.path(), consort_storage::StoreOptions::default())
-                .unwrap_or_else(|e| panic!("{e}")),
-        );
-        consort_evm::init_genesis(&store, &genesis).unwrap_or_else(|e| panic!("{e}"));
+        let (dir, open) = chain_of(&json);
         let registry = consort_metrics::Registry::new();
         let permissions = Permissions::new(
             PermissionsConfig {
@@ -517,18 +509,12 @@ mod tests {
                 ..PermissionsConfig::default()
             },
             ContractReader {
-                store: store.clone(),
-                genesis: genesis.clone(),
+                store: open.store.clone(),
+                genesis: open.genesis.clone(),
             },
             PermissioningMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}")),
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        let open = Chain::new(
-            store,
-            genesis,
-            ChainMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}")),
-            None,
-        );
         let guarded = Chain {
             permissions: Some(Arc::new(permissions)),
             ..open.clone()
