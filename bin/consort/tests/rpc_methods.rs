@@ -349,9 +349,20 @@ async fn every_read_method_answers_in_geth_shape() {
         json!([VALIDATOR])
     );
     assert_eq!(chain.call("qbft_getRequestTimeoutSeconds", json!([])), 4);
-    let signers = chain.call("qbft_getSignerMetrics", json!([]));
+    // Blocks 1 to the transfer's (the range's end is exclusive and at most the head, as in
+    // Besu, so wait for a block after it): all proposed by the one validator.
+    let mined = hex_u64(&block_number);
+    poll(Duration::from_secs(30), || {
+        (hex_u64(&chain.call("eth_blockNumber", json!([]))) > mined).then_some(())
+    })
+    .expect("no block after the transfer's");
+    let signers = chain.call(
+        "qbft_getSignerMetrics",
+        json!(["0x1", format!("{:#x}", mined + 1)]),
+    );
     assert_eq!(signers[0]["address"], VALIDATOR);
-    assert!(hex_u64(&signers[0]["proposedBlockCount"]) >= 2);
+    assert_eq!(hex_u64(&signers[0]["proposedBlockCount"]), mined);
+    assert_eq!(hex_u64(&signers[0]["lastProposedBlockNumber"]), mined);
     let info = chain.call("admin_nodeInfo", json!([]));
     let id = info["id"].as_str().unwrap();
     assert_eq!(id.len(), 128);

@@ -185,8 +185,9 @@ pub(crate) fn qbft(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
             Some(_) => head,
             None => default,
         };
-        let to = number(to, head);
-        let from = number(from, to.saturating_sub(100));
+        // As Besu: the end (exclusive) is at most the head; the start defaults to 100 before.
+        let to = number(to, head).min(head);
+        let from = number(from, head.saturating_sub(100));
         if from >= to && !(from == 0 && to == 0) {
             return Err(RpcError::InvalidParams(
                 "fromBlock must be lower than toBlock".into(),
