@@ -1,6 +1,6 @@
 //! The JSON-RPC bounds against a dev node, each at its flag: HTTP and WebSocket connection
-//! limits apart, the response size, the wall-clock limit of `eth_call`, and filters per
-//! connection.
+//! limits apart, the response size, the wall-clock limit of `eth_call`, filters per
+//! connection, request and message sizes, and subscriptions per connection.
 
 mod support;
 
@@ -260,4 +260,67 @@ async fn one_connection_cannot_install_more_than_its_share_of_filters() {
         .raw_request("eth_newBlockFilter".into(), ())
         .await
         .unwrap();
+}
+
+/// A `web3_sha3` request whose body is about `len` bytes.
+fn sha3_request(len: usize) -> String {
+    let data = "ab".repeat(len / 2);
+    json!({"jsonrpc": "2.0", "id": 1, "method": "web3_sha3", "params": [format!("0x{data}")]})
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_sizes_and_subscriptions_are_bounded_at_their_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(
+        dir.path(),
+        &[
+            "--rpc-http-max-request-content-length=4000",
+            "--rpc-ws-max-frame-size=6000",
+            "--rpc-ws-max-subscriptions-per-connection=2",
+        ],
+    );
+    // HTTP: under the limit answered, over it 413 and nothing run.
+    let (status, body) = http_request(&node.http, "POST", &sha3_request(3_000), None);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"result\""), "{body}");
+    let (status, body) = http_request(&node.http, "POST", &sha3_request(5_000), None);
+    assert_eq!(status, 413, "{body}");
+
+    // WebSocket: its own limit (a 5,000-byte message passes there), a larger message ends
+    // the connection, and a new one is served.
+    let ws = ProviderBuilder::new()
+        .connect_ws(WsConnect::new(node.ws.clone()))
+        .await
+        .unwrap();
+    let hash = |len: usize| format!("0x{}", "ab".repeat(len / 2));
+    let ok: String = ws
+        .raw_request("web3_sha3".into(), [hash(5_000)])
+        .await
+        .unwrap();
+    assert!(ok.starts_with("0x"));
+    let big = tokio::time::timeout(
+        Duration::from_secs(20),
+        ws.raw_request::<_, String>("web3_sha3".into(), [hash(7_000)]),
+    )
+    .await;
+    assert!(
+        !matches!(big, Ok(Ok(_))),
+        "a message over --rpc-ws-max-frame-size was answered"
+    );
+
+    // Subscriptions: two per connection, the third refused; another connection has its own.
+    let subscriber = ProviderBuilder::new()
+        .connect_ws(WsConnect::new(node.ws.clone()))
+        .await
+        .unwrap();
+    let _a = subscriber.subscribe_blocks().await.unwrap();
+    let _b = subscriber.subscribe_blocks().await.unwrap();
+    let third = subscriber.subscribe_blocks().await;
+    assert!(third.is_err(), "a third subscription was accepted");
+    let other = ProviderBuilder::new()
+        .connect_ws(WsConnect::new(node.ws.clone()))
+        .await
+        .unwrap();
+    let _c = other.subscribe_blocks().await.unwrap();
 }

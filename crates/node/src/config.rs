@@ -91,6 +91,15 @@ pub struct NodeArgs {
     )]
     pub rpc_http_max_batch_size: u32,
 
+    /// Largest HTTP JSON-RPC request body, in bytes; a larger one is answered 413.
+    #[arg(
+        long = "rpc-http-max-request-content-length",
+        env = "CONSORT_RPC_HTTP_MAX_REQUEST_CONTENT_LENGTH",
+        default_value_t = consort_rpc::DEFAULT_MAX_REQUEST_BYTES,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub rpc_http_max_request_content_length: u32,
+
     /// Most open HTTP JSON-RPC connections.
     #[arg(
         long = "rpc-http-max-active-connections",
@@ -136,6 +145,24 @@ pub struct NodeArgs {
         default_value_t = 80
     )]
     pub rpc_ws_max_active_connections: u32,
+
+    /// Largest WebSocket JSON-RPC message, in bytes; a larger one closes the connection.
+    #[arg(
+        long = "rpc-ws-max-frame-size",
+        env = "CONSORT_RPC_WS_MAX_FRAME_SIZE",
+        default_value_t = 1024 * 1024,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub rpc_ws_max_frame_size: u32,
+
+    /// Most subscriptions one WebSocket connection may hold.
+    #[arg(
+        long = "rpc-ws-max-subscriptions-per-connection",
+        env = "CONSORT_RPC_WS_MAX_SUBSCRIPTIONS_PER_CONNECTION",
+        default_value_t = 1024,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub rpc_ws_max_subscriptions_per_connection: u32,
 
     /// Host names allowed in the Host header of JSON-RPC and metrics requests (`*` for all).
     #[arg(

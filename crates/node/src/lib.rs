@@ -331,7 +331,9 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
             max_response_bytes: args.rpc_max_response_size,
             max_http_connections: args.rpc_http_max_active_connections,
             max_ws_connections: args.rpc_ws_max_active_connections,
-            ..RpcServerConfig::default()
+            max_request_bytes: args.rpc_http_max_request_content_length,
+            max_ws_message_bytes: args.rpc_ws_max_frame_size,
+            max_ws_subscriptions: args.rpc_ws_max_subscriptions_per_connection,
         },
     )
     .await?;

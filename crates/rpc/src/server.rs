@@ -122,8 +122,14 @@ pub struct RpcServerConfig {
     pub cors_origins: Vec<String>,
     /// Most requests in one batch (Besu `--rpc-http-max-batch-size`).
     pub max_batch: u32,
-    /// Largest request body in bytes.
+    /// Largest HTTP request body in bytes (`--rpc-http-max-request-content-length`);
+    /// larger ones are answered `413 Payload Too Large`.
     pub max_request_bytes: u32,
+    /// Largest WebSocket message in bytes (Besu `--rpc-ws-max-frame-size`); a larger one
+    /// closes the connection, as in Besu.
+    pub max_ws_message_bytes: u32,
+    /// Most subscriptions one WebSocket connection holds; more are refused with an error.
+    pub max_ws_subscriptions: u32,
     /// Largest response in bytes, a batch's responses together; a larger one is replaced by
     /// a JSON-RPC error (-32008 for one call, -32011 for a batch) (`--Xrpc-max-response-size`).
     pub max_response_bytes: u32,
@@ -134,6 +140,10 @@ pub struct RpcServerConfig {
     /// refused the upgrade with `429 Too Many Requests`.
     pub max_ws_connections: u32,
 }
+
+/// Default of [`RpcServerConfig::max_request_bytes`]: 5 MiB (Besu's is 128 MiB; with 80
+/// connections that would let requests alone hold 10 GiB).
+pub const DEFAULT_MAX_REQUEST_BYTES: u32 = 5 * 1024 * 1024;
 
 /// Default of [`RpcServerConfig::max_response_bytes`]: 32 MiB.
 pub const DEFAULT_MAX_RESPONSE_BYTES: u32 = 32 * 1024 * 1024;
@@ -146,7 +156,9 @@ impl Default for RpcServerConfig {
             host_allowlist: vec!["localhost".into(), "127.0.0.1".into()],
             cors_origins: vec![],
             max_batch: 1_024,
-            max_request_bytes: 5 * 1024 * 1024,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            max_ws_message_bytes: 1024 * 1024,
+            max_ws_subscriptions: 1024,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             max_http_connections: 80,
             max_ws_connections: 80,
@@ -333,10 +345,18 @@ pub async fn start(ctx: Arc<RpcContext>, config: RpcServerConfig) -> RpcResult<R
         .any(|h| h == "*" || h.eq_ignore_ascii_case("all"));
     for (transport, is_ws) in [(&config.http, false), (&config.ws, true)] {
         let Some(t) = transport else { continue };
-        let (kind, max_connections) = if is_ws {
-            (Transport::Ws, config.max_ws_connections)
+        let (kind, max_connections, max_request) = if is_ws {
+            (
+                Transport::Ws,
+                config.max_ws_connections,
+                config.max_ws_message_bytes,
+            )
         } else {
-            (Transport::Http, config.max_http_connections)
+            (
+                Transport::Http,
+                config.max_http_connections,
+                config.max_request_bytes,
+            )
         };
         let hosts: Vec<String> = if any_host {
             vec![]
@@ -355,9 +375,10 @@ pub async fn start(ctx: Arc<RpcContext>, config: RpcServerConfig) -> RpcResult<R
             .option_layer(host_filter)
             .layer(cors(&config.cors_origins));
         let settings = ServerConfig::builder()
-            .max_request_body_size(config.max_request_bytes)
+            .max_request_body_size(max_request)
             .max_response_body_size(config.max_response_bytes)
             .max_connections(max_connections)
+            .max_subscriptions_per_connection(config.max_ws_subscriptions)
             .set_batch_request_config(BatchRequestConfig::Limit(config.max_batch))
             .set_id_provider(HexIdProvider::default());
         let settings = if is_ws {
