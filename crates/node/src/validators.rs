@@ -406,14 +406,6 @@ impl consort_rpc::ValidatorVoting for NodeVoting {
         }
     }
 
-    fn validators_after_head(&self) -> Result<Vec<Address>, String> {
-        let head = self.head_header()?;
-        self.sets
-            .after(&head)
-            .map(|s| s.validators())
-            .map_err(|e| e.to_string())
-    }
-
     fn validators_after(&self, hash: B256) -> Result<Option<Vec<Address>>, String> {
         let Some(header) = self.store.header(&hash).map_err(|e| e.to_string())? else {
             return Ok(None);

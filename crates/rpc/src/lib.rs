@@ -175,8 +175,6 @@ pub trait ValidatorVoting: Send + Sync {
     /// that sealed it), in contract mode `getValidators()` on its state (the next block's);
     /// `None` for an unknown block.
     fn validators_of_block(&self, hash: B256) -> Result<Option<Vec<Address>>, String>;
-    /// The validators of the block after the head (`"pending"`).
-    fn validators_after_head(&self) -> Result<Vec<Address>, String>;
     /// The validators of the block after the block `hash`, in either mode; `None` for an
     /// unknown block.
     fn validators_after(&self, hash: B256) -> Result<Option<Vec<Address>>, String>;

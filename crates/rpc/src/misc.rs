@@ -123,7 +123,8 @@ pub(crate) fn qbft(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
     method(&mut m, "qbft_getValidatorsByBlockNumber", |ctx, p| {
         let tag: BlockNumberOrTag = next(&mut p.sequence())?;
         if let (BlockNumberOrTag::Pending, Some(v)) = (tag, &ctx.validators) {
-            return to_json(v.validators_after_head().map_err(RpcError::Internal)?);
+            let (_, hash) = head(&ctx.store)?;
+            return to_json(v.validators_after(hash).map_err(RpcError::Internal)?);
         }
         match resolve(&ctx.store, BlockId::Number(tag))? {
             Some((_, hash)) => validators_of(ctx, hash),
