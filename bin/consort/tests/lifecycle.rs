@@ -202,6 +202,11 @@ fn bad_options_fail_with_a_message_naming_them() {
             vec![("CONSORT_RPC_WS_PORT", "seventy")],
             "--rpc-ws-port",
         ),
+        (
+            vec!["--network=dev", "--tx-pool-limit-by-account-percentage=1.5"],
+            vec![],
+            "--tx-pool-limit-by-account-percentage",
+        ),
     ];
     for (args, envs, needle) in cases {
         let out = consort(&args, &envs);

@@ -324,3 +324,53 @@ async fn request_sizes_and_subscriptions_are_bounded_at_their_flags() {
         .unwrap();
     let _c = other.subscribe_blocks().await.unwrap();
 }
+
+/// A queued (nonce-gapped, so never mined) transfer from `key` with `data_len` bytes of data.
+fn queued_transfer(key: &str, nonce: u64, data_len: usize) -> String {
+    let signer: alloy::signers::local::PrivateKeySigner = key.parse().unwrap();
+    let tx = alloy::consensus::TxEip1559 {
+        chain_id: 1337,
+        nonce: 1_000 + nonce,
+        gas_limit: 100_000,
+        max_fee_per_gas: 10_000_000_000,
+        max_priority_fee_per_gas: 1,
+        to: alloy::primitives::TxKind::Call(alloy::primitives::Address::repeat_byte(0x42)),
+        value: alloy::primitives::U256::from(1),
+        access_list: Default::default(),
+        input: vec![0u8; data_len].into(),
+    };
+    support::sign_eip1559(&signer, tx).to_string()
+}
+
+#[test]
+fn one_sender_holds_at_most_its_share_of_the_pool_in_transactions_and_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    // 0.2% of 1,000 transactions is 2; of 500,000 bytes, 1,000.
+    let node = start(
+        dir.path(),
+        &[
+            "--tx-pool-max-size=1000",
+            "--tx-pool-layer-max-capacity=500000",
+            "--tx-pool-limit-by-account-percentage=0.002",
+            "--tx-pool-max-future-by-sender=100000",
+        ],
+    );
+    let send = |raw: String| rpc(&node.http, "eth_sendRawTransaction", json!([raw]));
+    let [a, b, _] = support::DEV_KEYS;
+    for nonce in 0..2 {
+        let answer = send(queued_transfer(a, nonce, 0));
+        assert!(answer["result"].is_string(), "{answer}");
+    }
+    let third = send(queued_transfer(a, 2, 0));
+    let message = third["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("too many transactions"), "{third}");
+
+    // Another sender's one transaction of 1,200 bytes is over its 1,000-byte share.
+    let big = send(queued_transfer(b, 0, 1_100));
+    let message = big["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("exceed 1000 bytes"), "{big}");
+    let small = send(queued_transfer(b, 0, 700));
+    assert!(small["result"].is_string(), "{small}");
+    let status = rpc(&node.http, "txpool_status", json!([]));
+    assert_eq!(status["result"]["queued"], "0x3", "{status}");
+}

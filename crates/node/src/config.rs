@@ -239,6 +239,23 @@ pub struct NodeArgs {
     )]
     pub tx_pool_max_future_by_sender: u64,
 
+    /// Most bytes of encoded transactions in the pool, in all.
+    #[arg(
+        long = "tx-pool-layer-max-capacity",
+        env = "CONSORT_TX_POOL_LAYER_MAX_CAPACITY",
+        default_value_t = 25_000_000
+    )]
+    pub tx_pool_layer_max_capacity: usize,
+
+    /// Share of the pool, in transactions and in bytes, one sender may hold (above 0, at most 1).
+    #[arg(
+        long = "tx-pool-limit-by-account-percentage",
+        env = "CONSORT_TX_POOL_LIMIT_BY_ACCOUNT_PERCENTAGE",
+        default_value_t = 0.5,
+        value_parser = account_share
+    )]
+    pub tx_pool_limit_by_account_percentage: f64,
+
     /// Blocks of history whose state stays readable (0 keeps all: archive).
     #[arg(
         long = "bonsai-historical-block-limit",
@@ -601,13 +618,35 @@ pub const IGNORED_BESU_OPTIONS: &[&str] = &[
     "graphql-http-cors-origins",
     "tx-pool",
     "tx-pool-retention-hours",
-    "tx-pool-limit-by-account-percentage",
     "tx-pool-no-local-priority",
     "metrics-category",
     "metrics-categories",
     "Xdns-enabled",
     "Xdns-update-enabled",
 ];
+
+/// Parses `--tx-pool-limit-by-account-percentage`: a fraction above 0 and at most 1, as Besu.
+fn account_share(s: &str) -> Result<f64, String> {
+    let share: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number"))?;
+    if share > 0.0 && share <= 1.0 {
+        Ok(share)
+    } else {
+        Err(format!("{s} is not above 0 and at most 1"))
+    }
+}
+
+/// `share` of `total`, rounded up and at least 1.
+pub fn share_of(total: usize, share: f64) -> usize {
+    let part = (total as f64 * share).ceil();
+    if part >= total as f64 {
+        total.max(1)
+    } else {
+        (part as usize).max(1)
+    }
+}
 
 fn ignored(name: &str) -> bool {
     IGNORED_BESU_OPTIONS.contains(&name)

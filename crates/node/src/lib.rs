@@ -225,6 +225,15 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
     let mut pool = TxPool::new(
         PoolConfig {
             max_transactions: args.tx_pool_max_size,
+            max_per_sender: config::share_of(
+                args.tx_pool_max_size,
+                args.tx_pool_limit_by_account_percentage,
+            ),
+            max_pool_bytes: args.tx_pool_layer_max_capacity,
+            max_bytes_per_sender: config::share_of(
+                args.tx_pool_layer_max_capacity,
+                args.tx_pool_limit_by_account_percentage,
+            ),
             price_bump_percent: args.tx_pool_price_bump,
             max_future_by_sender: args.tx_pool_max_future_by_sender,
             min_gas_price: args.min_gas_price,

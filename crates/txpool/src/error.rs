@@ -92,6 +92,9 @@ pub enum PoolError {
     /// The sender already has as many transactions in the pool as one sender may.
     #[error("sender has too many transactions in the pool: limit {0}")]
     SenderLimit(usize),
+    /// The sender's transactions in the pool would take more bytes than one sender may hold.
+    #[error("sender's transactions in the pool exceed {0} bytes")]
+    SenderBytesLimit(usize),
     /// The pool is full and this transaction pays less than every one it could evict.
     #[error("txpool is full")]
     PoolFull,
@@ -130,7 +133,9 @@ impl PoolError {
             PoolError::InitCodeTooLarge(_) => "INITCODE_TOO_LARGE",
             PoolError::NonceMax => "NONCE_OVERFLOW",
             PoolError::Oversized { .. } => "EXCEEDS_TRANSACTION_SIZE_LIMIT",
-            PoolError::SenderLimit(_) => "TX_POOL_SENDER_LIMIT_REACHED",
+            PoolError::SenderLimit(_) | PoolError::SenderBytesLimit(_) => {
+                "TX_POOL_SENDER_LIMIT_REACHED"
+            }
             PoolError::PoolFull => "TX_POOL_FULL",
             PoolError::State(_) => "INTERNAL_ERROR",
             PoolError::SenderNotAuthorized { .. } => "TX_SENDER_NOT_AUTHORIZED",

@@ -22,8 +22,12 @@ pub trait AccountState {
 pub struct PoolConfig {
     /// Most transactions in the pool (Besu `--tx-pool-max-size`).
     pub max_transactions: usize,
-    /// Most transactions from one sender.
+    /// Most transactions from one sender (Besu `--tx-pool-limit-by-account-percentage` of
+    /// `max_transactions`).
     pub max_per_sender: usize,
+    /// Most bytes of encoded transactions from one sender (the same percentage of
+    /// `max_pool_bytes`), so that one sender's large transactions cannot take the pool.
+    pub max_bytes_per_sender: usize,
     /// How far past a sender's next executable nonce a queued transaction may be
     /// (Besu `--tx-pool-max-future-by-sender`).
     pub max_future_by_sender: u64,
@@ -33,7 +37,7 @@ pub struct PoolConfig {
     pub min_gas_price: u128,
     /// Largest encoded transaction accepted, in bytes.
     pub max_transaction_bytes: usize,
-    /// Most bytes of encoded transactions held in all.
+    /// Most bytes of encoded transactions held in all (Besu `--tx-pool-layer-max-capacity`).
     pub max_pool_bytes: usize,
 }
 
@@ -42,11 +46,12 @@ impl Default for PoolConfig {
         PoolConfig {
             max_transactions: 16_384,
             max_per_sender: 8_192,
+            max_bytes_per_sender: 12_500_000,
             max_future_by_sender: 200,
             price_bump_percent: 10,
             min_gas_price: 1_000,
             max_transaction_bytes: 128 * 1024,
-            max_pool_bytes: 64 * 1024 * 1024,
+            max_pool_bytes: 25_000_000,
         }
     }
 }
@@ -106,6 +111,8 @@ struct SenderQueue {
     /// The balance in the head state.
     balance: U256,
     txs: BTreeMap<u64, Arc<PooledTransaction>>,
+    /// Encoded bytes of `txs`.
+    bytes: usize,
     /// How many transactions starting at `state_nonce` are contiguous (executable in order).
     pending: usize,
 }
@@ -359,6 +366,15 @@ impl TxPool {
                 return Err(PoolError::SenderLimit(self.config.max_per_sender));
             }
         }
+        let sender_bytes = queue
+            .map_or(0, |q| q.bytes)
+            .saturating_sub(replaced.as_ref().map_or(0, |old| old.size))
+            .saturating_add(size);
+        if sender_bytes > self.config.max_bytes_per_sender {
+            return Err(PoolError::SenderBytesLimit(
+                self.config.max_bytes_per_sender,
+            ));
+        }
         // Both bounds hold after the insert, also when a replacement is larger than what it
         // replaces. Evictions are chosen before any is made, so a refusal changes nothing.
         let count = self.len().saturating_add(usize::from(replaced.is_none()));
@@ -380,7 +396,9 @@ impl TxPool {
         if let Some(old) = queue.txs.insert(nonce, pooled.clone()) {
             self.by_hash.remove(&old.hash);
             self.bytes = self.bytes.saturating_sub(old.size);
+            queue.bytes = queue.bytes.saturating_sub(old.size);
         }
+        queue.bytes = queue.bytes.saturating_add(size);
         queue.recount();
         self.by_hash.insert(hash, (sender, nonce));
         self.bytes = self.bytes.saturating_add(size);
@@ -453,6 +471,7 @@ impl TxPool {
     fn remove_tx(&mut self, sender: &Address, nonce: u64) -> Option<Arc<PooledTransaction>> {
         let queue = self.senders.get_mut(sender)?;
         let tx = queue.txs.remove(&nonce)?;
+        queue.bytes = queue.bytes.saturating_sub(tx.size);
         queue.recount();
         if queue.txs.is_empty() {
             self.senders.remove(sender);

@@ -498,3 +498,42 @@ fn a_larger_replacement_keeps_the_pool_within_its_byte_bound() {
     assert_eq!((pool.len(), pool.bytes()), (3, limit));
     assert!(pool.get(&original.hash).is_some());
 }
+
+#[test]
+fn one_sender_holds_at_most_its_share_of_the_pool_bytes() {
+    let (a, b) = (Key::new(1), Key::new(2));
+    let state = State::default();
+    for k in [&a, &b] {
+        state.set(k.address(), 0, RICH);
+    }
+    let big = |key: &Key, nonce| padded_transfer(key, nonce, 2_000, 1, 1_000);
+    let size = big(&a, 0).encode_2718_len();
+    let mut pool = pool_with(PoolConfig {
+        max_bytes_per_sender: 3 * size,
+        ..PoolConfig::default()
+    });
+    for nonce in 0..3 {
+        pool.add(big(&a, nonce), &state).unwrap();
+    }
+    let before = pool.bytes();
+    assert_eq!(
+        pool.add(big(&a, 3), &state).unwrap_err(),
+        PoolError::SenderBytesLimit(3 * size)
+    );
+    assert_eq!(pool.bytes(), before, "a refusal changes nothing");
+    // A small transaction does not fit either once the budget is used; a replacement of the
+    // same size does, and another sender is unaffected.
+    assert_eq!(
+        pool.add(a.transfer(3, 2_000, 1), &state).unwrap_err(),
+        PoolError::SenderBytesLimit(3 * size)
+    );
+    pool.add(padded_transfer(&a, 2, 4_000, 2, 1_000), &state)
+        .unwrap();
+    for nonce in 0..3 {
+        pool.add(big(&b, nonce), &state).unwrap();
+    }
+    // Once a's first transaction is mined, a has room again.
+    state.set(a.address(), 1, RICH);
+    pool.on_new_head(head(), &state);
+    pool.add(big(&a, 3), &state).unwrap();
+}
