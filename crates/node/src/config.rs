@@ -108,6 +108,88 @@ pub struct NodeArgs {
     )]
     pub rpc_http_max_active_connections: u32,
 
+    /// Require a JWT on JSON-RPC over HTTP (from /login or an outside issuer).
+    #[arg(long = "rpc-http-authentication-enabled", env = "CONSORT_RPC_HTTP_AUTHENTICATION_ENABLED", action = ArgAction::Set, num_args = 0..=1, default_value_t = false, default_missing_value = "true", value_name = "BOOL")]
+    pub rpc_http_authentication_enabled: bool,
+
+    /// TOML users (bcrypt-hashed passwords, permissions) who get tokens from /login.
+    #[arg(
+        long = "rpc-http-authentication-credentials-file",
+        env = "CONSORT_RPC_HTTP_AUTHENTICATION_CREDENTIALS_FILE",
+        value_name = "FILE"
+    )]
+    pub rpc_http_authentication_credentials_file: Option<PathBuf>,
+
+    /// PEM public key of the outside JWT issuer (turns /login off).
+    #[arg(
+        long = "rpc-http-authentication-jwt-public-key-file",
+        env = "CONSORT_RPC_HTTP_AUTHENTICATION_JWT_PUBLIC_KEY_FILE",
+        value_name = "FILE"
+    )]
+    pub rpc_http_authentication_jwt_public_key_file: Option<PathBuf>,
+
+    /// Signature algorithm of outside JWTs: RS256, RS384, RS512, ES256 or ES384.
+    #[arg(
+        long = "rpc-http-authentication-jwt-algorithm",
+        env = "CONSORT_RPC_HTTP_AUTHENTICATION_JWT_ALGORITHM",
+        default_value = "RS256"
+    )]
+    pub rpc_http_authentication_jwt_algorithm: String,
+
+    /// Methods callable without a token when authentication is on.
+    #[arg(
+        long = "rpc-http-api-methods-no-auth",
+        env = "CONSORT_RPC_HTTP_API_METHODS_NO_AUTH",
+        value_delimiter = ',',
+        num_args = 0..,
+        value_name = "METHOD"
+    )]
+    pub rpc_http_api_methods_no_auth: Vec<String>,
+
+    /// Serve JSON-RPC over HTTPS (needs --rpc-http-tls-keystore-file).
+    #[arg(long = "rpc-http-tls-enabled", env = "CONSORT_RPC_HTTP_TLS_ENABLED", action = ArgAction::Set, num_args = 0..=1, default_value_t = false, default_missing_value = "true", value_name = "BOOL")]
+    pub rpc_http_tls_enabled: bool,
+
+    /// The server certificate and key: a PKCS#12 keystore, or PEM with the chain and the key.
+    #[arg(
+        long = "rpc-http-tls-keystore-file",
+        env = "CONSORT_RPC_HTTP_TLS_KEYSTORE_FILE",
+        value_name = "FILE"
+    )]
+    pub rpc_http_tls_keystore_file: Option<PathBuf>,
+
+    /// File holding the PKCS#12 keystore's password.
+    #[arg(
+        long = "rpc-http-tls-keystore-password-file",
+        env = "CONSORT_RPC_HTTP_TLS_KEYSTORE_PASSWORD_FILE",
+        value_name = "FILE"
+    )]
+    pub rpc_http_tls_keystore_password_file: Option<PathBuf>,
+
+    /// Require a client certificate, known by fingerprint or signed by a trusted CA.
+    #[arg(long = "rpc-http-tls-client-auth-enabled", env = "CONSORT_RPC_HTTP_TLS_CLIENT_AUTH_ENABLED", action = ArgAction::Set, num_args = 0..=1, default_value_t = false, default_missing_value = "true", value_name = "BOOL")]
+    pub rpc_http_tls_client_auth_enabled: bool,
+
+    /// Clients allowed by certificate: `<name> <SHA-256 fingerprint>` per line.
+    #[arg(
+        long = "rpc-http-tls-known-clients-file",
+        env = "CONSORT_RPC_HTTP_TLS_KNOWN_CLIENTS_FILE",
+        value_name = "FILE"
+    )]
+    pub rpc_http_tls_known_clients_file: Option<PathBuf>,
+
+    /// Also allow clients whose certificate a trusted CA signed.
+    #[arg(long = "rpc-http-tls-ca-clients-enabled", env = "CONSORT_RPC_HTTP_TLS_CA_CLIENTS_ENABLED", action = ArgAction::Set, num_args = 0..=1, default_value_t = false, default_missing_value = "true", value_name = "BOOL")]
+    pub rpc_http_tls_ca_clients_enabled: bool,
+
+    /// PEM bundle of the CAs trusted for client certificates [default: the system's].
+    #[arg(
+        long = "Xrpc-http-tls-ca-clients-file",
+        env = "CONSORT_XRPC_HTTP_TLS_CA_CLIENTS_FILE",
+        value_name = "FILE"
+    )]
+    pub rpc_http_tls_ca_clients_file: Option<PathBuf>,
+
     /// Serve JSON-RPC over WebSocket.
     #[arg(long = "rpc-ws-enabled", env = "CONSORT_RPC_WS_ENABLED", action = ArgAction::Set, num_args = 0..=1, default_value_t = false, default_missing_value = "true", value_name = "BOOL")]
     pub rpc_ws_enabled: bool,
@@ -163,6 +245,44 @@ pub struct NodeArgs {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub rpc_ws_max_subscriptions_per_connection: u32,
+
+    /// Require a JWT on JSON-RPC over WebSocket (from /login or an outside issuer).
+    #[arg(long = "rpc-ws-authentication-enabled", env = "CONSORT_RPC_WS_AUTHENTICATION_ENABLED", action = ArgAction::Set, num_args = 0..=1, default_value_t = false, default_missing_value = "true", value_name = "BOOL")]
+    pub rpc_ws_authentication_enabled: bool,
+
+    /// TOML users (bcrypt-hashed passwords, permissions) who get tokens from /login.
+    #[arg(
+        long = "rpc-ws-authentication-credentials-file",
+        env = "CONSORT_RPC_WS_AUTHENTICATION_CREDENTIALS_FILE",
+        value_name = "FILE"
+    )]
+    pub rpc_ws_authentication_credentials_file: Option<PathBuf>,
+
+    /// PEM public key of the outside JWT issuer (turns /login off).
+    #[arg(
+        long = "rpc-ws-authentication-jwt-public-key-file",
+        env = "CONSORT_RPC_WS_AUTHENTICATION_JWT_PUBLIC_KEY_FILE",
+        value_name = "FILE"
+    )]
+    pub rpc_ws_authentication_jwt_public_key_file: Option<PathBuf>,
+
+    /// Signature algorithm of outside JWTs: RS256, RS384, RS512, ES256 or ES384.
+    #[arg(
+        long = "rpc-ws-authentication-jwt-algorithm",
+        env = "CONSORT_RPC_WS_AUTHENTICATION_JWT_ALGORITHM",
+        default_value = "RS256"
+    )]
+    pub rpc_ws_authentication_jwt_algorithm: String,
+
+    /// Methods callable without a token when authentication is on.
+    #[arg(
+        long = "rpc-ws-api-methods-no-auth",
+        env = "CONSORT_RPC_WS_API_METHODS_NO_AUTH",
+        value_delimiter = ',',
+        num_args = 0..,
+        value_name = "METHOD"
+    )]
+    pub rpc_ws_api_methods_no_auth: Vec<String>,
 
     /// Host names allowed in the Host header of JSON-RPC and metrics requests (`*` for all).
     #[arg(

@@ -142,6 +142,7 @@ fn load_genesis(args: &NodeArgs) -> Result<(Genesis, Option<&'static str>), Node
 pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
     let (genesis, default_key) = load_genesis(&args)?;
     check_validator_mode(&genesis)?;
+    let rpc_security = RpcSecurity::from_args(&args)?;
     std::fs::create_dir_all(&args.data_path).map_err(|e| {
         NodeError::Config(format!(
             "cannot create --data-path {}: {e}",
@@ -329,10 +330,14 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
             http: args.rpc_http_enabled.then(|| TransportConfig {
                 addr: SocketAddr::new(args.rpc_http_host, args.rpc_http_port),
                 apis: args.rpc_http_api.clone(),
+                auth: rpc_security.http_auth.clone(),
+                tls: rpc_security.tls.clone(),
             }),
             ws: args.rpc_ws_enabled.then(|| TransportConfig {
                 addr: SocketAddr::new(args.rpc_ws_host, args.rpc_ws_port),
                 apis: args.rpc_ws_api.clone(),
+                auth: rpc_security.ws_auth.clone(),
+                tls: None,
             }),
             host_allowlist: args.host_allowlist.clone(),
             cors_origins: args.rpc_http_cors_origins.clone(),
@@ -426,7 +431,12 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
         "node started"
     );
     if let Some(a) = handle.http_addr {
-        tracing::info!("JSON-RPC HTTP on http://{a}");
+        let scheme = if args.rpc_http_tls_enabled {
+            "https"
+        } else {
+            "http"
+        };
+        tracing::info!("JSON-RPC HTTP on {scheme}://{a}");
     }
     if let Some(a) = handle.ws_addr {
         tracing::info!("JSON-RPC WebSocket on ws://{a}");
@@ -453,6 +463,72 @@ fn chain_genesis_queue_limit(genesis: &Genesis) -> usize {
 
 /// Refuses a genesis whose validators consort cannot determine: no `config.qbft`, no
 /// validators in `extraData`, or validators read from a contract (not implemented yet).
+/// JSON-RPC authentication and TLS from their flags, read before anything starts so that a
+/// wrong file or flag stops start-up naming it.
+struct RpcSecurity {
+    http_auth: Option<Arc<consort_rpc::auth::Auth>>,
+    ws_auth: Option<Arc<consort_rpc::auth::Auth>>,
+    tls: Option<Arc<consort_rpc::tls::ServerTlsConfig>>,
+}
+
+impl RpcSecurity {
+    fn from_args(args: &NodeArgs) -> Result<RpcSecurity, NodeError> {
+        use consort_rpc::auth::{Auth, AuthSettings};
+        let auth = |enabled: bool, prefix: &str, settings: AuthSettings| {
+            enabled
+                .then(|| Auth::from_settings(prefix, &settings).map(Arc::new))
+                .transpose()
+                .map_err(|e| NodeError::Config(e.to_string()))
+        };
+        let http_auth = auth(
+            args.rpc_http_authentication_enabled,
+            "rpc-http",
+            AuthSettings {
+                credentials_file: args.rpc_http_authentication_credentials_file.clone(),
+                jwt_public_key_file: args.rpc_http_authentication_jwt_public_key_file.clone(),
+                jwt_algorithm: Some(args.rpc_http_authentication_jwt_algorithm.clone()),
+                no_auth_methods: args.rpc_http_api_methods_no_auth.clone(),
+            },
+        )?;
+        let ws_auth = auth(
+            args.rpc_ws_authentication_enabled,
+            "rpc-ws",
+            AuthSettings {
+                credentials_file: args.rpc_ws_authentication_credentials_file.clone(),
+                jwt_public_key_file: args.rpc_ws_authentication_jwt_public_key_file.clone(),
+                jwt_algorithm: Some(args.rpc_ws_authentication_jwt_algorithm.clone()),
+                no_auth_methods: args.rpc_ws_api_methods_no_auth.clone(),
+            },
+        )?;
+        let tls = if args.rpc_http_tls_enabled {
+            let keystore_file = args.rpc_http_tls_keystore_file.clone().ok_or_else(|| {
+                NodeError::Config(
+                    "--rpc-http-tls-enabled needs --rpc-http-tls-keystore-file".into(),
+                )
+            })?;
+            let settings = consort_rpc::tls::TlsSettings {
+                keystore_file,
+                keystore_password_file: args.rpc_http_tls_keystore_password_file.clone(),
+                client_auth: args.rpc_http_tls_client_auth_enabled,
+                known_clients_file: args.rpc_http_tls_known_clients_file.clone(),
+                ca_clients: args.rpc_http_tls_ca_clients_enabled,
+                ca_clients_file: args.rpc_http_tls_ca_clients_file.clone(),
+            };
+            Some(
+                consort_rpc::tls::server_config(&settings)
+                    .map_err(|e| NodeError::Config(e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        Ok(RpcSecurity {
+            http_auth,
+            ws_auth,
+            tls,
+        })
+    }
+}
+
 fn check_validator_mode(genesis: &Genesis) -> Result<(), NodeError> {
     let Some(qbft) = genesis.qbft.as_ref() else {
         return Err(NodeError::Config(

@@ -12,6 +12,7 @@
     )
 )]
 
+pub mod auth;
 mod convert;
 mod error;
 mod eth;
@@ -20,6 +21,7 @@ mod metrics;
 mod misc;
 mod perm;
 mod server;
+pub mod tls;
 
 pub use error::{revert_reason, RpcError, RpcResult};
 pub use filters::Filters;

@@ -1,16 +1,21 @@
 //! The HTTP and WebSocket servers: API groups per transport, host allowlist, CORS, batch, body,
 //! response and connection limits, and the wrapper that times every method.
 
+use crate::auth::{Auth, AuthLayer, AuthRpcLayer};
 use crate::error::{RpcError, RpcResult};
 use crate::RpcContext;
+use jsonrpsee::core::middleware::RpcServiceBuilder;
 use jsonrpsee::server::middleware::http::HostFilterLayer;
-use jsonrpsee::server::{BatchRequestConfig, RpcModule, Server, ServerConfig, ServerHandle};
+use jsonrpsee::server::{
+    serve_with_graceful_shutdown, BatchRequestConfig, Methods, RpcModule, Server, ServerConfig,
+    ServerHandle,
+};
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use jsonrpsee::{ConnectionId, Extensions};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 /// Besu's JSON-RPC API groups (`--rpc-http-api`, `--rpc-ws-api`).
@@ -107,7 +112,14 @@ pub struct TransportConfig {
     pub addr: SocketAddr,
     /// Groups served.
     pub apis: Vec<ApiGroup>,
+    /// Authentication (`--rpc-http-authentication-enabled`), if on.
+    pub auth: Option<Arc<Auth>>,
+    /// TLS (`--rpc-http-tls-enabled`), if on.
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
+
+/// How long a client has to finish the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Settings of both servers.
 #[derive(Debug, Clone)]
@@ -373,7 +385,10 @@ pub async fn start(ctx: Arc<RpcContext>, config: RpcServerConfig) -> RpcResult<R
             .map_err(|e| RpcError::InvalidParams(format!("invalid --host-allowlist: {e}")))?;
         let middleware = tower::ServiceBuilder::new()
             .option_layer(host_filter)
-            .layer(cors(&config.cors_origins));
+            .layer(cors(&config.cors_origins))
+            .layer(AuthLayer {
+                auth: t.auth.clone(),
+            });
         let settings = ServerConfig::builder()
             .max_request_body_size(max_request)
             .max_response_body_size(config.max_response_bytes)
@@ -386,17 +401,69 @@ pub async fn start(ctx: Arc<RpcContext>, config: RpcServerConfig) -> RpcResult<R
         } else {
             settings.http_only()
         };
-        let builder = Server::builder()
+        let module = module_for(&ctx, &t.apis, kind)?;
+        let rpc_middleware = RpcServiceBuilder::new().layer(AuthRpcLayer {
+            auth: t.auth.clone(),
+        });
+        let services = Server::builder()
             .set_config(settings.build())
-            .set_http_middleware(middleware);
-        let server = builder.build(t.addr).await.map_err(|e| {
+            .set_http_middleware(middleware)
+            .set_rpc_middleware(rpc_middleware)
+            .to_service_builder();
+        let listener = tokio::net::TcpListener::bind(t.addr).await.map_err(|e| {
             RpcError::Internal(format!("JSON-RPC could not listen on {}: {e}", t.addr))
         })?;
-        let addr = server
+        let addr = listener
             .local_addr()
             .map_err(|e| RpcError::Internal(e.to_string()))?;
-        let module = module_for(&ctx, &t.apis, kind)?;
-        handle.handles.push(server.start(module));
+        let (stop, server) = jsonrpsee::server::stop_channel();
+        let methods: Methods = module.into();
+        let tls = t.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+        tokio::spawn(async move {
+            let shutdown = stop.clone().shutdown();
+            tokio::pin!(shutdown);
+            loop {
+                let socket = tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok((socket, _)) => socket,
+                        Err(e) => {
+                            // Out of file descriptors, most likely: wait rather than spin.
+                            tracing::debug!("JSON-RPC accept on {addr} failed: {e}");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    },
+                    () = &mut shutdown => break,
+                };
+                let _ = socket.set_nodelay(true);
+                let service = services.clone().build(methods.clone(), stop.clone());
+                let stopped = stop.clone().shutdown();
+                match &tls {
+                    None => {
+                        tokio::spawn(serve_with_graceful_shutdown(socket, service, stopped));
+                    }
+                    Some(acceptor) => {
+                        let acceptor = acceptor.clone();
+                        tokio::spawn(async move {
+                            match tokio::time::timeout(
+                                TLS_HANDSHAKE_TIMEOUT,
+                                acceptor.accept(socket),
+                            )
+                            .await
+                            {
+                                Ok(Ok(stream)) => {
+                                    let _ = serve_with_graceful_shutdown(stream, service, stopped)
+                                        .await;
+                                }
+                                Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
+                                Err(_) => tracing::debug!("TLS handshake timed out"),
+                            }
+                        });
+                    }
+                }
+            }
+        });
+        handle.handles.push(server);
         if is_ws {
             handle.ws_addr = Some(addr);
         } else {
