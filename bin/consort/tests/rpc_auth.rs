@@ -737,7 +737,7 @@ fn client_certificates_by_known_clients_fingerprint_or_by_ca() {
 
 /// Runs the node with `args` and expects it to refuse to start: its stderr.
 fn refused_start(dir: &Path, args: &[String]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_consort"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_consort"))
         .arg("--network=dev")
         .arg(format!("--data-path={}", dir.join("node").display()))
         .args([
@@ -751,11 +751,17 @@ fn refused_start(dir: &Path, args: &[String]) -> String {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap()
-        .wait_with_output()
         .unwrap();
+    let exited = support::poll(Duration::from_secs(30), || child.try_wait().unwrap());
+    if exited.is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!out.status.success(), "started with {args:?}: {stderr}");
+    assert!(
+        exited.is_some_and(|status| !status.success()),
+        "started with {args:?}: {stderr}"
+    );
     stderr
 }
 
@@ -770,6 +776,7 @@ fn wrong_security_files_stop_start_up_naming_their_flag() {
     )
     .unwrap();
     std::fs::write(dir.path().join("known.txt"), "client nothex\n").unwrap();
+    std::fs::write(dir.path().join("garbage.pem"), "not a key\n").unwrap();
     let p = |name: &str| dir.path().join(name).display().to_string();
     let tls = |rest: &[String]| {
         let mut v = vec![
@@ -799,7 +806,7 @@ fn wrong_security_files_stop_start_up_naming_their_flag() {
                 "--rpc-http-authentication-enabled".into(),
                 format!(
                     "--rpc-http-authentication-jwt-public-key-file={}",
-                    p("ca.pem")
+                    p("garbage.pem")
                 ),
             ],
             "not a PEM",
