@@ -436,7 +436,11 @@ fn the_credentials_file_users_log_in_for_tokens_of_their_permissions() {
     );
     let node = start(
         &dir.path().join("node"),
-        &["--rpc-http-authentication-enabled", &file],
+        &[
+            "--rpc-http-authentication-enabled",
+            &file,
+            "--metrics-authentication-enabled",
+        ],
     );
     let login = |body: &str| {
         let (status, _, text) =
@@ -481,6 +485,24 @@ fn the_credentials_file_users_log_in_for_tokens_of_their_permissions() {
     let (status, _, _) = http_request_with(&format!("{url}/login"), "GET", "", &[]);
     assert_eq!(status, 405);
     assert_eq!(login(&format!("\"{}\"", "x".repeat(64 * 1024))).0, 413);
+
+    // The metrics endpoint takes the same tokens, if they permit metrics:*.
+    let metrics = node.metrics.clone().unwrap();
+    let scrape = |token: Option<&str>| {
+        let bearer = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = bearer
+            .as_deref()
+            .map(|b| vec![("Authorization", b)])
+            .unwrap_or_default();
+        let (status, _, body) = http_request_with(&metrics, "GET", "", &headers);
+        (status, body)
+    };
+    let (status, body) = scrape(root["token"].as_str());
+    assert_eq!(status, 200);
+    assert!(body.contains("ethereum_blockchain_height"), "{body}");
+    assert_eq!(scrape(Some(&token)).0, 401, "alice has no metrics:*");
+    assert_eq!(scrape(None).0, 401);
+    assert_eq!(scrape(Some("not.a.jwt")).0, 401);
 
     // Without a token nothing is open (no --rpc-http-api-methods-no-auth).
     let (status, r) = call(url, None, &request(5, "net_version", json!([])));
@@ -832,6 +854,13 @@ fn wrong_security_files_stop_start_up_naming_their_flag() {
                 ),
             ],
             "--rpc-ws-authentication-credentials-file",
+        ),
+        (
+            vec![
+                "--metrics-enabled".into(),
+                "--metrics-authentication-enabled".into(),
+            ],
+            "--metrics-authentication-enabled needs --rpc-http-authentication-enabled",
         ),
         (
             vec!["--rpc-http-tls-enabled".into()],

@@ -17,7 +17,7 @@ pub use prometheus::{
     Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry,
 };
-pub use server::{serve, MetricsServer};
+pub use server::{serve, Authorizer, MetricsServer};
 
 /// Why a metric could not be registered or served.
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,7 @@
 //! A minimal HTTP/1.1 server for `GET /metrics`. It checks the `Host` header against
-//! `--host-allowlist` (403 otherwise, as Besu does against DNS rebinding) and bounds the request
-//! size, the time a client may take and the number of concurrent connections.
+//! `--host-allowlist` (403 otherwise, as Besu does against DNS rebinding), optionally a bearer
+//! token (401 otherwise), and bounds the request size, the time a client may take and the number
+//! of concurrent connections.
 
 use crate::{render, MetricsError, Registry, Result};
 use std::net::SocketAddr;
@@ -27,11 +28,16 @@ pub struct MetricsServer {
     pub task: JoinHandle<()>,
 }
 
-/// Starts serving `registry` on `addr`. `allowed_hosts` holds host names (without port) or `*`.
+/// Decides whether a bearer token may read the metrics.
+pub type Authorizer = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// Starts serving `registry` on `addr`. `allowed_hosts` holds host names (without port) or `*`;
+/// with `authorize`, a request needs an `Authorization: Bearer` token it accepts.
 pub async fn serve(
     addr: &str,
     registry: Registry,
     allowed_hosts: Vec<String>,
+    authorize: Option<Authorizer>,
 ) -> Result<MetricsServer> {
     let listener = TcpListener::bind(addr)
         .await
@@ -54,10 +60,15 @@ pub async fn serve(
                 drop(stream);
                 continue;
             };
-            let (registry, allowed) = (registry.clone(), allowed.clone());
+            let (registry, allowed, authorize) =
+                (registry.clone(), allowed.clone(), authorize.clone());
             tokio::spawn(async move {
-                let _ = tokio::time::timeout(REQUEST_TIMEOUT, handle(stream, &registry, &allowed))
-                    .await;
+                let access = Access {
+                    allowed: &allowed,
+                    authorize: authorize.as_ref(),
+                };
+                let _ =
+                    tokio::time::timeout(REQUEST_TIMEOUT, handle(stream, &registry, access)).await;
                 drop(permit);
             });
         }
@@ -77,10 +88,26 @@ pub(crate) fn host_allowed(host: &str, allowed: &[String]) -> bool {
         .any(|a| a == "*" || a.eq_ignore_ascii_case("all") || a.eq_ignore_ascii_case(name))
 }
 
+/// Who may read: the Host allowlist and the token check.
+#[derive(Clone, Copy)]
+struct Access<'a> {
+    allowed: &'a [String],
+    authorize: Option<&'a Authorizer>,
+}
+
+/// The value of header `name` in the request head's lines.
+fn header<'a>(lines: &[&'a str], name: &str) -> Option<&'a str> {
+    lines
+        .iter()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+}
+
 async fn handle(
     mut stream: TcpStream,
     registry: &Registry,
-    allowed: &[String],
+    access: Access<'_>,
 ) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
@@ -108,12 +135,9 @@ async fn handle(
         parts.next().unwrap_or_default(),
         parts.next().unwrap_or_default(),
     );
-    let host = lines
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("host"))
-        .map(|(_, v)| v.trim().to_string())
-        .unwrap_or_default();
-    if !host_allowed(&host, allowed) {
+    let lines: Vec<&str> = lines.collect();
+    let host = header(&lines, "host").unwrap_or_default();
+    if !host_allowed(host, access.allowed) {
         return respond(
             &mut stream,
             "403 Forbidden",
@@ -121,6 +145,23 @@ async fn handle(
             "Host not authorized.\n",
         )
         .await;
+    }
+    if let Some(authorize) = access.authorize {
+        let token = header(&lines, "authorization")
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim);
+        if !token.is_some_and(|t| authorize(t)) {
+            return respond(
+                &mut stream,
+                "401 Unauthorized",
+                "text/plain",
+                "a bearer token that permits metrics:* is needed\n",
+            )
+            .await;
+        }
     }
     if method != "GET" {
         return respond(

@@ -404,6 +404,11 @@ pub struct NodeArgs {
     )]
     pub metrics_port: u16,
 
+    /// Require a JSON-RPC HTTP token that permits `metrics:*` (a consort extension; needs
+    /// `--rpc-http-authentication-enabled`, whose issuer it shares).
+    #[arg(long = "metrics-authentication-enabled", env = "CONSORT_METRICS_AUTHENTICATION_ENABLED", action = ArgAction::Set, num_args = 0..=1, default_value_t = false, default_missing_value = "true", value_name = "BOOL")]
+    pub metrics_authentication_enabled: bool,
+
     /// Take part in the peer-to-peer network.
     #[arg(long = "p2p-enabled", env = "CONSORT_P2P_ENABLED", action = ArgAction::Set, num_args = 0..=1, default_value_t = true, default_missing_value = "true", value_name = "BOOL")]
     pub p2p_enabled: bool,

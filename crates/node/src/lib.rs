@@ -357,6 +357,7 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
                 &SocketAddr::new(args.metrics_host, args.metrics_port).to_string(),
                 registry,
                 args.host_allowlist.clone(),
+                rpc_security.metrics_auth.clone(),
             )
             .await?,
         )
@@ -461,14 +462,13 @@ fn chain_genesis_queue_limit(genesis: &Genesis) -> usize {
         .clamp(16, 1 << 20)
 }
 
-/// Refuses a genesis whose validators consort cannot determine: no `config.qbft`, no
-/// validators in `extraData`, or validators read from a contract (not implemented yet).
 /// JSON-RPC authentication and TLS from their flags, read before anything starts so that a
 /// wrong file or flag stops start-up naming it.
 struct RpcSecurity {
     http_auth: Option<Arc<consort_rpc::auth::Auth>>,
     ws_auth: Option<Arc<consort_rpc::auth::Auth>>,
     tls: Option<Arc<consort_rpc::tls::ServerTlsConfig>>,
+    metrics_auth: Option<consort_metrics::Authorizer>,
 }
 
 impl RpcSecurity {
@@ -521,14 +521,29 @@ impl RpcSecurity {
         } else {
             None
         };
+        let metrics_auth = if args.metrics_authentication_enabled {
+            let auth = http_auth.clone().ok_or_else(|| {
+                NodeError::Config(
+                    "--metrics-authentication-enabled needs --rpc-http-authentication-enabled (the tokens are its)".into(),
+                )
+            })?;
+            let authorize: consort_metrics::Authorizer =
+                Arc::new(move |token: &str| auth.token_permits(token, "metrics_scrape"));
+            Some(authorize)
+        } else {
+            None
+        };
         Ok(RpcSecurity {
             http_auth,
             ws_auth,
             tls,
+            metrics_auth,
         })
     }
 }
 
+/// Refuses a genesis whose validators consort cannot determine: no `config.qbft`, no
+/// validators in `extraData`, or validators read from a contract (not implemented yet).
 fn check_validator_mode(genesis: &Genesis) -> Result<(), NodeError> {
     let Some(qbft) = genesis.qbft.as_ref() else {
         return Err(NodeError::Config(

@@ -302,6 +302,14 @@ impl Auth {
         })
     }
 
+    /// Whether `token` is valid and permits `method` (`metrics_scrape` for the metrics
+    /// endpoint: `metrics:*` or `*:*`).
+    pub fn token_permits(&self, token: &str, method: &str) -> bool {
+        self.verify(token)
+            .and_then(|caller| self.check(Some(&caller), method))
+            .is_ok()
+    }
+
     /// Checks a `/login` and issues a token valid for [`LOGIN_TOKEN_SECONDS`].
     fn login(&self, username: &str, password: &str) -> Result<String, LoginError> {
         let Issuer::Login { users, signing, .. } = &self.issuer else {
