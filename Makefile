@@ -12,7 +12,7 @@ RUN_FLAGS ?= --network=dev --data-path=$(DEV_DATA) \
 	--metrics-enabled
 STATE_TESTS := $(CONSORT_CONFORMANCE_DIR)/ethereum-tests/GeneralStateTests
 
-.PHONY: setup build release run network test js-test conformance lint bench clean
+.PHONY: setup build release run network test js-test conformance lint bench fuzz clean
 
 setup:
 	@scripts/setup.sh
@@ -52,6 +52,11 @@ conformance:
 lint: setup
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+
+# libFuzzer over every decoder of outside bytes, FUZZ_SECONDS (60) each; `make test` replays
+# the corpora it grows (crates/fuzz/tests/corpus.rs).
+fuzz: setup
+	@scripts/fuzz.sh
 
 bench: setup
 	cargo bench -p consort-evm --bench block_execution

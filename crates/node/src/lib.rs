@@ -14,6 +14,8 @@
 mod chain;
 pub mod config;
 mod driver;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keys;
 mod metrics;
 mod p2p;
