@@ -1,8 +1,9 @@
 //! Four validators as real `consort` processes: block production and agreement, losing one
 //! and two validators, restarts, a late full node that syncs, `kill -9` under load, partitions
 //! made by peer control on loopback and by cut links between network namespaces, and rogue
-//! peers attacking while one validator is Byzantine. Uses `genesis/qbft-4` with a 250 ms block
-//! period. The three tests run at once, each network on its own addresses.
+//! peers attacking while one validator is Byzantine, and one validator flooded from every side
+//! (the denial-of-service suite). Uses `genesis/qbft-4` with a 250 ms block period. The tests
+//! run at once, each network on its own addresses.
 
 mod support;
 
@@ -666,5 +667,308 @@ fn rogue_peers_and_a_byzantine_validator_cannot_stop_or_fork_the_network() {
         100.0 * attacked / calm,
         twin.equivocations.load(Ordering::SeqCst),
         twin.swapped.load(Ordering::SeqCst),
+    );
+}
+
+/// Raw transactions that every node refuses, each for its own reason: bytes that decode to
+/// nothing, a transaction for another chain, one from an account with no funds, one whose
+/// signature recovers to nobody useful, and an oversized one.
+fn invalid_transactions() -> Vec<String> {
+    let unfunded: PrivateKeySigner =
+        "0x1111111111111111111111111111111111111111111111111111111111111111"
+            .parse()
+            .unwrap();
+    let funded: PrivateKeySigner = DEV_KEYS[1].parse().unwrap();
+    let tx = |chain_id, input: Vec<u8>| TxEip1559 {
+        chain_id,
+        gas_limit: 21_000 + 16 * input.len() as u64,
+        max_fee_per_gas: 20_000_000_000,
+        to: TxKind::Call(address!("0x00000000000000000000000000000000000000cc")),
+        value: U256::from(1),
+        input: input.into(),
+        ..Default::default()
+    };
+    let mut corrupted = sign_eip1559(&funded, tx(CHAIN_ID, vec![])).to_vec();
+    let last = corrupted.len() - 1;
+    corrupted[last] ^= 0x55;
+    vec![
+        "0x02f8ff0102".to_string(),
+        "0xdeadbeef".to_string(),
+        sign_eip1559(&funded, tx(1337, vec![])).to_string(),
+        sign_eip1559(&unfunded, tx(CHAIN_ID, vec![])).to_string(),
+        alloy::hex::encode_prefixed(&corrupted),
+        sign_eip1559(&funded, tx(CHAIN_ID, vec![0xab; 200_000])).to_string(),
+    ]
+}
+
+/// One HTTP request of `body` on a fresh connection: the status (0 if the connection failed).
+fn post_status(url: &str, body: &str) -> (u16, String) {
+    let (status, _, text) = support::http_request_with(url, "POST", body, &[]);
+    (status, text)
+}
+
+/// The status the server answers a body it refuses before reading it all (`413`): the write
+/// may fail once the server has answered and closed, so it is not required to succeed.
+fn refused_body_status(url: &str, body: &str) -> u16 {
+    use std::io::{Read, Write};
+    let authority = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(authority).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream
+        .write_all(head.as_bytes())
+        .and_then(|()| stream.write_all(body.as_bytes()));
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A slow-loris client: `n` connections that each send a request head one byte at a time,
+/// never finishing it, reconnecting whenever the server closes one.
+fn slow_loris(authority: String, n: usize, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    use std::io::Write;
+    std::thread::spawn(move || {
+        let mut reconnects = 0;
+        let mut conns: Vec<Option<std::net::TcpStream>> = (0..n).map(|_| None).collect();
+        while !stop.load(Ordering::SeqCst) {
+            for c in conns.iter_mut() {
+                let alive = match c {
+                    Some(s) => s.write_all(b"X").is_ok(),
+                    None => false,
+                };
+                if !alive {
+                    *c = std::net::TcpStream::connect(&authority)
+                        .ok()
+                        .and_then(|mut s| {
+                            let head = format!("POST / HTTP/1.1\r\nHost: {authority}\r\nX-Slow: ");
+                            s.write_all(head.as_bytes()).ok().map(|_| s)
+                        });
+                    reconnects += 1;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        reconnects
+    })
+}
+
+/// The denial-of-service suite: while validator1 is flooded from every side at once (invalid
+/// transactions, oversized batches and bodies, slow-loris and churning RPC connections,
+/// malformed consensus messages, round changes for huge rounds signed by a validator's key,
+/// and libp2p peers that connect and leave under new identities), the four validators keep
+/// deciding blocks on one chain, the flooded node's memory stays bounded and its RPC still
+/// answers. Prints the block rate under the flood as a share of the undisturbed rate.
+#[test]
+fn a_validator_flooded_from_every_side_keeps_the_network_finalizing() {
+    use support::rogue::{self, Echo};
+    let dir = tempfile::tempdir().unwrap();
+    let genesis = write_genesis(dir.path());
+    let mut members: Vec<Member> = (1..=4)
+        .map(|i| Member::validator(dir.path(), i, format!("127.0.0.{}", 90 + i), None))
+        .collect();
+    start_network(&mut members, &genesis);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _context = runtime.enter();
+
+    let (start, first) = (Instant::now(), max_head(&members));
+    wait_all_at(&members, first + 16, Duration::from_secs(60), "undisturbed");
+    let calm = rate_since(&members, start, first);
+
+    let target = members[0].url();
+    let metrics = members[0].metrics();
+    let rss = || metric_sum(&metrics, "process_resident_memory_bytes", &[]);
+    let rss_before = rss();
+    let genesis_hash: alloy::primitives::B256 =
+        rpc(&target, "eth_getBlockByNumber", json!(["0x0", false]))["result"]["hash"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+    let network_id = format!("{CHAIN_ID}-{}", alloy::hex::encode(&genesis_hash[..4]));
+    let boot = vec![members[0].enode()];
+    let stop = Arc::new(AtomicBool::new(false));
+    let counted = |n: &Arc<AtomicU64>| n.load(Ordering::SeqCst);
+
+    // JSON-RPC: invalid transactions in batches, then a batch over the limit and a body over
+    // the limit, over and over; every answer is a refusal.
+    let refused = Arc::new(AtomicU64::new(0));
+    let rpc_flood = {
+        let (url, stop, refused) = (target.clone(), stop.clone(), refused.clone());
+        std::thread::spawn(move || {
+            let mut txs = invalid_transactions();
+            let oversized = json!({"jsonrpc": "2.0", "id": 1, "method": "eth_sendRawTransaction",
+                                   "params": [txs.pop().unwrap()]})
+            .to_string();
+            let batch: Vec<_> = (0..200)
+                .map(|i| {
+                    json!({"jsonrpc": "2.0", "id": i, "method": "eth_sendRawTransaction",
+                           "params": [txs[i % txs.len()]]})
+                })
+                .collect();
+            let batch = serde_json::Value::from(batch).to_string();
+            let too_many: Vec<_> = (0..1_025)
+                .map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "eth_chainId"}))
+                .collect();
+            let too_many = serde_json::Value::from(too_many).to_string();
+            let too_big = format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"web3_sha3","params":["0x{}"]}}"#,
+                "00".repeat(3 << 20)
+            );
+            while !stop.load(Ordering::SeqCst) {
+                let (status, text) = post_status(&url, &batch);
+                assert_eq!(status, 200, "{text}");
+                let answers: serde_json::Value = serde_json::from_str(&text).unwrap();
+                for a in answers.as_array().unwrap() {
+                    assert!(
+                        a["error"].is_object(),
+                        "an invalid transaction was taken: {a}"
+                    );
+                }
+                let (status, text) = post_status(&url, &oversized);
+                assert!(status == 200 && text.contains("error"), "{status} {text}");
+                refused.fetch_add(201, Ordering::SeqCst);
+                let (_, text) = post_status(&url, &too_many);
+                assert!(!text.contains("0x53a"), "a batch over the limit was served");
+                assert_eq!(refused_body_status(&url, &too_big), 413);
+            }
+        })
+    };
+    // Slow-loris connections and connection churn on the same port.
+    let authority = target.trim_start_matches("http://").to_string();
+    let loris = slow_loris(authority.clone(), 40, stop.clone());
+    let churn = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                drop(std::net::TcpStream::connect(&authority));
+                n += 1;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            n
+        })
+    };
+    // P2P: a peer that floods malformed messages and round changes for huge rounds signed by
+    // validator4's key, replaced by a new identity every two seconds, so peers also churn.
+    let key_hex = std::fs::read_to_string(&members[3].key).unwrap();
+    let validator_key = secp256k1::SecretKey::from_slice(
+        &alloy::hex::decode(key_hex.trim().trim_start_matches("0x")).unwrap(),
+    )
+    .unwrap();
+    let author = consort_qbft::Qbft::new(validator_key).address();
+    let published = Arc::new(AtomicU64::new(0));
+    let identities = Arc::new(AtomicU64::new(0));
+    let p2p_flood = {
+        let (stop, published, identities) = (stop.clone(), published.clone(), identities.clone());
+        let (boot, network_id, target) = (boot.clone(), network_id.clone(), target.clone());
+        runtime.spawn(async move {
+            use consort_qbft::{QbftMessage, RoundChangePayload, MAX_ROUND};
+            let mut seed = 0x70u8;
+            while !stop.load(Ordering::SeqCst) {
+                let (peer, events) = rogue::peer(seed, &boot, &network_id).await;
+                rogue::echo(
+                    peer.clone(),
+                    events,
+                    Echo::Nothing,
+                    genesis_hash,
+                    Arc::default(),
+                );
+                identities.fetch_add(1, Ordering::SeqCst);
+                seed = seed.wrapping_add(1).max(0x70);
+                let height = tokio::task::spawn_blocking({
+                    let target = target.clone();
+                    move || block_number(&target)
+                })
+                .await
+                .unwrap();
+                let until = Instant::now() + Duration::from_secs(2);
+                let mut i = 0u32;
+                while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+                    i += 1;
+                    let payload = RoundChangePayload {
+                        height: height + 1 + u64::from(i % 8),
+                        round: MAX_ROUND - i % 1_000,
+                        prepared: None,
+                    };
+                    let huge =
+                        QbftMessage::round_change(payload, None, vec![], &validator_key, author);
+                    peer.publish(consort_network::Topic::Consensus, huge.encode_wire());
+                    let mut garbage = vec![0x14u8; 1 + (i as usize * 7919) % 3_000];
+                    garbage[1..]
+                        .iter_mut()
+                        .enumerate()
+                        .for_each(|(j, b)| *b = (j as u32 * i) as u8);
+                    peer.publish(consort_network::Topic::Consensus, garbage);
+                    peer.publish(
+                        consort_network::Topic::Blocks,
+                        vec![0xf9, 0xff, 0xff, i as u8],
+                    );
+                    peer.publish(consort_network::Topic::Transactions, vec![0x02, i as u8]);
+                    published.fetch_add(4, Ordering::SeqCst);
+                    if i.is_multiple_of(50) {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+                peer.stop();
+            }
+        })
+    };
+
+    // The flood goes on while the network decides 40 more blocks.
+    let (start, first) = (Instant::now(), max_head(&members));
+    wait_all_at(
+        &members,
+        first + 40,
+        Duration::from_secs(120),
+        "under the flood",
+    );
+    let flooded = rate_since(&members, start, first);
+    let rss_during = rss();
+    stop.store(true, Ordering::SeqCst);
+    rpc_flood.join().expect("the RPC flood's checks");
+    let reconnects = loris.join().unwrap();
+    let churned = churn.join().unwrap();
+    runtime.block_on(p2p_flood).unwrap();
+
+    assert_one_chain(&members);
+    assert!(counted(&refused) > 0, "no invalid transaction was sent");
+    assert!(
+        counted(&published) > 0,
+        "no consensus garbage was published"
+    );
+    assert!(counted(&identities) >= 2, "the P2P flooder never came back");
+    let grown = (rss_during - rss_before) / (1 << 20) as f64;
+    assert!(
+        grown < 128.0,
+        "the flooded node grew by {grown:.0} MiB ({rss_before} -> {rss_during} bytes)"
+    );
+    // Still answering, and nothing of the flood made it into the pool.
+    let status = rpc(&target, "txpool_status", json!([]));
+    assert_eq!(status["result"]["pending"], json!("0x0"), "{status}");
+    wait_all_at(
+        &members,
+        max_head(&members) + 4,
+        Duration::from_secs(30),
+        "after the flood",
+    );
+    eprintln!(
+        "flood block rate: {calm:.2}/s undisturbed, {flooded:.2}/s flooded ({:.0}%); \
+         {} invalid transactions refused, {} P2P messages from {} identities, \
+         {reconnects} slow-loris (re)connections, {churned} churned connections, \
+         memory +{grown:.0} MiB",
+        100.0 * flooded / calm,
+        counted(&refused),
+        counted(&published),
+        counted(&identities),
     );
 }
