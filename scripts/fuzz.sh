@@ -13,6 +13,8 @@ if ! rustup toolchain list | grep -q '^nightly'; then
 fi
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 
+# The harness resolves the workspace's locked versions, so it fuzzes the code the node runs.
+[ -f fuzz/Cargo.lock ] || cp Cargo.lock fuzz/Cargo.lock
 # Sanitizer builds must not share the test builds' directory.
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$HOME/.cache/consort-fuzz-target}"
 for target in $targets; do

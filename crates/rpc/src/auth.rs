@@ -78,7 +78,8 @@ pub struct AuthSettings {
 struct Claims {
     #[serde(default)]
     permissions: Vec<String>,
-    exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    exp: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     iat: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -116,10 +117,10 @@ impl Permission {
 pub(crate) enum Caller {
     /// No token: only the no-auth methods.
     Anonymous,
-    /// A valid token's permissions, until it expires (seconds since the epoch).
+    /// A valid token's permissions, until it expires (seconds since the epoch), if it does.
     Token {
         permissions: Arc<[Permission]>,
-        expires: u64,
+        expires: Option<u64>,
     },
 }
 
@@ -283,7 +284,13 @@ impl Auth {
         };
         let mut validation = Validation::new(algorithm);
         validation.leeway = 0;
-        validation.set_required_spec_claims(&["exp"]);
+        // An outside issuer's token without `exp` never expires, as Besu (Vert.x) reads it;
+        // `/login` tokens always carry one.
+        let required: &[&str] = match self.issuer {
+            Issuer::External { .. } => &[],
+            Issuer::Login { .. } => &["exp"],
+        };
+        validation.set_required_spec_claims(required);
         let data = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|e| match e
             .kind()
         {
@@ -322,7 +329,7 @@ impl Auth {
         let iat = now();
         let claims = Claims {
             permissions: user.permissions.clone(),
-            exp: iat.saturating_add(LOGIN_TOKEN_SECONDS),
+            exp: Some(iat.saturating_add(LOGIN_TOKEN_SECONDS)),
             iat: Some(iat),
             username: Some(username.to_string()),
         };
@@ -340,7 +347,7 @@ impl Auth {
                 permissions,
                 expires,
             }) => {
-                if *expires <= now() {
+                if expires.is_some_and(|at| at <= now()) {
                     Err(TokenError::Expired)
                 } else if permissions.iter().any(|p| p.permits(method)) {
                     Ok(())
