@@ -1,13 +1,14 @@
 //! Every fuzz target over its committed corpus (`fuzz/corpus/<target>/`), then over seeded
 //! mutations of each entry (bit flips, byte changes, insertions, deletions, truncations and
-//! splices with another entry), so `make test` catches a decoder that panics on what libFuzzer
+//! splices with another entry; 20,000 per target), so `make test` catches a decoder that panics on what libFuzzer
 //! once found or on inputs near the corpus. A failure names the target and prints the input.
 
 use consort_fuzz::TARGETS;
 use std::path::{Path, PathBuf};
 
-/// Mutations tried per corpus entry (`CONSORT_FUZZ_MUTATIONS` for more).
-const MUTATIONS: usize = 2_000;
+/// Mutations tried per target, spread over its corpus entries (`CONSORT_FUZZ_MUTATIONS` for
+/// more).
+const MUTATIONS: usize = 20_000;
 
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -97,9 +98,10 @@ fn every_target_survives_its_corpus_and_mutations_of_it() {
             run(target, f, data, &path.display().to_string());
         }
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ target.len() as u64);
+        let per_entry = (mutations / entries.len()).max(1);
         for (i, (path, data)) in entries.iter().enumerate() {
             let other = &entries[(i + 1) % entries.len()].1;
-            for n in 0..mutations {
+            for n in 0..per_entry {
                 let input = mutate(&mut rng, data, other);
                 run(
                     target,
