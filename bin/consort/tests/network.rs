@@ -75,6 +75,27 @@ impl Member {
         self.node = Some(start_in(self.netns.as_deref(), &self.data, &args));
     }
 
+    /// The validator's secp256k1 key, read from its key file.
+    fn signing_key(&self) -> secp256k1::SecretKey {
+        let hex = std::fs::read_to_string(&self.key).unwrap();
+        secp256k1::SecretKey::from_slice(
+            &alloy::hex::decode(hex.trim().trim_start_matches("0x")).unwrap(),
+        )
+        .unwrap()
+    }
+
+    /// The genesis hash as this node reports it, and the network id peers must use.
+    fn chain_identity(&self) -> (alloy::primitives::B256, String) {
+        let genesis: alloy::primitives::B256 =
+            rpc(&self.url(), "eth_getBlockByNumber", json!(["0x0", false]))["result"]["hash"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+        let network_id = format!("{CHAIN_ID}-{}", alloy::hex::encode(&genesis[..4]));
+        (genesis, network_id)
+    }
+
     fn metrics(&self) -> String {
         self.node().metrics.clone().expect("metrics")
     }
@@ -546,14 +567,7 @@ fn rogue_peers_and_a_byzantine_validator_cannot_stop_or_fork_the_network() {
     wait_all_at(&members, first + 16, Duration::from_secs(60), "undisturbed");
     let calm = rate_since(&members, start, first);
 
-    let url = members[0].url();
-    let genesis_hash: alloy::primitives::B256 =
-        rpc(&url, "eth_getBlockByNumber", json!(["0x0", false]))["result"]["hash"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-    let network_id = format!("{CHAIN_ID}-{}", alloy::hex::encode(&genesis_hash[..4]));
+    let (genesis_hash, network_id) = members[0].chain_identity();
     let all = enodes(&members);
     let (start, first) = (Instant::now(), max_head(&members));
     let blocks_pass = |n: u64, what: &str| {
@@ -562,11 +576,7 @@ fn rogue_peers_and_a_byzantine_validator_cannot_stop_or_fork_the_network() {
     };
 
     // Validator4's Byzantine twin, for the whole attack.
-    let key_hex = std::fs::read_to_string(&members[3].key).unwrap();
-    let key = secp256k1::SecretKey::from_slice(
-        &alloy::hex::decode(key_hex.trim().trim_start_matches("0x")).unwrap(),
-    )
-    .unwrap();
+    let key = members[3].signing_key();
     let filler = {
         use alloy::eips::eip2718::Decodable2718;
         let signer: PrivateKeySigner = DEV_KEYS[2].parse().unwrap();
@@ -788,13 +798,7 @@ fn a_validator_flooded_from_every_side_keeps_the_network_finalizing() {
     let metrics = members[0].metrics();
     let rss = || metric_sum(&metrics, "process_resident_memory_bytes", &[]);
     let rss_before = rss();
-    let genesis_hash: alloy::primitives::B256 =
-        rpc(&target, "eth_getBlockByNumber", json!(["0x0", false]))["result"]["hash"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-    let network_id = format!("{CHAIN_ID}-{}", alloy::hex::encode(&genesis_hash[..4]));
+    let (genesis_hash, network_id) = members[0].chain_identity();
     let boot = vec![members[0].enode()];
     let stop = Arc::new(AtomicBool::new(false));
     let counted = |n: &Arc<AtomicU64>| n.load(Ordering::SeqCst);
@@ -860,11 +864,7 @@ fn a_validator_flooded_from_every_side_keeps_the_network_finalizing() {
     };
     // P2P: a peer that floods malformed messages and round changes for huge rounds signed by
     // validator4's key, replaced by a new identity every two seconds, so peers also churn.
-    let key_hex = std::fs::read_to_string(&members[3].key).unwrap();
-    let validator_key = secp256k1::SecretKey::from_slice(
-        &alloy::hex::decode(key_hex.trim().trim_start_matches("0x")).unwrap(),
-    )
-    .unwrap();
+    let validator_key = members[3].signing_key();
     let author = consort_qbft::Qbft::new(validator_key).address();
     let published = Arc::new(AtomicU64::new(0));
     let identities = Arc::new(AtomicU64::new(0));
