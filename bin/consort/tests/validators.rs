@@ -127,6 +127,32 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     assert!(poll(timeout, || f().then_some(())).is_some(), "{what}");
 }
 
+/// Like [`wait_for`], but a failure reports each node's head, peers, pending votes and
+/// validators, so a failure under load says which node fell behind.
+fn wait_on(nodes: &[Node], what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    if poll(timeout, || f().then_some(())).is_some() {
+        return;
+    }
+    let state: Vec<String> = nodes
+        .iter()
+        .map(|n| {
+            format!(
+                "{}: head {} peers {} pending {} validators {}",
+                n.http,
+                block_number(&n.http),
+                rpc(&n.http, "net_peerCount", json!([]))["result"],
+                rpc(&n.http, "qbft_getPendingVotes", json!([]))["result"],
+                rpc(
+                    &n.http,
+                    "qbft_getValidatorsByBlockNumber",
+                    json!(["latest"])
+                )["result"],
+            )
+        })
+        .collect();
+    panic!("{what}\n{}", state.join("\n"));
+}
+
 fn vote(url: &str, subject: Address, add: bool) {
     let r = rpc(url, "qbft_proposeValidatorVote", json!([subject, add]));
     assert_eq!(r["result"], json!(true), "{r}");
@@ -174,6 +200,14 @@ fn validators_are_voted_in_and_out_over_json_rpc() {
         0,
         start(dir.path(), "n1", &genesis, &key1, "127.0.0.61", &boot),
     );
+    // It catches up with the others before they vote, so that its vote is cast.
+    let head = block_number(&url(&nodes, 1));
+    wait_on(
+        &nodes,
+        "the restarted validator1 did not catch up",
+        Duration::from_secs(60),
+        || block_number(&url(&nodes, 0)) >= head,
+    );
     let pending = rpc(&url(&nodes, 0), "qbft_getPendingVotes", json!([]));
     assert_eq!(
         pending["result"],
@@ -185,13 +219,15 @@ fn validators_are_voted_in_and_out_over_json_rpc() {
     for i in 1..3 {
         vote(&url(&nodes, i), fifth, true);
     }
-    wait_for(
+    wait_on(
+        &nodes,
         "the fifth validator was not voted in",
         Duration::from_secs(60),
         || validators(&url(&nodes, 4), "latest").contains(&fifth),
     );
     assert_eq!(validators(&url(&nodes, 4), "pending").len(), 5);
-    wait_for(
+    wait_on(
+        &nodes,
         "the fifth validator never proposed",
         Duration::from_secs(60),
         || proposed_by(&url(&nodes, 0), fifth) > 0,
@@ -202,7 +238,8 @@ fn validators_are_voted_in_and_out_over_json_rpc() {
     for i in [0, 1, 4] {
         vote(&url(&nodes, i), fourth, false);
     }
-    wait_for(
+    wait_on(
+        &nodes,
         "validator4 was not voted out",
         Duration::from_secs(60),
         || !validators(&url(&nodes, 0), "latest").contains(&fourth),
@@ -215,7 +252,8 @@ fn validators_are_voted_in_and_out_over_json_rpc() {
     assert_eq!(r["result"], json!(true), "{r}");
     drop(nodes.remove(3));
     let from = block_number(&url(&nodes, 0));
-    wait_for(
+    wait_on(
+        &nodes,
         "the chain stopped without validator4",
         Duration::from_secs(60),
         || nodes.iter().all(|n| block_number(&n.http) >= from + 8),
