@@ -615,8 +615,8 @@ impl Pki {
         );
     }
 
-    /// `<name> <SHA-256 fingerprint>`, a line of Besu's known-clients file.
-    fn known_client_line(&self, name: &str) -> String {
+    /// `<listed> <SHA-256 fingerprint of name.pem>`, a line of Besu's known-clients file.
+    fn known_client_line(&self, name: &str, listed: &str) -> String {
         let out = openssl(
             &self.dir,
             &[
@@ -631,7 +631,7 @@ impl Pki {
         );
         let out = String::from_utf8(out).unwrap();
         let fingerprint = out.trim().split('=').nth(1).unwrap().to_string();
-        format!("{name} {fingerprint}")
+        format!("{listed} {fingerprint}")
     }
 }
 
@@ -696,15 +696,18 @@ fn https_from_a_pkcs12_or_pem_keystore_to_a_client_that_checks_the_certificate()
 fn client_certificates_by_known_clients_fingerprint_or_by_ca() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
-    pki.self_signed("known", "known client");
-    pki.self_signed("stranger", "known client");
-    pki.signed("member", "member client", "basicConstraints=CA:FALSE\n");
+    pki.self_signed("known", "known-client");
+    pki.self_signed("stranger", "known-client");
+    pki.self_signed("impostor", "impostor");
+    pki.signed("member", "member-client", "basicConstraints=CA:FALSE\n");
     let known_file = dir.path().join("known-clients.txt");
+    // The impostor's fingerprint is listed, but under another name than its certificate's.
     std::fs::write(
         &known_file,
         format!(
-            "# name and fingerprint\n{}\n",
-            pki.known_client_line("known")
+            "# name and fingerprint\n{}\n{}\n",
+            pki.known_client_line("known", "Known-Client"),
+            pki.known_client_line("impostor", "known-client"),
         ),
     )
     .unwrap();
@@ -725,7 +728,7 @@ fn client_certificates_by_known_clients_fingerprint_or_by_ca() {
         "--rpc-http-tls-client-auth-enabled".to_string(),
     ];
 
-    // Known clients only: the fingerprint decides, not the name in the certificate.
+    // Known clients only: the fingerprint and the name listed with it decide.
     let mut flags = tls.to_vec();
     flags.push(format!(
         "--rpc-http-tls-known-clients-file={}",
@@ -735,8 +738,11 @@ fn client_certificates_by_known_clients_fingerprint_or_by_ca() {
     let node = start(&dir.path().join("known-node"), &flags);
     let (cert, key) = client("known");
     assert!(curl_chain_id(&node.http, &ca, Some((&cert, &key))).is_ok());
-    let (cert, key) = client("stranger");
-    assert!(curl_chain_id(&node.http, &ca, Some((&cert, &key))).is_err());
+    for name in ["stranger", "impostor"] {
+        let (cert, key) = client(name);
+        let answer = curl_chain_id(&node.http, &ca, Some((&cert, &key)));
+        assert!(answer.is_err(), "{name}: {answer:?}");
+    }
     let (cert, key) = client("member");
     assert!(curl_chain_id(&node.http, &ca, Some((&cert, &key))).is_err());
     assert!(curl_chain_id(&node.http, &ca, None).is_err());
@@ -752,7 +758,12 @@ fn client_certificates_by_known_clients_fingerprint_or_by_ca() {
     flags.push(format!("--Xrpc-http-tls-ca-clients-file={ca}"));
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let node = start(&dir.path().join("ca-node"), &flags);
-    for (name, accepted) in [("known", true), ("member", true), ("stranger", false)] {
+    for (name, accepted) in [
+        ("known", true),
+        ("member", true),
+        ("stranger", false),
+        ("impostor", false),
+    ] {
         let (cert, key) = client(name);
         let answer = curl_chain_id(&node.http, &ca, Some((&cert, &key)));
         assert_eq!(answer.is_ok(), accepted, "{name}: {answer:?}");

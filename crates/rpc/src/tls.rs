@@ -1,12 +1,12 @@
 //! TLS for JSON-RPC over HTTP (`--rpc-http-tls-*`), with rustls: the server's certificate and
 //! key from a PKCS#12 keystore (Besu's format, with its password file) or a PEM file, and
-//! optional client certificates, accepted by SHA-256 fingerprint from Besu's known-clients
-//! file or by a CA.
+//! optional client certificates, accepted by common name and SHA-256 fingerprint from Besu's
+//! known-clients file or by a CA.
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio_rustls::rustls;
@@ -146,17 +146,31 @@ fn pkcs12_identity(settings: &TlsSettings, data: &[u8]) -> Result<Identity, TlsC
 }
 
 /// Besu's known-clients file: `<common name> <SHA-256 fingerprint>` per line (the fingerprint
-/// as hex, with or without colons); `#` starts a comment.
-fn known_clients(path: &Path) -> Result<HashSet<[u8; 32]>, TlsConfigError> {
+/// as hex, with or without colons); `#` starts a comment. A client is known when its
+/// certificate has a listed fingerprint and the subject common name listed with it (compared
+/// without regard to case), so a file entry cannot be borrowed by a certificate of another name.
+fn known_clients(path: &Path) -> Result<HashMap<[u8; 32], Vec<String>>, TlsConfigError> {
     let text =
         String::from_utf8(read(KNOWN, path)?).map_err(|_| invalid(KNOWN, path, "not UTF-8"))?;
-    let mut out = HashSet::new();
+    let mut out: HashMap<[u8; 32], Vec<String>> = HashMap::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or_default().trim();
         if line.is_empty() {
             continue;
         }
-        let fingerprint = line.split_whitespace().last().unwrap_or_default();
+        let (name, fingerprint) = line
+            .rsplit_once(char::is_whitespace)
+            .map(|(name, fingerprint)| (name.trim(), fingerprint))
+            .ok_or_else(|| {
+                invalid(
+                    KNOWN,
+                    path,
+                    format!(
+                        "line {}: expected '<common name> <SHA-256 fingerprint>'",
+                        i + 1
+                    ),
+                )
+            })?;
         let bytes = hex::decode(fingerprint.replace(':', ""))
             .ok()
             .and_then(|b| <[u8; 32]>::try_from(b).ok())
@@ -170,15 +184,22 @@ fn known_clients(path: &Path) -> Result<HashSet<[u8; 32]>, TlsConfigError> {
                     ),
                 )
             })?;
-        out.insert(bytes);
+        out.entry(bytes).or_default().push(name.to_lowercase());
     }
     Ok(out)
+}
+
+/// The subject common name of a DER certificate, if it has one that is a string.
+fn common_name(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let name = cert.subject().iter_common_name().next()?.as_str().ok()?;
+    Some(name.to_lowercase())
 }
 
 /// Accepts a client whose certificate is in the known-clients file, or else one a CA signed.
 #[derive(Debug)]
 struct ClientVerifier {
-    known: HashSet<[u8; 32]>,
+    known: HashMap<[u8; 32], Vec<String>>,
     ca: Option<Arc<dyn ClientCertVerifier>>,
     provider: Arc<rustls::crypto::CryptoProvider>,
 }
@@ -195,8 +216,10 @@ impl ClientCertVerifier for ClientVerifier {
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
         let fingerprint: [u8; 32] = Sha256::digest(end_entity.as_ref()).into();
-        if self.known.contains(&fingerprint) {
-            return Ok(ClientCertVerified::assertion());
+        if let Some(names) = self.known.get(&fingerprint) {
+            if common_name(end_entity).is_some_and(|cn| names.contains(&cn)) {
+                return Ok(ClientCertVerified::assertion());
+            }
         }
         match &self.ca {
             Some(ca) => ca.verify_client_cert(end_entity, intermediates, now),
@@ -280,7 +303,7 @@ pub fn server_config(settings: &TlsSettings) -> Result<Arc<rustls::ServerConfig>
     let builder = if settings.client_auth {
         let known = match &settings.known_clients_file {
             Some(path) => known_clients(path)?,
-            None => HashSet::new(),
+            None => HashMap::new(),
         };
         let ca = settings
             .ca_clients
