@@ -157,10 +157,12 @@ pub fn permissions_toml(data: &[u8]) {
     let _ = consort_permissioning::LocalAllowlists::load(&config, &[]);
 }
 
-/// A JSON-RPC request body (a call or a batch) as jsonrpsee's server reads it, and each
-/// parameter as the types consort's methods read parameters into (block ids and tags,
-/// transaction requests with state overrides, log filters, hashes, quantities, bytes).
+/// A JSON-RPC request body (a call or a batch) run by every method the node serves over
+/// HTTP, on the development chain in memory; and each parameter read as the types consort's
+/// methods read parameters into (block ids and tags, transaction requests with state
+/// overrides, log filters, hashes, quantities, bytes), whatever method it was sent to.
 pub fn rpc_request(data: &[u8]) {
+    consort_node::fuzzing::rpc_request(data);
     use jsonrpsee::types::{Params, Request};
     let calls: Vec<Request<'_>> = match data.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'[') => serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(data)

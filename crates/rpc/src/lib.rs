@@ -27,8 +27,8 @@ pub use error::{revert_reason, RpcError, RpcResult};
 pub use filters::Filters;
 pub use metrics::RpcMetrics;
 pub use server::{
-    start, ApiGroup, RpcServerConfig, RpcServerHandle, TransportConfig, DEFAULT_MAX_REQUEST_BYTES,
-    DEFAULT_MAX_RESPONSE_BYTES,
+    http_methods, start, ApiGroup, RpcServerConfig, RpcServerHandle, TransportConfig,
+    DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_RESPONSE_BYTES,
 };
 
 use alloy_primitives::{Address, B256};

@@ -286,6 +286,12 @@ fn modules(
     ]
 }
 
+/// Every method of `apis` as the HTTP server serves them, for callers that run requests
+/// in process (the JSON-RPC fuzz target).
+pub fn http_methods(ctx: &Arc<RpcContext>, apis: &[ApiGroup]) -> RpcResult<RpcModule<()>> {
+    module_for(ctx, apis, Transport::Http)
+}
+
 fn module_for(
     ctx: &Arc<RpcContext>,
     apis: &[ApiGroup],
