@@ -7,8 +7,11 @@
     clippy::indexing_slicing
 )]
 
+mod keytools;
+mod operator;
 mod perm;
 mod state_test;
+mod storage;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -51,6 +54,31 @@ enum Command {
         #[command(subcommand)]
         command: perm::PermCommand,
     },
+    /// Network set-up: a genesis file and node keys from a blockchain configuration.
+    Operator {
+        #[command(subcommand)]
+        command: operator::OperatorCommand,
+    },
+    /// The node key's public key and address.
+    PublicKey {
+        #[command(subcommand)]
+        command: keytools::PublicKeyCommand,
+    },
+    /// Blocks to and from a file of RLP blocks (Besu's format), with the node stopped.
+    Blocks {
+        #[command(subcommand)]
+        command: BlocksCommand,
+    },
+    /// Database backups: a consistent snapshot of a running or stopped node.
+    Storage {
+        #[command(subcommand)]
+        command: storage::StorageCommand,
+    },
+    /// QBFT extraData to and from a validator list.
+    Rlp {
+        #[command(subcommand)]
+        command: keytools::RlpCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -60,6 +88,31 @@ enum GenesisCommand {
         /// A genesis file in Besu's format.
         #[arg(long = "genesis-file", value_name = "FILE")]
         genesis_file: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BlocksCommand {
+    /// Writes blocks of the chain in --data-path (given with --genesis-file or --network) to a
+    /// file, as concatenated RLP blocks with their commit seals.
+    Export {
+        /// The first block to write.
+        #[arg(long = "start-block", value_name = "NUMBER", default_value_t = 0)]
+        start: u64,
+        /// The last block to write [default: the head].
+        #[arg(long = "end-block", value_name = "NUMBER")]
+        end: Option<u64>,
+        /// The file to write.
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
+    /// Imports a file of RLP blocks into the chain in --data-path: every block's header rules
+    /// and commit seals are checked and it is executed; a refused block stops the import,
+    /// the blocks before it stay.
+    Import {
+        /// The file to read.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
     },
 }
 
@@ -98,33 +151,72 @@ fn main() -> ExitCode {
             command: EvmCommand::StateTest(args),
         }) => state_test::run(args),
         Some(Command::Perm { command }) => perm::run(command),
+        Some(Command::Operator { command }) => operator::run(command),
+        Some(Command::PublicKey { command }) => {
+            let key = cli
+                .node
+                .node_private_key_file
+                .clone()
+                .unwrap_or_else(|| cli.node.data_path.join("key"));
+            keytools::run_public_key(command, key)
+        }
+        Some(Command::Rlp { command }) => keytools::run_rlp(command),
+        Some(Command::Blocks { command }) => run_blocks(command, &cli.node),
+        Some(Command::Storage { command }) => storage::run(command, &cli.node),
         None => run_node(cli.node),
     }
 }
 
+fn run_blocks(command: BlocksCommand, args: &consort_node::NodeArgs) -> ExitCode {
+    use consort_node::blocks;
+    let result = match command {
+        BlocksCommand::Export { start, end, to } => {
+            blocks::export(args, start, end, &to).map(|e| {
+                println!(
+                    "exported blocks {} to {} to {}",
+                    e.first,
+                    e.last,
+                    to.display()
+                )
+            })
+        }
+        BlocksCommand::Import { from } => blocks::import(args, &from).map(|i| {
+            println!(
+                "imported {} blocks ({} already present); head {} {:#x}, state root {:#x}",
+                i.imported, i.known, i.head, i.head_hash, i.state_root
+            )
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn run_node(args: consort_node::NodeArgs) -> ExitCode {
-    let level = match args.logging.to_ascii_lowercase().as_str() {
-        l @ ("off" | "error" | "warn" | "info" | "debug" | "trace") => l.to_string(),
-        "all" => "trace".into(),
-        "fatal" => "error".into(),
-        other => {
-            eprintln!("error: invalid --logging level '{other}' (OFF, FATAL, ERROR, WARN, INFO, DEBUG, TRACE, ALL)");
+    let directives = match log_directives(&args.logging) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: invalid --logging '{}': {e}", args.logging);
             return ExitCode::from(2);
         }
     };
-    let filter = EnvFilter::try_from_env("CONSORT_LOG")
-        .unwrap_or_else(|_| {
-            EnvFilter::new(format!(
-                "{level},jsonrpsee=warn,hyper=warn,libp2p_swarm=warn,libp2p_gossipsub=warn,libp2p_kad=error"
-            ))
-        });
-    tracing_subscriber::fmt()
+    let filter =
+        EnvFilter::try_from_env("CONSORT_LOG").unwrap_or_else(|_| EnvFilter::new(directives));
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         // A closed stderr (its reader went away) must not take the node down.
-        .log_internal_errors(false)
-        .init();
+        .log_internal_errors(false);
+    if args.log_format.eq_ignore_ascii_case("json") {
+        logs.json().with_current_span(false).init();
+    } else {
+        logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -144,4 +236,49 @@ fn run_node(args: consort_node::NodeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--logging`: a level (Besu's names), then optionally `module=LEVEL` pairs, as a
+/// tracing filter; the noisy dependencies are held at WARN unless named.
+fn log_directives(logging: &str) -> Result<String, String> {
+    fn level(name: &str) -> Result<&'static str, String> {
+        Ok(match name.trim().to_ascii_lowercase().as_str() {
+            "off" => "off",
+            "fatal" | "error" => "error",
+            "warn" => "warn",
+            "info" => "info",
+            "debug" => "debug",
+            "trace" | "all" => "trace",
+            other => {
+                return Err(format!(
+                    "'{other}' is not a level (OFF, FATAL, ERROR, WARN, INFO, DEBUG, TRACE, ALL)"
+                ))
+            }
+        })
+    }
+    let mut parts = logging.split(',');
+    let base = level(parts.next().unwrap_or_default())?;
+    let mut out = vec![
+        base.to_string(),
+        "jsonrpsee=warn".into(),
+        "hyper=warn".into(),
+        "libp2p_swarm=warn".into(),
+        "libp2p_gossipsub=warn".into(),
+        "libp2p_kad=error".into(),
+    ];
+    for part in parts {
+        let (module, lvl) = part
+            .split_once('=')
+            .ok_or_else(|| format!("'{part}' is not module=LEVEL"))?;
+        let module = module.trim();
+        if module.is_empty()
+            || !module
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+        {
+            return Err(format!("'{module}' is not a module path"));
+        }
+        out.push(format!("{module}={}", level(lvl)?));
+    }
+    Ok(out.join(","))
 }

@@ -522,7 +522,8 @@ pub struct NodeArgs {
     )]
     pub permissions_accounts_contract_address: Option<Address>,
 
-    /// Log level (OFF, ERROR, WARN, INFO, DEBUG, TRACE).
+    /// Log level (OFF, FATAL, ERROR, WARN, INFO, DEBUG, TRACE, ALL), optionally followed by
+    /// levels for single modules: `INFO,consort_qbft=DEBUG,consort_network=TRACE`.
     #[arg(
         long = "logging",
         short = 'l',
@@ -530,6 +531,18 @@ pub struct NodeArgs {
         default_value = "INFO"
     )]
     pub logging: String,
+
+    /// Log line format: `plain` (human-readable) or `json` (one JSON object per line, for log
+    /// shippers).
+    #[arg(
+        long = "log-format",
+        env = "CONSORT_LOG_FORMAT",
+        value_name = "FORMAT",
+        default_value = "plain",
+        value_parser = ["plain", "json"],
+        ignore_case = true
+    )]
+    pub log_format: String,
 }
 
 /// Besu's file name of the local allowlists, in the data path.

@@ -86,6 +86,7 @@ fn serve_dev_chain() -> Option<(tokio::runtime::Runtime, RpcModule<()>)> {
             mining: false,
             enode_id: String::new(),
             min_gas_price: 0,
+            snapshots_dir: None,
         },
         limits: Default::default(),
         filters: Mutex::new(Default::default()),

@@ -71,7 +71,8 @@ pub fn load_or_create(path: &Path, default: Option<&str>) -> Result<SecretKey, K
     }
 }
 
-fn random_key() -> std::io::Result<SecretKey> {
+/// A new random key, from the operating system's random source.
+pub fn random_key() -> std::io::Result<SecretKey> {
     loop {
         let mut bytes = [0u8; 32];
         std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;

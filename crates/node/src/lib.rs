@@ -11,6 +11,7 @@
     )
 )]
 
+pub mod blocks;
 mod chain;
 pub mod config;
 mod driver;
@@ -140,6 +141,58 @@ fn load_genesis(args: &NodeArgs) -> Result<(Genesis, Option<&'static str>), Node
     }
 }
 
+/// The chain database of `args.data_path`, with `genesis` written into it if it is new.
+fn open_store(args: &NodeArgs, genesis: &Genesis) -> Result<Arc<Store>, NodeError> {
+    let path = args.data_path.join("database");
+    let store = Store::open(
+        &path,
+        StoreOptions {
+            history_window: (args.bonsai_historical_block_limit > 0)
+                .then_some(args.bonsai_historical_block_limit),
+            ..StoreOptions::default()
+        },
+    )
+    .map_err(|e| match e {
+        consort_storage::StorageError::Db(ref db) if db.to_string().contains("LOCK") => {
+            NodeError::Config(format!(
+                "the database {} is in use by another process (is a node running on this \
+                 --data-path?): {e}",
+                path.display()
+            ))
+        }
+        other => other.into(),
+    })?;
+    consort_evm::init_genesis(&store, genesis)?;
+    Ok(Arc::new(store))
+}
+
+/// Like [`open_chain`], for a tool that reads a chain: the database must already exist.
+pub fn open_existing_chain(args: &NodeArgs) -> Result<(Arc<Store>, Arc<Genesis>), NodeError> {
+    let path = args.data_path.join("database");
+    if !path.join("CURRENT").is_file() {
+        return Err(NodeError::Config(format!(
+            "--data-path {} holds no chain database ({} is missing or not a database)",
+            args.data_path.display(),
+            path.display()
+        )));
+    }
+    open_chain(args)
+}
+
+/// The chain of `args` (its genesis and database) for a tool that runs instead of the node.
+pub fn open_chain(args: &NodeArgs) -> Result<(Arc<Store>, Arc<Genesis>), NodeError> {
+    let (genesis, _) = load_genesis(args)?;
+    check_validator_mode(&genesis)?;
+    std::fs::create_dir_all(&args.data_path).map_err(|e| {
+        NodeError::Config(format!(
+            "cannot create --data-path {}: {e}",
+            args.data_path.display()
+        ))
+    })?;
+    let store = open_store(args, &genesis)?;
+    Ok((store, Arc::new(genesis)))
+}
+
 /// Starts the node described by `args` on the current tokio runtime.
 pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
     let (genesis, default_key) = load_genesis(&args)?;
@@ -156,15 +209,7 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
         .clone()
         .unwrap_or_else(|| args.data_path.join("key"));
     let key = keys::load_or_create(&key_path, default_key)?;
-    let store = Arc::new(Store::open(
-        &args.data_path.join("database"),
-        StoreOptions {
-            history_window: (args.bonsai_historical_block_limit > 0)
-                .then_some(args.bonsai_historical_block_limit),
-            ..StoreOptions::default()
-        },
-    )?);
-    consort_evm::init_genesis(&store, &genesis)?;
+    let store = open_store(&args, &genesis)?;
     let chain_id = genesis.chain_id;
     let genesis = Arc::new(genesis);
 
@@ -218,11 +263,7 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
         })?
         .validators();
     let is_validator = validators.contains(&address);
-    if !is_validator {
-        tracing::warn!(
-            "this node ({address}) is not a validator of the chain; it will not produce blocks"
-        );
-    }
+    let genesis_hash = store.canonical_hash(0)?.unwrap_or_default();
     let static_nodes = static_nodes(&args)?;
     let permissions = permissions::setup(&args, &store, &genesis, &registry, &static_nodes)?;
     let mut pool = TxPool::new(
@@ -257,7 +298,6 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
     }
     let network_metrics = NetworkMetrics::new(&registry)?;
     let network = if args.p2p_enabled {
-        let genesis_hash = store.canonical_hash(0)?.unwrap_or_default();
         let config = NetworkConfig {
             key,
             listen: SocketAddr::new(args.p2p_interface, args.p2p_port),
@@ -303,6 +343,7 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
             mining: is_validator,
             enode_id: keys::enode_id(&key),
             min_gas_price: args.min_gas_price,
+            snapshots_dir: Some(args.data_path.join("snapshots")),
         },
         limits: RpcLimits {
             gas_cap: args.rpc_gas_cap,
@@ -429,10 +470,17 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
     tracing::info!(
         client = %client_version(),
         chain_id,
-        validator = %address,
+        genesis_hash = %genesis_hash,
+        head = head.number,
+        data_path = %args.data_path.display(),
         node_id = %keys::enode_id(&key),
         "node started"
     );
+    if is_validator {
+        tracing::info!("validator {address:#x}");
+    } else {
+        tracing::info!("not a validator (node address {address:#x})");
+    }
     if let Some(a) = handle.http_addr {
         let scheme = if args.rpc_http_tls_enabled {
             "https"

@@ -438,6 +438,7 @@ impl World {
                 mining: true,
                 enode_id: String::new(),
                 min_gas_price: 0,
+                snapshots_dir: None,
             },
             limits: Default::default(),
             filters: Mutex::new(Default::default()),

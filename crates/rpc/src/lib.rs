@@ -133,6 +133,9 @@ pub struct NodeInfo {
     pub enode_id: String,
     /// The node's minimum gas price, the floor of the fee suggestions.
     pub min_gas_price: u128,
+    /// Where `admin_createSnapshot` writes snapshots (`<data-path>/snapshots`); `None` serves
+    /// no snapshots.
+    pub snapshots_dir: Option<std::path::PathBuf>,
 }
 
 /// Everything the methods read and write. Shared by every connection.

@@ -305,6 +305,33 @@ pub(crate) fn debug(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
 
 pub(crate) fn admin(ctx: Arc<RpcContext>) -> RpcModule<Arc<RpcContext>> {
     let mut m = RpcModule::new(ctx);
+    // consort's own: a consistent copy of the running node's database, for backups.
+    method(&mut m, "admin_createSnapshot", |ctx, _| {
+        let dir = ctx
+            .info
+            .snapshots_dir
+            .as_ref()
+            .ok_or_else(|| RpcError::Internal("this node serves no snapshots".into()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| RpcError::Internal(format!("{}: {e}", dir.display())))?;
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let (number, _) = head(&ctx.store)?;
+        let snapshot = dir.join(format!("{number}-{stamp}"));
+        std::fs::create_dir_all(&snapshot)
+            .map_err(|e| RpcError::Internal(format!("{}: {e}", snapshot.display())))?;
+        let path = snapshot.join("database");
+        ctx.store.checkpoint(&path)?;
+        // The head the copy holds (blocks may have been added since the number above).
+        let copy = consort_storage::Store::open(&path, Default::default())?;
+        let (number, hash) = copy.head()?.unwrap_or_default();
+        Ok(json!({
+            "path": snapshot,
+            "blockNumber": format!("{number:#x}"),
+            "blockHash": hash,
+        }))
+    });
     method(&mut m, "admin_nodeInfo", |ctx, _| {
         let (number, hash) = head(&ctx.store)?;
         let genesis = ctx.store.canonical_hash(0)?.unwrap_or_default();
