@@ -12,7 +12,7 @@ RUN_FLAGS ?= --network=dev --data-path=$(DEV_DATA) \
 	--metrics-enabled
 STATE_TESTS := $(CONSORT_CONFORMANCE_DIR)/ethereum-tests/GeneralStateTests
 
-.PHONY: setup build release run network test js-test conformance lint bench fuzz clean
+.PHONY: setup build release run network test js-test deploy-check conformance lint bench fuzz clean
 
 setup:
 	@scripts/setup.sh
@@ -41,11 +41,16 @@ test: setup
 	@if [ -d "$(CONSORT_CONFORMANCE_DIR)" ]; then export CONSORT_REQUIRE_CONFORMANCE=1; fi; \
 	  cargo test --workspace --no-fail-fast
 	$(MAKE) --no-print-directory js-test
+	$(MAKE) --no-print-directory deploy-check
 	$(MAKE) --no-print-directory conformance
 
 # ethers v6 and viem against a spawned node, compiling tests/contracts with solc-js.
 js-test:
 	CONSORT_BIN=$(CONSORT) npm --prefix tests/js test
+
+# docker/ and docker/k8s/ checked offline (hadolint, kubernetes-validate, compose.yml checks).
+deploy-check:
+	CONSORT_BIN=$(CONSORT) scripts/deploy-check.sh
 
 # Prints the Ethereum state-test counts (the cargo tests above already assert them).
 conformance:

