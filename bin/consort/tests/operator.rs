@@ -56,6 +56,15 @@ fn refused(args: &[&str]) -> String {
     String::from_utf8(out.stderr).unwrap()
 }
 
+/// The number that is word `n` of a tool's `output`.
+fn number_at(output: &str, n: usize) -> u64 {
+    output
+        .split_whitespace()
+        .nth(n)
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no number as word {n} of {output}"))
+}
+
 fn path(p: &Path) -> String {
     p.display().to_string()
 }
@@ -252,11 +261,7 @@ fn a_generated_network_runs_and_its_blocks_survive_snapshot_export_and_import() 
         &format!("--rpc-url={url}"),
         &format!("--to={}", path(&snapshot)),
     ]);
-    let snapshot_head: u64 = said
-        .split_whitespace()
-        .nth(3)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("{said}"));
+    let snapshot_head = number_at(&said, 3);
     assert!(snapshot_head >= 6, "{said}");
     assert!(snapshot.join("database/CURRENT").is_file());
     let fifth = start_in(
@@ -298,11 +303,7 @@ fn a_generated_network_runs_and_its_blocks_survive_snapshot_export_and_import() 
         "export",
         &format!("--to={}", path(&file)),
     ]);
-    let last: u64 = exported
-        .split_whitespace()
-        .nth(4)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("{exported}"));
+    let last = number_at(&exported, 4);
     assert!(last >= 6, "{exported}");
     let fresh = dir.path().join("fresh");
     let imported = ok(&[

@@ -98,17 +98,7 @@ fn serve_dev_chain() -> Option<(tokio::runtime::Runtime, RpcModule<()>)> {
         on_nodes_changed: None,
         validators: None,
     });
-    let apis = [
-        ApiGroup::Eth,
-        ApiGroup::Net,
-        ApiGroup::Web3,
-        ApiGroup::Txpool,
-        ApiGroup::Qbft,
-        ApiGroup::Debug,
-        ApiGroup::Admin,
-        ApiGroup::Perm,
-    ];
-    let methods = consort_rpc::http_methods(&ctx, &apis).ok()?;
+    let methods = consort_rpc::http_methods(&ctx, &ApiGroup::ALL).ok()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .max_blocking_threads(2)
