@@ -99,7 +99,7 @@ enum BlocksCommand {
         /// The first block to write.
         #[arg(long = "start-block", value_name = "NUMBER", default_value_t = 0)]
         start: u64,
-        /// The last block to write [default: the head].
+        /// The block after the last to write (exclusive, as in Besu) [default: the head + 1].
         #[arg(long = "end-block", value_name = "NUMBER")]
         end: Option<u64>,
         /// The file to write.

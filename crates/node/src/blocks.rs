@@ -77,9 +77,11 @@ pub struct Imported {
     pub state_root: B256,
 }
 
-/// Writes blocks `start..=end` (`end` defaults to the head) of `args`' chain to `to`, each as
-/// the RLP of `[header, transactions, ommers]` (and withdrawals where the header has a
-/// withdrawals root), one after another. The file appears whole or not at all.
+/// Writes blocks `start..end` of `args`' chain to `to`, each as the RLP of
+/// `[header, transactions, ommers]` (and withdrawals where the header has a withdrawals root),
+/// one after another, as Besu's `blocks export` does: `end` is exclusive and defaults to one
+/// past the head, and a range reaching past the head stops at the head. The file appears whole
+/// or not at all.
 pub fn export(
     args: &NodeArgs,
     start: u64,
@@ -88,17 +90,18 @@ pub fn export(
 ) -> Result<Exported, BlocksError> {
     let (store, _) = open_existing_chain(args)?;
     let head = store.head().map_err(NodeError::from)?.unwrap_or_default().0;
-    let end = end.unwrap_or(head);
-    if start > end {
+    if start > head {
         return Err(BlocksError::Range(format!(
-            "--start-block {start} is after --end-block {end}"
+            "--start-block {start} is beyond the head, block {head}"
         )));
     }
-    if end > head {
+    let end = end.unwrap_or(head.saturating_add(1));
+    if end <= start {
         return Err(BlocksError::Range(format!(
-            "--end-block {end} is beyond the head, block {head}"
+            "--end-block {end} must be greater than --start-block {start} (the end is exclusive)"
         )));
     }
+    let last = (end - 1).min(head);
     let io = |source| BlocksError::Io {
         path: to.to_path_buf(),
         source,
@@ -108,7 +111,7 @@ pub fn export(
     let mut out = BufWriter::new(file);
     let written = (|| -> Result<(), BlocksError> {
         let mut buf = Vec::new();
-        for number in start..=end {
+        for number in start..=last {
             let missing = || BlocksError::Range(format!("block {number} is not stored"));
             let header = store
                 .header_by_number(number)
@@ -141,10 +144,7 @@ pub fn export(
     if written.is_err() {
         let _ = std::fs::remove_file(&partial);
     }
-    written.map(|()| Exported {
-        first: start,
-        last: end,
-    })
+    written.map(|()| Exported { first: start, last })
 }
 
 /// Imports the blocks of `from` into `args`' chain in order: each is checked against its
@@ -154,7 +154,7 @@ pub fn export(
 /// different block at a stored height is refused.
 pub fn import(args: &NodeArgs, from: &Path) -> Result<Imported, BlocksError> {
     let (store, genesis) = open_chain(args)?;
-    let registry = consort_metrics::Registry::new();
+    let registry = consort_metrics::Registry::default();
     let metrics = ChainMetrics::new(&registry).map_err(|e| NodeError::Config(e.to_string()))?;
     let chain = Chain::new(store.clone(), genesis, metrics, None);
     let file = std::fs::File::open(from).map_err(|source| BlocksError::Io {
