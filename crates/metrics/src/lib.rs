@@ -11,13 +11,20 @@
     )
 )]
 
+mod category;
+mod declare;
 mod server;
+mod summary;
 
+pub use category::{Categories, Category};
+pub use declare::{help, Declare};
 pub use prometheus::{
-    Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry,
+    Gauge, GaugeVec, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
 };
 pub use server::{serve, Authorizer, MetricsServer};
+pub use summary::{Summary, SummaryVec, QUANTILES};
+
+use std::sync::Arc;
 
 /// Why a metric could not be registered or served.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +32,9 @@ pub enum MetricsError {
     /// A metric name or label set is invalid, or registered twice.
     #[error("metric registration failed: {0}")]
     Register(#[from] prometheus::Error),
+    /// A metric's name starts with no category's prefix.
+    #[error("metric {0} belongs to no category (its name has no known prefix)")]
+    Uncategorized(String),
     /// The endpoint could not listen.
     #[error("metrics endpoint could not listen on {addr}: {source}")]
     Bind {
@@ -38,41 +48,90 @@ pub enum MetricsError {
 /// Result alias for this crate.
 pub type Result<T> = std::result::Result<T, MetricsError>;
 
-/// A registry with the process collector (`process_cpu_seconds_total`,
-/// `process_resident_memory_bytes`, `process_open_fds`, ...) and `process_release{version}`.
-pub fn registry(version: &str) -> Result<Registry> {
-    let registry = Registry::new();
-    #[cfg(target_os = "linux")]
-    registry.register(Box::new(
-        prometheus::process_collector::ProcessCollector::for_self(),
-    ))?;
-    let release = IntGaugeVec::new(
-        Opts::new("process_release", "Build information of this node"),
-        &["version"],
-    )?;
-    release.with_label_values(&[version]).set(1);
-    registry.register(Box::new(release))?;
-    Ok(registry)
+/// The node's metrics: a Prometheus registry that exports only the categories enabled by
+/// `--metrics-category`. A metric of a disabled category still works for the code that updates
+/// it but is never exported, as in Besu.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    inner: prometheus::Registry,
+    categories: Arc<Categories>,
 }
 
-/// Registers `metric` and returns it, so components declare and register in one expression.
-pub fn register<M: prometheus::core::Collector + Clone + 'static>(
-    registry: &Registry,
-    metric: M,
-) -> Result<M> {
-    registry.register(Box::new(metric.clone()))?;
-    Ok(metric)
-}
-
-/// Renders every metric in Prometheus text format.
-pub fn render(registry: &Registry) -> String {
-    use prometheus::Encoder;
-    let mut buf = Vec::new();
-    let encoder = prometheus::TextEncoder::new();
-    if encoder.encode(&registry.gather(), &mut buf).is_err() {
-        return String::new();
+impl Default for Registry {
+    /// A registry of Besu's default categories without the process metrics: for tools and
+    /// tests that run node components in process.
+    fn default() -> Self {
+        Registry {
+            inner: prometheus::Registry::new(),
+            categories: Arc::new(Categories::default()),
+        }
     }
-    String::from_utf8(buf).unwrap_or_default()
+}
+
+impl Registry {
+    /// A registry exporting Besu's default categories, with the process metrics
+    /// (`process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_open_fds`, ...)
+    /// and `process_release{version}`.
+    pub fn new(version: &str) -> Result<Self> {
+        Self::with_categories(version, Categories::default())
+    }
+
+    /// A registry exporting `categories`.
+    pub fn with_categories(version: &str, categories: Categories) -> Result<Self> {
+        let registry = Registry {
+            inner: prometheus::Registry::new(),
+            categories: Arc::new(categories),
+        };
+        if registry.enabled(Category::Process) {
+            #[cfg(target_os = "linux")]
+            registry.inner.register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))?;
+        }
+        let release: IntGaugeVec = registry.declare(
+            "process_release",
+            "Build information of this node",
+            &["version"],
+        )?;
+        release.with_label_values(&[version]).set(1);
+        Ok(registry)
+    }
+
+    /// Whether `category` is exported.
+    pub fn enabled(&self, category: Category) -> bool {
+        self.categories.contains(category)
+    }
+
+    /// Creates the metric `name` and registers it if its category is enabled.
+    pub fn declare<M: Declare>(&self, name: &str, help: &str, labels: &[&str]) -> Result<M> {
+        let category =
+            Category::of(name).ok_or_else(|| MetricsError::Uncategorized(name.to_string()))?;
+        let metric = M::create(name, help, labels)?;
+        if self.enabled(category) {
+            self.inner.register(Box::new(metric.clone()))?;
+        }
+        Ok(metric)
+    }
+
+    /// Every exported metric in Prometheus text format.
+    pub fn render(&self) -> String {
+        use prometheus::Encoder;
+        let mut buf = Vec::new();
+        let encoder = prometheus::TextEncoder::new();
+        if encoder.encode(&self.inner.gather(), &mut buf).is_err() {
+            return String::new();
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+
+    /// The names of the exported metric families.
+    pub fn family_names(&self) -> Vec<String> {
+        self.inner
+            .gather()
+            .iter()
+            .map(|f| f.name().to_string())
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -81,8 +140,8 @@ mod tests {
 
     #[test]
     fn process_metrics_and_release_are_exported() {
-        let r = registry("consort/v0.1.0/linux-x86_64/rustc").unwrap();
-        let text = render(&r);
+        let r = Registry::new("consort/v0.1.0/linux-x86_64/rustc").unwrap();
+        let text = r.render();
         assert!(text.contains("process_release{version=\"consort/v0.1.0/linux-x86_64/rustc\"} 1"));
         #[cfg(target_os = "linux")]
         for name in [

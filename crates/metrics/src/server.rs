@@ -3,7 +3,7 @@
 //! token (401 otherwise), and bounds the request size, the time a client may take and the number
 //! of concurrent connections.
 
-use crate::{render, MetricsError, Registry, Result};
+use crate::{MetricsError, Registry, Result};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -176,7 +176,7 @@ async fn handle(
     if path != "/metrics" && path != "/" {
         return respond(&mut stream, "404 Not Found", "text/plain", "not found\n").await;
     }
-    let body = render(registry);
+    let body = registry.render();
     respond(
         &mut stream,
         "200 OK",

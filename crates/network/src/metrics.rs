@@ -2,79 +2,77 @@
 //! `besu_network_p2p_*`).
 
 use crate::Topic;
-use consort_metrics::{register, IntCounter, IntCounterVec, IntGauge, Opts, Registry, Result};
 
-/// What the network records.
-#[derive(Debug, Clone)]
-pub struct NetworkMetrics {
-    pub(crate) peers: IntGauge,
-    pub(crate) peer_limit: IntGauge,
-    pub(crate) connected: IntCounter,
-    disconnected: IntCounterVec,
-    messages_in: IntCounterVec,
-    messages_out: IntCounterVec,
-    bytes_in: IntCounterVec,
-    bytes_out: IntCounterVec,
-    penalties: IntCounterVec,
+consort_metrics::metrics! {
+    /// What the network records.
+    pub struct NetworkMetrics {
+        /// The current number of peers connected
+        pub(crate) peers: IntGauge = "ethereum_peer_count",
+        /// The maximum number of peers allowed
+        pub(crate) peer_limit: IntGauge = "ethereum_peer_limit",
+        /// Total number of peers connected
+        pub(crate) connected: IntCounter = "besu_peers_connected_total",
+        /// Total number of peers disconnected
+        disconnected: IntCounterVec =
+            "besu_peers_disconnected_total" ["initiator", "disconnectReason"],
+        /// The number of clients connected by client type
+        by_client: IntGaugeVec = "besu_peers_peer_count_by_client" ["client"],
+        /// Count of each P2P message received inbound
+        messages_in: IntCounterVec =
+            "besu_network_p2p_messages_inbound_total" ["protocol", "name", "code"],
+        /// Count of each P2P message sent outbound
+        messages_out: IntCounterVec =
+            "besu_network_p2p_messages_outbound_total" ["protocol", "name", "code"],
+        /// Bytes of each P2P message received inbound
+        bytes_in: IntCounterVec =
+            "besu_network_p2p_bytes_inbound_total" ["protocol", "name", "code"],
+        /// Bytes of each P2P message sent outbound
+        bytes_out: IntCounterVec =
+            "besu_network_p2p_bytes_outbound_total" ["protocol", "name", "code"],
+        /// Penalties given to peers for answers they could not back, by reason
+        penalties: IntCounterVec = "consort_network_peer_penalties_total" ["reason"],
+        /// Gossip messages judged, by verdict (accept, reject, ignore)
+        pub(crate) validations: IntCounterVec = "consort_network_gossip_validations_total" ["verdict"],
+        /// Gossip messages not published, by reason (no_peers, duplicate, error)
+        pub(crate) unpublished: IntCounterVec = "consort_network_gossip_unpublished_total" ["reason"],
+        /// Sync requests, by direction (sent, served)
+        pub(crate) requests: IntCounterVec = "consort_network_requests_total" ["direction"],
+    }
 }
 
+/// Client names `besu_peers_peer_count_by_client` always reports, as Besu does.
+const CLIENTS: [&str; 8] = [
+    "Besu",
+    "Consort",
+    "Erigon",
+    "Geth",
+    "Nethermind",
+    "Nimbus",
+    "Reth",
+    "Unknown",
+];
+
 impl NetworkMetrics {
-    /// Registers the metrics in `registry`.
-    pub fn new(registry: &Registry) -> Result<Self> {
-        let labels = ["protocol", "name", "code"];
-        let vec = |name: &str, help: &str, labels: &[&str]| {
-            register(registry, IntCounterVec::new(Opts::new(name, help), labels)?)
-        };
-        Ok(NetworkMetrics {
-            peers: register(
-                registry,
-                IntGauge::new(
-                    "ethereum_peer_count",
-                    "The current number of peers connected",
-                )?,
-            )?,
-            peer_limit: register(
-                registry,
-                IntGauge::new("ethereum_peer_limit", "The maximum number of peers allowed")?,
-            )?,
-            connected: register(
-                registry,
-                IntCounter::new(
-                    "besu_peers_connected_total",
-                    "Total number of peers connected",
-                )?,
-            )?,
-            disconnected: vec(
-                "besu_peers_disconnected_total",
-                "Total number of peers disconnected",
-                &["initiator", "disconnectReason"],
-            )?,
-            messages_in: vec(
-                "besu_network_p2p_messages_inbound_total",
-                "Count of each P2P message received inbound",
-                &labels,
-            )?,
-            messages_out: vec(
-                "besu_network_p2p_messages_outbound_total",
-                "Count of each P2P message sent outbound",
-                &labels,
-            )?,
-            bytes_in: vec(
-                "besu_network_p2p_bytes_inbound_total",
-                "Bytes of each P2P message received inbound",
-                &labels,
-            )?,
-            bytes_out: vec(
-                "besu_network_p2p_bytes_outbound_total",
-                "Bytes of each P2P message sent outbound",
-                &labels,
-            )?,
-            penalties: vec(
-                "consort_network_peer_penalties_total",
-                "Penalties given to peers for answers they could not back, by reason",
-                &["reason"],
-            )?,
-        })
+    /// Sets the per-client counts from the agent strings of the connected peers.
+    pub(crate) fn count_clients<'a>(&self, agents: impl Iterator<Item = Option<&'a str>>) {
+        let mut counts = [0i64; CLIENTS.len()];
+        for agent in agents {
+            let name = agent
+                .unwrap_or_default()
+                .split('/')
+                .next()
+                .unwrap_or_default();
+            let i = CLIENTS
+                .iter()
+                .position(|c| c.eq_ignore_ascii_case(name))
+                .unwrap_or(CLIENTS.len() - 1);
+            if let Some(n) = counts.get_mut(i) {
+                *n += 1;
+            }
+        }
+        for (client, n) in CLIENTS.iter().zip(counts) {
+            self.by_client.with_label_values(&[client]).set(n);
+        }
     }
 
     fn labels(topic: Topic) -> [&'static str; 3] {

@@ -587,26 +587,42 @@ impl Task {
                 match behaviour.gossipsub.publish(t.clone(), data) {
                     Ok(_) => self.metrics.outbound(topic, len),
                     // Alone, or a copy of something already seen: nothing to do.
-                    Err(gossipsub::PublishError::NoPeersSubscribedToTopic)
-                    | Err(gossipsub::PublishError::Duplicate) => {}
-                    Err(e) => tracing::debug!("publish on {topic:?} failed: {e}"),
+                    Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
+                        self.metrics
+                            .unpublished
+                            .with_label_values(&["no_peers"])
+                            .inc();
+                    }
+                    Err(gossipsub::PublishError::Duplicate) => {
+                        self.metrics
+                            .unpublished
+                            .with_label_values(&["duplicate"])
+                            .inc();
+                    }
+                    Err(e) => {
+                        self.metrics.unpublished.with_label_values(&["error"]).inc();
+                        tracing::debug!("publish on {topic:?} failed: {e}");
+                    }
                 }
             }
             Command::Validate(id, from, verdict) => {
-                let acceptance = match verdict {
-                    Validation::Accept => MessageAcceptance::Accept,
-                    Validation::Reject => MessageAcceptance::Reject,
-                    Validation::Ignore => MessageAcceptance::Ignore,
+                let (acceptance, label) = match verdict {
+                    Validation::Accept => (MessageAcceptance::Accept, "accept"),
+                    Validation::Reject => (MessageAcceptance::Reject, "reject"),
+                    Validation::Ignore => (MessageAcceptance::Ignore, "ignore"),
                 };
+                self.metrics.validations.with_label_values(&[label]).inc();
                 behaviour
                     .gossipsub
                     .report_message_validation_result(&id, &from, acceptance);
             }
             Command::Request(peer, data, reply) => {
+                self.metrics.requests.with_label_values(&["sent"]).inc();
                 let id = behaviour.sync.send_request(&peer, data);
                 self.pending.insert(id, reply);
             }
             Command::Respond(channel, data) => {
+                self.metrics.requests.with_label_values(&["served"]).inc();
                 // The peer may have gone; nothing to do then.
                 let _ = behaviour.sync.send_response(channel, data);
             }
@@ -792,6 +808,8 @@ impl Task {
             update(info);
         }
         let len = peers.len();
+        self.metrics
+            .count_clients(peers.values().map(|p| p.client.as_deref()));
         drop(peers);
         self.metrics
             .peers

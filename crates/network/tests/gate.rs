@@ -54,7 +54,7 @@ async fn node(
             advertised_host: None,
             gate: gate.map(|g| g as Arc<dyn ConnectionGate>),
         },
-        NetworkMetrics::new(&consort_metrics::Registry::new()).unwrap(),
+        NetworkMetrics::new(&consort_metrics::Registry::default()).unwrap(),
     )
     .await
     .unwrap()

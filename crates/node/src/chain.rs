@@ -188,6 +188,7 @@ impl Chain {
             .into_iter()
             .filter(|(tx, sender)| self.may_build_with(parent, tx, *sender))
             .unzip();
+        let exec_start = Instant::now();
         let executed = execute_block(
             &self.store,
             &self.genesis,
@@ -196,6 +197,9 @@ impl Chain {
             senders,
             ExecutionMode::Build,
         )?;
+        self.metrics
+            .execution_time
+            .observe(exec_start.elapsed().as_secs_f64());
         let (block, proposal) = self.finish(&mut header, executed)?;
         self.metrics
             .build_time
@@ -336,6 +340,7 @@ impl Chain {
         let txs = block.body.transactions.clone();
         let senders = recover_senders(&txs)?;
         self.check_senders(&parent, &txs, &senders)?;
+        let exec_start = Instant::now();
         let executed = execute_block(
             &self.store,
             &self.genesis,
@@ -344,6 +349,9 @@ impl Chain {
             senders,
             ExecutionMode::Import,
         )?;
+        self.metrics
+            .execution_time
+            .observe(exec_start.elapsed().as_secs_f64());
         let (rebuilt, proposal) = self.finish(&mut expected, executed)?;
         if rebuilt.header != *h {
             return Err(invalid(
@@ -428,7 +436,6 @@ impl Chain {
     pub fn commit(&self, block: &Block, proposal: ExecutedProposal) -> Result<B256, ChainError> {
         let start = Instant::now();
         self.check_seals(block)?;
-        let tx_count = proposal.executed.transactions.len();
         let h = &block.header;
         let hash = bft_onchain_hash(h).map_err(|e| ChainError::Invalid {
             number: h.number,
@@ -442,7 +449,7 @@ impl Chain {
             proposal.prepared,
         )?;
         self.metrics.on_new_head(h, start.elapsed());
-        self.metrics.on_head_transactions(tx_count);
+        self.metrics.on_head_receipts(&proposal.executed.receipts);
         Ok(hash)
     }
 }
@@ -502,7 +509,7 @@ mod tests {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let (dir, open) = chain_of(&json);
-        let registry = consort_metrics::Registry::new();
+        let registry = consort_metrics::Registry::default();
         let permissions = Permissions::new(
             PermissionsConfig {
                 accounts_contract: Some(DEFAULT_ACCOUNT_INGRESS),
@@ -582,7 +589,7 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{e}")),
         );
         consort_evm::init_genesis(&store, &genesis).unwrap_or_else(|e| panic!("{e}"));
-        let registry = consort_metrics::Registry::new();
+        let registry = consort_metrics::Registry::default();
         let metrics = ChainMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}"));
         (dir, Chain::new(store, genesis, metrics, None))
     }

@@ -404,6 +404,17 @@ pub struct NodeArgs {
     )]
     pub metrics_port: u16,
 
+    /// Metric categories to export, Besu's names in any case [default: all but the KVSTORE_*
+    /// RocksDB ones].
+    #[arg(
+        long = "metrics-category",
+        visible_alias = "metrics-categories",
+        env = "CONSORT_METRICS_CATEGORY",
+        value_delimiter = ',',
+        default_value = "BLOCKCHAIN,ETHEREUM,EXECUTORS,NETWORK,PEERS,PERMISSIONING,PRUNER,RPC,SYNCHRONIZER,TRANSACTION_POOL,BLOCK_PROCESSING,BAL,BONSAI_CACHE,QBFT,JVM,PROCESS"
+    )]
+    pub metrics_category: Vec<consort_metrics::Category>,
+
     /// Require a JSON-RPC HTTP token that permits `metrics:*` (a consort extension; needs
     /// `--rpc-http-authentication-enabled`, whose issuer it shares).
     #[arg(long = "metrics-authentication-enabled", env = "CONSORT_METRICS_AUTHENTICATION_ENABLED", action = ArgAction::Set, num_args = 0..=1, default_value_t = false, default_missing_value = "true", value_name = "BOOL")]

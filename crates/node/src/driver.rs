@@ -272,7 +272,14 @@ impl<H: Host> Driver<H> {
     /// Handles one event. False on [`DriverEvent::Stop`].
     pub fn handle(&mut self, event: DriverEvent) -> bool {
         match event {
-            DriverEvent::Input(input) => self.step(input),
+            DriverEvent::Input(input) => {
+                if let Input::RoundTimer { height, round, .. } = &input {
+                    if self.core.height() == Some(*height) && self.core.round() == Some(*round) {
+                        self.metrics.round_timeouts.inc();
+                    }
+                }
+                self.step(input)
+            }
             DriverEvent::BlockTimer { height } => {
                 let pending = self.rpc.pool.lock().is_ok_and(|p| !p.is_empty());
                 self.step(Input::BlockTimer {
@@ -283,8 +290,18 @@ impl<H: Host> Driver<H> {
             }
             DriverEvent::ImportBlock(block, reply) => {
                 let result = self.import_external(&block);
-                if let Err(e) = &result {
-                    tracing::debug!("block {} from a peer refused: {e}", block.header.number);
+                let imported = &self.chain.metrics.imported;
+                match &result {
+                    Ok(true) => imported.with_label_values(&["peer"]).inc(),
+                    Ok(false) => {}
+                    Err(e) => {
+                        self.chain
+                            .metrics
+                            .refused
+                            .with_label_values(&["peer"])
+                            .inc();
+                        tracing::debug!("block {} from a peer refused: {e}", block.header.number);
+                    }
                 }
                 if let Some(reply) = reply {
                     let _ = reply.send(result);
@@ -342,6 +359,12 @@ impl<H: Host> Driver<H> {
     fn step(&mut self, input: Input) {
         let mut queue = VecDeque::from([input]);
         while let Some(input) = queue.pop_front() {
+            if let Input::NewHead { head, .. } = &input {
+                let m = &self.metrics;
+                m.validators.set(head.validators.len() as i64);
+                m.is_validator
+                    .set(i64::from(head.validators.contains(&self.core.address())));
+            }
             let syncing = self.sync.is_syncing();
             let mut persist_failed = false;
             for output in self.core.handle(input) {
@@ -375,6 +398,7 @@ impl<H: Host> Driver<H> {
                     Output::BuildBlock { .. } if syncing => {}
                     Output::BuildBlock { height, round, .. } => {
                         if let Some(block) = self.build(round) {
+                            self.metrics.blocks_built.inc();
                             queue.push_back(Input::BlockBuilt {
                                 height,
                                 round,
@@ -399,6 +423,10 @@ impl<H: Host> Driver<H> {
                                 false
                             }
                         };
+                        self.metrics
+                            .proposals_checked
+                            .with_label_values(&[if valid { "valid" } else { "invalid" }])
+                            .inc();
                         queue.push_back(Input::ProposalChecked {
                             height,
                             round,
@@ -521,6 +549,11 @@ impl<H: Host> Driver<H> {
             None => match self.chain.check(block, self.host.now_ms() / 1000) {
                 Ok(p) => p,
                 Err(e) => {
+                    self.chain
+                        .metrics
+                        .refused
+                        .with_label_values(&["consensus"])
+                        .inc();
                     tracing::error!("decided block {number} does not execute: {e}");
                     // Restart the height rather than stall on it.
                     return self.head_input();
@@ -538,10 +571,20 @@ impl<H: Host> Driver<H> {
         let hash = match self.chain.commit(block, proposal) {
             Ok(h) => h,
             Err(e) => {
+                self.chain
+                    .metrics
+                    .refused
+                    .with_label_values(&["consensus"])
+                    .inc();
                 tracing::error!("importing block {number} failed: {e}");
                 return self.head_input();
             }
         };
+        self.chain
+            .metrics
+            .imported
+            .with_label_values(&["consensus"])
+            .inc();
         if rules_changed {
             tracing::info!(number, "block changed the node rules: checking peers again");
             self.host.recheck_peers();
@@ -566,13 +609,10 @@ impl<H: Host> Driver<H> {
             if let Ok(mut pool) = self.rpc.pool.lock() {
                 let (confirmed, invalidated) = pool.on_new_head(ctx, &view);
                 let m = &self.rpc.pool_metrics;
-                m.removed
-                    .with_label_values(&["local", "confirmed"])
-                    .inc_by(confirmed.len() as u64);
-                m.removed
-                    .with_label_values(&["local", "invalid"])
-                    .inc_by(invalidated.len() as u64);
-                m.observe(&pool);
+                m.left("confirmed", confirmed.len());
+                m.left("invalidated", invalidated.len());
+                m.observe(&mut pool);
+                m.observe_types(&pool);
             }
         }
         let receipts = self

@@ -68,7 +68,7 @@ fn serve_dev_chain() -> Option<(tokio::runtime::Runtime, RpcModule<()>)> {
     let store = Arc::new(Store::in_memory(StoreOptions::default()).ok()?);
     consort_evm::init_genesis(&store, &genesis).ok()?;
     let head = store.head_header().ok()?;
-    let registry = consort_metrics::Registry::new();
+    let registry = consort_metrics::Registry::default();
     let (pending_txs, _) = tokio::sync::broadcast::channel(64);
     let (new_blocks, _) = tokio::sync::broadcast::channel(64);
     let ctx = Arc::new(RpcContext {

@@ -213,7 +213,10 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
     let chain_id = genesis.chain_id;
     let genesis = Arc::new(genesis);
 
-    let registry = consort_metrics::registry(&client_version())?;
+    let registry = consort_metrics::Registry::with_categories(
+        &client_version(),
+        consort_metrics::Categories::only(args.metrics_category.iter().copied()),
+    )?;
     let chain_metrics = metrics::ChainMetrics::new(&registry)?;
     chain_metrics.set_min_gas_price(args.min_gas_price);
     let head = store.head_header()?;
@@ -353,8 +356,7 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
         },
         filters: Mutex::new(Default::default()),
         metrics: consort_rpc::RpcMetrics::new(&registry)?,
-        pool_metrics: consort_txpool::PoolMetrics::new(&registry)
-            .map_err(consort_metrics::MetricsError::from)?,
+        pool_metrics: consort_txpool::PoolMetrics::new(&registry)?,
         network: network.as_ref().zip(enode.clone()).map(|((h, _), enode)| {
             Arc::new(p2p::RpcNetwork(h.clone(), enode)) as Arc<dyn consort_rpc::PeerNetwork>
         }),
@@ -442,6 +444,7 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
             status: sync_status.clone(),
             metrics: qbft_metrics.clone(),
             one_behind: None,
+            sync_started: None,
         };
         tokio::spawn(syncer.run(hints_rx));
     }

@@ -1,110 +1,72 @@
-//! Chain metrics under Besu's names (`ethereum_*`, `besu_blockchain_*`, `besu_block_processing_*`).
+//! Chain, consensus and sync metrics: Besu's names where Besu has them (`ethereum_*`,
+//! `besu_blockchain_*`, `besu_block_processing_*`, `besu_synchronizer_*`, `besu_peers_*`),
+//! `consort_qbft_*`, `consort_block_*` and `consort_sync_*` where it has none.
 
-use consort_metrics::{
-    register, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    Result,
-};
+use alloy_consensus::{ReceiptEnvelope, TxReceipt};
+use consort_metrics::metrics;
 use consort_primitives::Header;
 use std::time::Duration;
 
-/// Chain head and block processing metrics.
-#[derive(Debug, Clone)]
-pub struct ChainMetrics {
-    height: IntGauge,
-    best_known: IntGauge,
-    head_timestamp: IntGauge,
-    head_gas_used: IntGauge,
-    head_gas_limit: IntGauge,
-    head_tx_count: IntGauge,
-    gas_counter: IntCounter,
-    tx_counter: IntCounter,
-    execution_time_head: IntGauge,
-    min_gas_price: Gauge,
-    /// Time to build (execute and hash) a proposed block.
-    pub build_time: Histogram,
-    /// Time to compute a block's state root.
-    pub state_root_time: Histogram,
-    /// Time to check seals and commit a decided block.
-    pub import_time: Histogram,
-}
-
-fn seconds_buckets() -> Vec<f64> {
-    vec![
-        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-    ]
+metrics! {
+    /// Chain head and block processing metrics.
+    pub struct ChainMetrics {
+        /// The current height of the canonical chain
+        height: IntGauge = "ethereum_blockchain_height",
+        /// The estimated highest block available
+        best_known: IntGauge = "ethereum_best_known_block_number",
+        /// The current finalized block number (QBFT finality is immediate: the head)
+        finalized: IntGauge = "ethereum_blockchain_finalized_block",
+        /// The current safe block number (the head, as for finalized)
+        safe: IntGauge = "ethereum_blockchain_safe_block",
+        /// Total difficulty of the chainhead (each QBFT block has difficulty 1)
+        difficulty: IntGauge = "besu_blockchain_difficulty",
+        /// Timestamp from the current chain head
+        head_timestamp: IntGauge = "besu_blockchain_chain_head_timestamp",
+        /// Gas used by the current chain head block
+        head_gas_used: IntGauge = "besu_blockchain_chain_head_gas_used",
+        /// Block gas limit of the current chain head block
+        head_gas_limit: IntGauge = "besu_blockchain_chain_head_gas_limit",
+        /// Number of transactions in the current chain head block
+        head_tx_count: IntGauge = "besu_blockchain_chain_head_transaction_count",
+        /// Counter of gas used by chain head blocks
+        gas_counter: IntCounter = "besu_blockchain_chain_head_gas_used_counter_total",
+        /// Counter of transactions in chain head blocks
+        tx_counter: IntCounter = "besu_blockchain_chain_head_transaction_count_counter_total",
+        /// Time to execute and commit the head block, in nanoseconds
+        execution_time_head: IntGauge = "besu_block_processing_execution_time_head",
+        /// Minimum gas price in wei
+        min_gas_price: Gauge = "ethereum_min_gas_price",
+        /// Time to build and execute a proposed block
+        pub build_time: Histogram = "consort_block_build_duration_seconds",
+        /// Time to execute a block's transactions, proposed or received
+        pub execution_time: Histogram = "consort_block_execution_duration_seconds",
+        /// Time to calculate a block's state root
+        pub state_root_time: Summary = "besu_block_processing_state_root_calculation_duration_seconds",
+        /// Time to check seals and commit a decided block
+        import_time: Histogram = "consort_block_import_duration_seconds",
+        /// Blocks stored, by how they came (decided here, from a peer, by sync, by import)
+        pub imported: IntCounterVec = "consort_block_imported_total" ["source"],
+        /// Blocks refused, by where they came from
+        pub refused: IntCounterVec = "consort_block_refused_total" ["source"],
+        /// Transactions in stored blocks, by receipt status (success or failed)
+        tx_outcomes: IntCounterVec = "consort_block_transactions_total" ["status"],
+        /// Logs emitted by transactions in stored blocks
+        logs: IntCounter = "consort_block_logs_total",
+        /// Block number each validator last proposed (the head's beneficiary)
+        last_proposed: IntGaugeVec = "consort_qbft_validator_last_proposed_block" ["validator"],
+        /// Blocks each validator proposed since this node started
+        proposed_by: IntCounterVec = "consort_qbft_validator_proposed_blocks_total" ["validator"],
+    }
 }
 
 impl ChainMetrics {
-    /// Registers the metrics in `registry`.
-    pub fn new(registry: &Registry) -> Result<Self> {
-        let gauge = |name: &str, help: &str| register(registry, IntGauge::new(name, help)?);
-        let counter = |name: &str, help: &str| register(registry, IntCounter::new(name, help)?);
-        let histogram = |name: &str, help: &str| {
-            register(
-                registry,
-                Histogram::with_opts(HistogramOpts::new(name, help).buckets(seconds_buckets()))?,
-            )
-        };
-        Ok(ChainMetrics {
-            height: gauge(
-                "ethereum_blockchain_height",
-                "The current height of the canonical chain",
-            )?,
-            best_known: gauge(
-                "ethereum_best_known_block_number",
-                "The estimated highest block available",
-            )?,
-            head_timestamp: gauge(
-                "besu_blockchain_chain_head_timestamp",
-                "Timestamp from the current chain head",
-            )?,
-            head_gas_used: gauge(
-                "besu_blockchain_chain_head_gas_used",
-                "Gas used by the current chain head block",
-            )?,
-            head_gas_limit: gauge(
-                "besu_blockchain_chain_head_gas_limit",
-                "Block gas limit of the current chain head block",
-            )?,
-            head_tx_count: gauge(
-                "besu_blockchain_chain_head_transaction_count",
-                "Number of transactions in the current chain head block",
-            )?,
-            gas_counter: counter(
-                "besu_blockchain_chain_head_gas_used_counter_total",
-                "Counter of gas used by chain head blocks",
-            )?,
-            tx_counter: counter(
-                "besu_blockchain_chain_head_transaction_count_counter_total",
-                "Counter of transactions in chain head blocks",
-            )?,
-            execution_time_head: gauge(
-                "besu_block_processing_execution_time_head",
-                "Time to execute and commit the head block, in nanoseconds",
-            )?,
-            min_gas_price: register(
-                registry,
-                Gauge::new("ethereum_min_gas_price", "Minimum gas price in wei")?,
-            )?,
-            build_time: histogram(
-                "consort_block_build_duration_seconds",
-                "Time to build and execute a proposed block",
-            )?,
-            state_root_time: histogram(
-                "besu_block_processing_state_root_calculation_duration_seconds",
-                "Time to calculate a block's state root",
-            )?,
-            import_time: histogram(
-                "consort_block_import_duration_seconds",
-                "Time to check seals and commit a decided block",
-            )?,
-        })
-    }
-
-    /// Records a new canonical head.
+    /// Records a new canonical head, committed in `import`.
     pub fn on_new_head(&self, header: &Header, import: Duration) {
-        let n = header.number as i64;
+        let n = i64::try_from(header.number).unwrap_or(i64::MAX);
         self.height.set(n);
+        self.finalized.set(n);
+        self.safe.set(n);
+        self.difficulty.set(n.saturating_add(1));
         self.best_known.set(n.max(self.best_known.get()));
         self.head_timestamp.set(header.timestamp as i64);
         self.head_gas_used.set(header.gas_used as i64);
@@ -113,12 +75,27 @@ impl ChainMetrics {
         self.import_time.observe(import.as_secs_f64());
         self.execution_time_head
             .set(import.as_nanos().min(i64::MAX as u128) as i64);
+        if header.number > 0 {
+            let proposer = format!("{:#x}", header.beneficiary);
+            self.last_proposed.with_label_values(&[&proposer]).set(n);
+            self.proposed_by.with_label_values(&[&proposer]).inc();
+        }
     }
 
-    /// Records the transaction count of the new head.
-    pub fn on_head_transactions(&self, count: usize) {
-        self.head_tx_count.set(count as i64);
-        self.tx_counter.inc_by(count as u64);
+    /// Records the transactions of the new head from their receipts.
+    pub fn on_head_receipts(&self, receipts: &[ReceiptEnvelope]) {
+        self.head_tx_count.set(receipts.len() as i64);
+        self.tx_counter.inc_by(receipts.len() as u64);
+        let failed = receipts.iter().filter(|r| !r.status()).count();
+        let outcome = |status: &str, n: usize| {
+            self.tx_outcomes
+                .with_label_values(&[status])
+                .inc_by(n as u64)
+        };
+        outcome("success", receipts.len() - failed);
+        outcome("failed", failed);
+        self.logs
+            .inc_by(receipts.iter().map(|r| r.logs().len() as u64).sum());
     }
 
     /// A peer announced a block at `number`.
@@ -133,77 +110,54 @@ impl ChainMetrics {
     }
 }
 
-/// Consensus and sync metrics: `consort_qbft_*`, and Besu's `besu_synchronizer_in_sync`.
-#[derive(Debug, Clone)]
-pub struct QbftMetrics {
-    /// The height being decided.
-    pub height: IntGauge,
-    /// The current round.
-    pub round: IntGauge,
-    /// Rounds this validator moved past without a decision.
-    pub round_changes: IntCounter,
-    /// Consensus messages by `type` (proposal, prepare, commit, round_change) and `outcome`
-    /// (sent, accepted, ignored, rejected).
-    pub messages: IntCounterVec,
-    /// From the start of a height (its block timer) to the import of its block.
-    pub time_to_finality: Histogram,
-    /// 1 when caught up with the best peer, 0 while syncing.
-    pub in_sync: IntGauge,
-    /// Blocks imported by sync (not decided here).
-    pub synced_blocks: IntCounter,
-    /// Inputs from the network dropped because the driver's queue was full.
-    pub queue_dropped: IntCounter,
+metrics! {
+    /// Consensus and sync metrics.
+    pub struct QbftMetrics {
+        /// The height QBFT is deciding
+        pub height: IntGauge = "consort_qbft_height",
+        /// The current QBFT round
+        pub round: IntGauge = "consort_qbft_current_round",
+        /// Rounds left without a decision
+        pub round_changes: IntCounter = "consort_qbft_round_changes_total",
+        /// Round timers that expired in the round they were set for
+        pub round_timeouts: IntCounter = "consort_qbft_round_timeouts_total",
+        /// QBFT messages by type and outcome
+        pub messages: IntCounterVec = "consort_qbft_messages_total" ["type", "outcome"],
+        /// Blocks this validator built to propose
+        pub blocks_built: IntCounter = "consort_qbft_blocks_built_total",
+        /// Proposals from other validators checked, by verdict (valid or invalid)
+        pub proposals_checked: IntCounterVec = "consort_qbft_proposals_checked_total" ["verdict"],
+        /// Time from the start of a height to the import of its block
+        pub time_to_finality: Histogram = "consort_qbft_time_to_finality_seconds",
+        /// Validators in the set deciding the current height
+        pub validators: IntGauge = "consort_qbft_validators",
+        /// 1 when this node is in the current validator set
+        pub is_validator: IntGauge = "consort_qbft_is_validator",
+        /// Network inputs dropped because the consensus queue (messagequeuelimit) was full
+        pub queue_dropped: IntCounter = "consort_qbft_queue_dropped_total",
+        /// 1 when the node has caught up with the best peer, 0 while syncing
+        pub in_sync: IntGauge = "besu_synchronizer_in_sync",
+        /// Blocks imported by sync
+        pub synced_blocks: IntCounter = "consort_sync_imported_blocks_total",
+        /// Time spent in each sync phase
+        pub sync_duration: HistogramVec = "besu_synchronizer_sync_duration" ["name"],
+        /// Internal sync task execution time
+        pub sync_task: SummaryVec = "besu_synchronizer_task" ["taskName"],
+        /// Items processed by each chain download step
+        pub pipeline: IntCounterVec =
+            "besu_synchronizer_chain_download_pipeline_processed_total" ["step", "action"],
+        /// Time peers took to answer a request
+        pub request_time: SummaryVec = "besu_peers_request_time" ["taskName"],
+        /// Requests to peers in flight
+        pub inflight: IntGaugeVec = "besu_peers_inflight_request_gauge" ["taskName"],
+        /// Requests to peers that failed or timed out
+        pub request_timeouts: IntCounterVec = "besu_peers_timeout_total" ["taskName"],
+        /// Answers from peers that failed the checks
+        pub invalid_responses: IntCounterVec = "besu_peers_invalid_response_total" ["taskName"],
+    }
 }
 
 impl QbftMetrics {
-    /// Registers the metrics in `registry`.
-    pub fn new(registry: &Registry) -> Result<Self> {
-        let gauge = |name: &str, help: &str| register(registry, IntGauge::new(name, help)?);
-        let counter = |name: &str, help: &str| register(registry, IntCounter::new(name, help)?);
-        let metrics = QbftMetrics {
-            height: gauge("consort_qbft_height", "The height QBFT is deciding")?,
-            round: gauge("consort_qbft_current_round", "The current QBFT round")?,
-            round_changes: counter(
-                "consort_qbft_round_changes_total",
-                "Rounds left without a decision",
-            )?,
-            messages: register(
-                registry,
-                IntCounterVec::new(
-                    Opts::new(
-                        "consort_qbft_messages_total",
-                        "QBFT messages by type and outcome",
-                    ),
-                    &["type", "outcome"],
-                )?,
-            )?,
-            time_to_finality: register(
-                registry,
-                Histogram::with_opts(
-                    HistogramOpts::new(
-                        "consort_qbft_time_to_finality_seconds",
-                        "Time from the start of a height to the import of its block",
-                    )
-                    .buckets(seconds_buckets()),
-                )?,
-            )?,
-            in_sync: gauge(
-                "besu_synchronizer_in_sync",
-                "1 when the node has caught up with the best peer, 0 while syncing",
-            )?,
-            synced_blocks: counter(
-                "consort_sync_imported_blocks_total",
-                "Blocks imported by sync",
-            )?,
-            queue_dropped: counter(
-                "consort_qbft_queue_dropped_total",
-                "Network inputs dropped because the consensus queue (messagequeuelimit) was full",
-            )?,
-        };
-        metrics.in_sync.set(1);
-        Ok(metrics)
-    }
-
     /// Counts a consensus message of wire code `code`.
     pub fn message(&self, code: u8, outcome: &str) {
         let kind = match code {

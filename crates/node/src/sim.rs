@@ -392,7 +392,7 @@ impl World {
     }
 
     fn start(&mut self, i: usize) {
-        let registry = consort_metrics::Registry::new();
+        let registry = consort_metrics::Registry::default();
         let Some(node) = self.nodes.get_mut(i) else {
             return;
         };
@@ -726,6 +726,7 @@ impl World {
             status: running.sync.clone(),
             metrics: running.metrics.clone(),
             one_behind: running.one_behind,
+            sync_started: None,
         };
         ready(syncer.round());
         running.one_behind = syncer.one_behind;

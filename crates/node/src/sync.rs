@@ -268,6 +268,8 @@ pub(crate) struct Syncer<N, I> {
     pub metrics: QbftMetrics,
     /// The head we were one block behind at the previous poll.
     pub one_behind: Option<u64>,
+    /// When the current catching up began.
+    pub sync_started: Option<std::time::Instant>,
 }
 
 impl<N: SyncNetwork, I: BlockImport> Syncer<N, I> {
@@ -288,16 +290,53 @@ impl<N: SyncNetwork, I: BlockImport> Syncer<N, I> {
         }
     }
 
-    async fn ask(&self, peer: PeerId, data: Vec<u8>) -> Result<Vec<u8>, BatchError> {
+    /// Asks `peer` for `count` items of `kind` from `start`, timed under Besu's task names.
+    async fn ask(
+        &self,
+        peer: PeerId,
+        kind: u64,
+        start: u64,
+        count: u64,
+    ) -> Result<Vec<u8>, BatchError> {
+        let task = match kind {
+            STATUS => "GetStatusFromPeerTask",
+            HEADERS => "GetHeadersFromPeerTask",
+            _ => "GetBodiesFromPeerTask",
+        };
+        let m = &self.metrics;
+        let inflight = m.inflight.with_label_values(&[task]);
+        inflight.inc();
+        let asked = std::time::Instant::now();
         // The request/response protocol times requests out itself.
-        self.network.request(peer, data).await.map_err(|e| match e {
+        let answer = self
+            .network
+            .request(peer, request(kind, start, count))
+            .await;
+        inflight.dec();
+        m.request_time
+            .with_label_values(&[task])
+            .observe_duration(asked.elapsed());
+        answer.map_err(|e| match e {
             RequestError::Disconnected(..) => BatchError::Gone(peer, e.to_string()),
-            e => BatchError::Peer(peer, "no answer", e.to_string()),
+            e => {
+                m.request_timeouts.with_label_values(&[task]).inc();
+                BatchError::Peer(peer, "no answer", e.to_string())
+            }
         })
     }
 
     fn penalise(&self, e: &BatchError) {
         if let BatchError::Peer(peer, reason, _) = e {
+            if *reason != "no answer" {
+                self.metrics
+                    .invalid_responses
+                    .with_label_values(&[if reason.contains("bod") {
+                        "GetBodiesFromPeerTask"
+                    } else {
+                        "GetHeadersFromPeerTask"
+                    }])
+                    .inc();
+            }
             self.network.penalise(*peer, reason);
         }
     }
@@ -323,7 +362,7 @@ impl<N: SyncNetwork, I: BlockImport> Syncer<N, I> {
             .flatten()
             .unwrap_or_default();
         let asks = self.network.peers().into_iter().map(|peer| async move {
-            let status = match self.ask(peer, request(STATUS, 0, 0)).await {
+            let status = match self.ask(peer, STATUS, 0, 0).await {
                 Ok(answer) => Status::decode(&mut answer.as_slice())
                     .map_err(|e| BatchError::Peer(peer, "bad status", format!("status: {e}"))),
                 Err(e) => Err(e),
@@ -401,6 +440,13 @@ impl<N: SyncNetwork, I: BlockImport> Syncer<N, I> {
             tracing::info!("in sync at block {}", self.head());
         }
         self.status.finish();
+        if let Some(started) = self.sync_started.take() {
+            let took = started.elapsed().as_secs_f64();
+            let d = &self.metrics.sync_duration;
+            d.with_label_values(&["TOTAL_SYNC_DURATION"]).observe(took);
+            d.with_label_values(&["CHAIN_DOWNLOAD_DURATION"])
+                .observe(took);
+        }
         self.metrics.in_sync.set(1);
         self.one_behind = None;
     }
@@ -408,7 +454,7 @@ impl<N: SyncNetwork, I: BlockImport> Syncer<N, I> {
     /// Downloads, checks and imports up to [`BATCH`] blocks after `head`, headers from
     /// `source`. Returns how many were imported (at least one).
     async fn batch(
-        &self,
+        &mut self,
         peers: &[(PeerId, u64)],
         source: PeerId,
         head: u64,
@@ -416,7 +462,7 @@ impl<N: SyncNetwork, I: BlockImport> Syncer<N, I> {
     ) -> Result<u64, BatchError> {
         let start = head.saturating_add(1);
         let count = claim.saturating_sub(head).min(BATCH);
-        let answer = self.ask(source, request(HEADERS, start, count)).await?;
+        let answer = self.ask(source, HEADERS, start, count).await?;
         let fault = |reason: &'static str, e: String| BatchError::Peer(source, reason, e);
         let headers = Vec::<Header>::decode(&mut answer.as_slice())
             .map_err(|e| fault("bad headers", format!("headers: {e}")))?;
@@ -427,16 +473,25 @@ impl<N: SyncNetwork, I: BlockImport> Syncer<N, I> {
             ));
         }
         self.check_headers(source, head, &headers)?;
+        let pipeline = |step: &str, n: usize| {
+            self.metrics
+                .pipeline
+                .with_label_values(&[step, "added"])
+                .inc_by(n as u64)
+        };
+        pipeline("downloadHeaders_outputPipe", headers.len());
         let last = headers.last().map_or(head, |h| h.number);
         // Proven behind: the blocks up to `last` are sealed and extend our chain.
         self.status.saw(last);
         self.chain.metrics.saw_block(last);
         if last > head.saturating_add(1) && !self.status.is_syncing() {
             self.status.start(head, claim.max(last));
+            self.sync_started = Some(std::time::Instant::now());
             self.metrics.in_sync.set(0);
             tracing::info!("syncing from block {head} to {claim} (checked up to {last})");
         }
 
+        let this = &*self;
         // Bodies in chunks, spread over the peers that claim them; the source's word is
         // taken where another peer's fails.
         let chunks: Vec<&[Header]> = headers.chunks(BODY_CHUNK as usize).collect();
@@ -452,20 +507,28 @@ impl<N: SyncNetwork, I: BlockImport> Syncer<N, I> {
                 .copied()
                 .unwrap_or(source);
             async move {
-                match self.bodies(peer, chunk).await {
+                match this.bodies(peer, chunk).await {
                     Ok(b) => Ok(b),
                     Err(e) if peer != source => {
-                        self.penalise(&e);
-                        self.bodies(source, chunk).await
+                        this.penalise(&e);
+                        this.bodies(source, chunk).await
                     }
                     Err(e) => Err(e),
                 }
             }
         });
         let bodies = futures::future::join_all(fetches).await;
+        let pipeline = |step: &str, n: usize| {
+            this.metrics
+                .pipeline
+                .with_label_values(&[step, "added"])
+                .inc_by(n as u64)
+        };
         let mut imported = 0;
         for (chunk, bodies) in chunks.iter().zip(bodies) {
-            for (header, txs) in chunk.iter().zip(bodies?) {
+            let bodies = bodies?;
+            pipeline("downloadBodies_outputPipe", bodies.len());
+            for (header, txs) in chunk.iter().zip(bodies) {
                 let block = Block {
                     header: header.clone(),
                     body: BlockBody {
@@ -474,10 +537,16 @@ impl<N: SyncNetwork, I: BlockImport> Syncer<N, I> {
                         withdrawals: header.withdrawals_root.map(|_| Default::default()),
                     },
                 };
-                match self.driver.import(block).await {
+                let persist = std::time::Instant::now();
+                match this.driver.import(block).await {
                     Some(Ok(_)) => {
                         imported += 1;
-                        self.metrics.synced_blocks.inc();
+                        pipeline("importBlock_outputPipe", 1);
+                        this.metrics
+                            .sync_task
+                            .with_label_values(&["PersistBlockTask"])
+                            .observe_duration(persist.elapsed());
+                        this.metrics.synced_blocks.inc();
                     }
                     // Sealed by a quorum and matching its header, yet refused here.
                     Some(Err(e)) => {
@@ -559,7 +628,7 @@ impl<N: SyncNetwork, I: BlockImport> Syncer<N, I> {
         while out.len() < chunk.len() {
             let next = chunk.get(out.len()).map_or(0, |h| h.number);
             let left = (chunk.len() - out.len()) as u64;
-            let answer = self.ask(peer, request(BODIES, next, left)).await?;
+            let answer = self.ask(peer, BODIES, next, left).await?;
             let got = Vec::<Vec<TxEnvelope>>::decode(&mut answer.as_slice())
                 .map_err(|e| fault(format!("bodies: {e}")))?;
             if got.is_empty() || got.len() as u64 > left {

@@ -1,79 +1,91 @@
 //! Besu's `besu_permissioning_*` counters: checks made, permitted and not, for nodes and
 //! accounts, by the local allowlists and by the contracts.
 
-use consort_metrics::{register, IntCounter, Registry, Result};
+use consort_metrics::IntCounter;
 
-/// One kind of check: how many were made, permitted and not.
-#[derive(Debug, Clone)]
-pub(crate) struct CheckCounter {
-    total: IntCounter,
-    permitted: IntCounter,
-    unpermitted: IntCounter,
+consort_metrics::metrics! {
+    /// The permissioning counters.
+    pub struct PermissioningMetrics {
+        /// Number of times the node local permissioning provider has been checked
+        node_local_total: IntCounter = "besu_permissioning_node_local_check_count_total",
+        /// Number of times the node local permissioning provider has been checked and returned permitted
+        node_local_permitted: IntCounter =
+            "besu_permissioning_node_local_check_count_permitted_total",
+        /// Number of times the node local permissioning provider has been checked and returned unpermitted
+        node_local_unpermitted: IntCounter =
+            "besu_permissioning_node_local_check_count_unpermitted_total",
+        /// Number of times the node smart contract permissioning provider has been checked
+        node_contract_total: IntCounter =
+            "besu_permissioning_node_smart_contract_check_count_total",
+        /// Number of times the node smart contract permissioning provider has been checked and returned permitted
+        node_contract_permitted: IntCounter =
+            "besu_permissioning_node_smart_contract_check_count_permitted_total",
+        /// Number of times the node smart contract permissioning provider has been checked and returned unpermitted
+        node_contract_unpermitted: IntCounter =
+            "besu_permissioning_node_smart_contract_check_count_unpermitted_total",
+        /// Number of times the account local permissioning provider has been checked
+        account_local_total: IntCounter = "besu_permissioning_account_local_check_count_total",
+        /// Number of times the account local permissioning provider has been checked and returned permitted
+        account_local_permitted: IntCounter =
+            "besu_permissioning_account_local_check_count_permitted_total",
+        /// Number of times the account local permissioning provider has been checked and returned unpermitted
+        account_local_unpermitted: IntCounter =
+            "besu_permissioning_account_local_check_count_unpermitted_total",
+        /// Number of times the transaction smart contract permissioning provider has been checked
+        account_contract_total: IntCounter =
+            "besu_permissioning_transaction_smart_contract_check_count_total",
+        /// Number of times the transaction smart contract permissioning provider has been checked and returned permitted
+        account_contract_permitted: IntCounter =
+            "besu_permissioning_transaction_smart_contract_check_count_permitted_total",
+        /// Number of times the transaction smart contract permissioning provider has been checked and returned unpermitted
+        account_contract_unpermitted: IntCounter =
+            "besu_permissioning_transaction_smart_contract_check_count_unpermitted_total",
+    }
 }
 
-impl CheckCounter {
-    fn new(registry: &Registry, name: &str, help: &str) -> Result<Self> {
-        let counter = |suffix: &str, what: &str| {
-            register(
-                registry,
-                IntCounter::new(
-                    format!("besu_permissioning_{name}{suffix}_total"),
-                    format!("{help}{what}"),
-                )?,
-            )
-        };
-        Ok(CheckCounter {
-            total: counter("", "")?,
-            permitted: counter("_permitted", " that returned permitted")?,
-            unpermitted: counter("_unpermitted", " that returned unpermitted")?,
-        })
-    }
+/// One kind of check's three counters: made, permitted and not.
+pub(crate) struct CheckCounter<'a>([&'a IntCounter; 3]);
 
+impl CheckCounter<'_> {
     /// Counts one check and passes its verdict through.
     pub(crate) fn count(&self, permitted: bool) -> bool {
-        self.total.inc();
-        if permitted {
-            self.permitted.inc();
-        } else {
-            self.unpermitted.inc();
-        }
+        let [total, yes, no] = self.0;
+        total.inc();
+        if permitted { yes } else { no }.inc();
         permitted
     }
 }
 
-/// The permissioning counters.
-#[derive(Debug, Clone)]
-pub struct PermissioningMetrics {
-    pub(crate) node_local: CheckCounter,
-    pub(crate) node_contract: CheckCounter,
-    pub(crate) account_local: CheckCounter,
-    pub(crate) account_contract: CheckCounter,
-}
-
 impl PermissioningMetrics {
-    /// Registers the counters in `registry`.
-    pub fn new(registry: &Registry) -> Result<Self> {
-        Ok(PermissioningMetrics {
-            node_local: CheckCounter::new(
-                registry,
-                "node_local_check_count",
-                "Number of times the node local permissioning provider has been checked",
-            )?,
-            node_contract: CheckCounter::new(
-                registry,
-                "node_smart_contract_check_count",
-                "Number of times the node smart contract permissioning provider has been checked",
-            )?,
-            account_local: CheckCounter::new(
-                registry,
-                "account_local_check_count",
-                "Number of times the account local permissioning provider has been checked",
-            )?,
-            account_contract: CheckCounter::new(
-                registry,
-                "transaction_smart_contract_check_count",
-                "Number of times the transaction smart contract permissioning provider has been checked",
-            )?,
-        })
+    pub(crate) fn node_local(&self) -> CheckCounter<'_> {
+        CheckCounter([
+            &self.node_local_total,
+            &self.node_local_permitted,
+            &self.node_local_unpermitted,
+        ])
+    }
+
+    pub(crate) fn node_contract(&self) -> CheckCounter<'_> {
+        CheckCounter([
+            &self.node_contract_total,
+            &self.node_contract_permitted,
+            &self.node_contract_unpermitted,
+        ])
+    }
+
+    pub(crate) fn account_local(&self) -> CheckCounter<'_> {
+        CheckCounter([
+            &self.account_local_total,
+            &self.account_local_permitted,
+            &self.account_local_unpermitted,
+        ])
+    }
+
+    pub(crate) fn account_contract(&self) -> CheckCounter<'_> {
+        CheckCounter([
+            &self.account_contract_total,
+            &self.account_contract_permitted,
+            &self.account_contract_unpermitted,
+        ])
     }
 }

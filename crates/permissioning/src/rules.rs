@@ -213,7 +213,7 @@ impl Permissions {
         if self.local.nodes_enabled() {
             let listed = |n: &Enode| Some(n.id) == local_id || self.local.node_permitted(n);
             let permitted = listed(source) && listed(destination);
-            if !self.metrics.node_local.count(permitted) {
+            if !self.metrics.node_local().count(permitted) {
                 return false;
             }
         }
@@ -224,10 +224,10 @@ impl Permissions {
             self.node_contract_permits(&head, address, version, source, destination)
         });
         match verdict {
-            Ok(permitted) => self.metrics.node_contract.count(permitted),
+            Ok(permitted) => self.metrics.node_contract().count(permitted),
             Err(e) => {
                 tracing::warn!(%source, %destination, "unable to check node permissions: {e}");
-                self.metrics.node_contract.count(false)
+                self.metrics.node_contract().count(false)
             }
         }
     }
@@ -294,7 +294,7 @@ impl Permissions {
             && self.local.accounts_enabled()
             && !self
                 .metrics
-                .account_local
+                .account_local()
                 .count(self.local.account_permitted(&tx.sender))
         {
             return Err(refused());
@@ -303,10 +303,10 @@ impl Permissions {
             return Ok(());
         }
         match self.account_contract_permits(at, tx) {
-            Ok(permitted) if self.metrics.account_contract.count(permitted) => Ok(()),
+            Ok(permitted) if self.metrics.account_contract().count(permitted) => Ok(()),
             Ok(_) => Err(refused()),
             Err(e) => {
-                self.metrics.account_contract.count(false);
+                self.metrics.account_contract().count(false);
                 Err(TxRefusal::CheckFailed(e))
             }
         }

@@ -71,7 +71,7 @@ fn permissions(setup: &Setup, nodes: bool, accounts: bool) -> Result<Permissions
         accounts_contract: accounts.then_some(DEFAULT_ACCOUNT_INGRESS),
         ..PermissionsConfig::default()
     };
-    let metrics = PermissioningMetrics::new(&consort_metrics::Registry::new()).unwrap();
+    let metrics = PermissioningMetrics::new(&consort_metrics::Registry::default()).unwrap();
     Permissions::new(config, setup.reader.clone(), metrics).map_err(|e| e.to_string())
 }
 

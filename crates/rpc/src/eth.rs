@@ -553,6 +553,11 @@ pub(crate) fn module(ctx: Arc<RpcContext>, transport: Transport) -> RpcModule<Ar
         let overrides: Option<StateOverride> = optional(&mut seq)?;
         let req = call_request(req, overrides)?;
         let outcome = consort_evm::call(&ctx.store, &ctx.chain, &header, &req, &call_limits(ctx))?;
+        let status = if outcome.success { "success" } else { "error" };
+        ctx.metrics
+            .eth_call_gas
+            .with_label_values(&[status])
+            .inc_by(outcome.gas_used);
         if outcome.success {
             to_json(outcome.output)
         } else {

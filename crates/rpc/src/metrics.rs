@@ -1,70 +1,37 @@
 //! JSON-RPC metrics, under Besu's names.
 
-use consort_metrics::{
-    register, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, Result,
-};
-
-/// `besu_rpc_*`.
-#[derive(Debug, Clone)]
-pub struct RpcMetrics {
-    /// Processing time per method (Besu exports a summary; a histogram here, same `_count`).
-    pub request_time: HistogramVec,
-    /// Error responses per method and error type.
-    pub errors: IntCounterVec,
-    /// Subscriptions opened per type.
-    pub subscribe: IntCounterVec,
-    /// Subscriptions closed per type.
-    pub unsubscribe: IntCounterVec,
+consort_metrics::metrics! {
+    /// `besu_rpc_*`.
+    pub struct RpcMetrics {
+        /// Time taken to process a JSON-RPC request
+        pub request_time: SummaryVec = "besu_rpc_request_time" ["methodName"],
+        /// Number of errors per RPC method and RPC error type
+        pub errors: IntCounterVec = "besu_rpc_errors_count_total" ["rpcMethod", "errorType"],
+        /// Number of subscriptions
+        pub subscribe: IntCounterVec = "besu_rpc_subscription_subscribe_total" ["type"],
+        /// Number of unsubscriptions
+        pub unsubscribe: IntCounterVec = "besu_rpc_subscription_unsubscribe_total" ["type"],
+        /// Total number of active RPC HTTP connections
+        pub active_http: IntGauge = "besu_rpc_active_http_connection_count",
+        /// Total number of active RPC WebSocket connections
+        pub active_ws: IntGauge = "besu_rpc_active_ws_connection_count",
+        /// Gas used by eth_call, by outcome (success or error)
+        pub eth_call_gas: IntCounterVec = "besu_rpc_eth_call_gas_used_total" ["status"],
+    }
 }
 
-impl RpcMetrics {
-    /// Registers the metrics in `registry`.
-    pub fn new(registry: &Registry) -> Result<Self> {
-        Ok(RpcMetrics {
-            request_time: register(
-                registry,
-                HistogramVec::new(
-                    HistogramOpts::new(
-                        "besu_rpc_request_time",
-                        "Time taken to process a JSON-RPC request",
-                    )
-                    .buckets(vec![
-                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                        5.0,
-                    ]),
-                    &["methodName"],
-                )?,
-            )?,
-            errors: register(
-                registry,
-                IntCounterVec::new(
-                    Opts::new(
-                        "besu_rpc_errors_count_total",
-                        "Number of errors per RPC method and RPC error type",
-                    ),
-                    &["rpcMethod", "errorType"],
-                )?,
-            )?,
-            subscribe: register(
-                registry,
-                IntCounterVec::new(
-                    Opts::new(
-                        "besu_rpc_subscription_subscribe_total",
-                        "Number of subscriptions",
-                    ),
-                    &["type"],
-                )?,
-            )?,
-            unsubscribe: register(
-                registry,
-                IntCounterVec::new(
-                    Opts::new(
-                        "besu_rpc_subscription_unsubscribe_total",
-                        "Number of unsubscriptions",
-                    ),
-                    &["type"],
-                )?,
-            )?,
-        })
+/// One open connection, counted in a gauge until dropped.
+pub(crate) struct OpenConnection(consort_metrics::IntGauge);
+
+impl OpenConnection {
+    pub(crate) fn new(gauge: &consort_metrics::IntGauge) -> Self {
+        gauge.inc();
+        OpenConnection(gauge.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }

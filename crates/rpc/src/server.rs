@@ -255,7 +255,7 @@ where
         ctx.metrics
             .request_time
             .with_label_values(&[name])
-            .observe(start.elapsed().as_secs_f64());
+            .observe_duration(start.elapsed());
         if let Err(e) = &result {
             ctx.metrics
                 .errors
@@ -425,6 +425,11 @@ pub async fn start(ctx: Arc<RpcContext>, config: RpcServerConfig) -> RpcResult<R
         let (stop, server) = jsonrpsee::server::stop_channel();
         let methods: Methods = module.into();
         let tls = t.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+        let open_gauge = if is_ws {
+            ctx.metrics.active_ws.clone()
+        } else {
+            ctx.metrics.active_http.clone()
+        };
         tokio::spawn(async move {
             let shutdown = stop.clone().shutdown();
             tokio::pin!(shutdown);
@@ -444,13 +449,18 @@ pub async fn start(ctx: Arc<RpcContext>, config: RpcServerConfig) -> RpcResult<R
                 let _ = socket.set_nodelay(true);
                 let service = services.clone().build(methods.clone(), stop.clone());
                 let stopped = stop.clone().shutdown();
+                let open = crate::metrics::OpenConnection::new(&open_gauge);
                 match &tls {
                     None => {
-                        tokio::spawn(serve_with_graceful_shutdown(socket, service, stopped));
+                        tokio::spawn(async move {
+                            let _open = open;
+                            serve_with_graceful_shutdown(socket, service, stopped).await
+                        });
                     }
                     Some(acceptor) => {
                         let acceptor = acceptor.clone();
                         tokio::spawn(async move {
+                            let _open = open;
                             match tokio::time::timeout(
                                 TLS_HANDSHAKE_TIMEOUT,
                                 acceptor.accept(socket),

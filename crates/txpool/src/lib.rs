@@ -23,7 +23,7 @@ pub use error::PoolError;
 pub use metrics::PoolMetrics;
 pub use pool::{
     AccountState, Admission, HeadContext, PoolConfig, PoolContent, PoolStatus, PooledTransaction,
-    TxPool,
+    Removed, TxPool,
 };
 pub use reader::PoolReader;
 pub use submit::{submit_transaction, SubmitError, TxSource};

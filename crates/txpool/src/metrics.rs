@@ -1,54 +1,44 @@
 //! Transaction pool metrics, under Besu's names.
 
-use crate::TxPool;
-use prometheus::core::Collector;
-use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use crate::{Removed, TxPool};
 
-/// `besu_transaction_pool_*`.
-#[derive(Debug, Clone)]
-pub struct PoolMetrics {
-    /// Transactions in the pool.
-    pub transactions: IntGauge,
-    /// Transactions per layer (`pending`, `queued`).
-    pub by_layer: IntGaugeVec,
-    /// Distinct senders.
-    pub unique_senders: IntGaugeVec,
-    /// Bytes held.
-    pub space_used: IntGaugeVec,
-    /// Transactions accepted, by source.
-    pub added: IntCounterVec,
-    /// Transactions removed, by source and operation.
-    pub removed: IntCounterVec,
-    /// Transactions rejected, by reason.
-    pub rejected: IntCounterVec,
-}
-
-/// Registers `metric` and returns it. The pool takes `prometheus` directly rather than
-/// `consort-metrics`, which brings tokio for its HTTP endpoint.
-fn register<M: Collector + Clone + 'static>(
-    registry: &Registry,
-    metric: M,
-) -> prometheus::Result<M> {
-    registry.register(Box::new(metric.clone()))?;
-    Ok(metric)
+consort_metrics::metrics! {
+    /// `besu_transaction_pool_*`: the pool's size, and what enters, leaves and is refused.
+    pub struct PoolMetrics {
+        /// Current size of the transaction pool
+        pub transactions: IntGauge = "besu_transaction_pool_transactions",
+        /// The number of transactions currently present in the layer
+        pub by_layer: IntGaugeVec = "besu_transaction_pool_number_of_transactions" ["layer"],
+        /// The number of transactions currently present in the layer, by type
+        pub by_type: IntGaugeVec =
+            "besu_transaction_pool_number_of_transactions_by_type" ["layer", "type"],
+        /// The number of senders with at least one transaction currently in the layer
+        pub unique_senders: IntGaugeVec = "besu_transaction_pool_unique_senders" ["layer"],
+        /// The amount of space used by the transactions in the layer
+        pub space_used: IntGaugeVec = "besu_transaction_pool_space_used" ["layer"],
+        /// Count of transactions added to the transaction pool
+        pub added: IntCounterVec = "besu_transaction_pool_transactions_added_total" ["source"],
+        /// Count of transactions removed from the transaction pool
+        pub removed: IntCounterVec =
+            "besu_transaction_pool_transactions_removed_total" ["source", "operation"],
+        /// Count of transactions added to the transaction pool layer
+        pub layer_added: IntCounterVec =
+            "besu_transaction_pool_added_total" ["source", "priority", "reason", "layer"],
+        /// Count of transactions removed from the transaction pool layer
+        pub layer_removed: IntCounterVec =
+            "besu_transaction_pool_removed_total" ["source", "priority", "operation", "layer"],
+        /// Count of transactions not accepted to the transaction pool
+        pub rejected: IntCounterVec =
+            "besu_transaction_pool_rejected_total" ["source", "priority", "reason", "layer"],
+        /// Total number of remote transactions received that were already in the pool
+        pub already_seen: IntCounterVec =
+            "besu_transaction_pool_remote_transactions_already_seen_total" ["message"],
+    }
 }
 
 impl PoolMetrics {
-    /// Registers the metrics in `registry`.
-    pub fn new(registry: &Registry) -> prometheus::Result<Self> {
-        Ok(PoolMetrics {
-            transactions: register(registry, IntGauge::new("besu_transaction_pool_transactions", "Current size of the transaction pool")?)?,
-            by_layer: register(registry, IntGaugeVec::new(Opts::new("besu_transaction_pool_number_of_transactions", "The number of transactions currently present in the layer"), &["layer"])?)?,
-            unique_senders: register(registry, IntGaugeVec::new(Opts::new("besu_transaction_pool_unique_senders", "The number of senders with at least one transaction currently in the layer"), &["layer"])?)?,
-            space_used: register(registry, IntGaugeVec::new(Opts::new("besu_transaction_pool_space_used", "The amount of space used by the transactions in the layer"), &["layer"])?)?,
-            added: register(registry, IntCounterVec::new(Opts::new("besu_transaction_pool_transactions_added_total", "Count of transactions added to the transaction pool"), &["source"])?)?,
-            removed: register(registry, IntCounterVec::new(Opts::new("besu_transaction_pool_transactions_removed_total", "Count of transactions removed from the transaction pool"), &["source", "operation"])?)?,
-            rejected: register(registry, IntCounterVec::new(Opts::new("besu_transaction_pool_rejected_total", "Count of transactions not accepted to the transaction pool"), &["source", "priority", "reason", "layer"])?)?,
-        })
-    }
-
-    /// Sets the size gauges from the pool.
-    pub fn observe(&self, pool: &TxPool) {
+    /// Sets the size gauges from the pool and counts what it replaced and evicted.
+    pub fn observe(&self, pool: &mut TxPool) {
         let status = pool.status();
         self.transactions.set(pool.len() as i64);
         self.by_layer
@@ -63,5 +53,37 @@ impl PoolMetrics {
         self.space_used
             .with_label_values(&["txpool"])
             .set(pool.bytes() as i64);
+        let Removed { replaced, evicted } = pool.take_removed();
+        for (operation, n) in [("replaced", replaced), ("evicted", evicted)] {
+            self.removed
+                .with_label_values(&["local", operation])
+                .inc_by(n);
+            self.layer_removed
+                .with_label_values(&["local", "no", operation, "txpool"])
+                .inc_by(n);
+        }
+    }
+
+    /// Sets the per-type gauges, which read every transaction: once per block.
+    pub fn observe_types(&self, pool: &TxPool) {
+        for (kind, n) in pool.count_by_type() {
+            self.by_type
+                .with_label_values(&["txpool", kind])
+                .set(n as i64);
+        }
+    }
+
+    /// Counts transactions leaving the pool with a new head (`confirmed` or `invalidated`).
+    pub fn left(&self, operation: &str, n: usize) {
+        let n = n as u64;
+        let legacy = if operation == "invalidated" {
+            "invalid"
+        } else {
+            operation
+        };
+        self.removed.with_label_values(&["local", legacy]).inc_by(n);
+        self.layer_removed
+            .with_label_values(&["local", "no", operation, "txpool"])
+            .inc_by(n);
     }
 }

@@ -163,6 +163,16 @@ pub struct TxPool {
     arrivals: u64,
     bytes: usize,
     admission: Option<Arc<dyn Admission>>,
+    removed: Removed,
+}
+
+/// Transactions the pool removed to make room or for a better-paying one, since last asked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Removed {
+    /// Replaced by a transaction of the same sender and nonce paying more.
+    pub replaced: u64,
+    /// Evicted to keep the pool within its bounds.
+    pub evicted: u64,
 }
 
 /// A rule a valid transaction must also pass to enter the pool: who may transact
@@ -183,6 +193,7 @@ impl TxPool {
             arrivals: 0,
             bytes: 0,
             admission: None,
+            removed: Removed::default(),
         }
     }
 
@@ -225,6 +236,34 @@ impl TxPool {
             pending,
             queued: self.len().saturating_sub(pending),
         }
+    }
+
+    /// What was replaced and evicted since the last call.
+    pub fn take_removed(&mut self) -> Removed {
+        std::mem::take(&mut self.removed)
+    }
+
+    /// Transactions held, by Besu's type names (`FRONTIER`, `ACCESS_LIST`, `EIP1559`,
+    /// `DELEGATE_CODE`), each name present even at zero.
+    pub fn count_by_type(&self) -> [(&'static str, usize); 4] {
+        let mut counts = [
+            ("FRONTIER", 0),
+            ("ACCESS_LIST", 0),
+            ("EIP1559", 0),
+            ("DELEGATE_CODE", 0),
+        ];
+        for tx in self.senders.values().flat_map(|q| q.txs.values()) {
+            let i = match tx.tx {
+                TxEnvelope::Legacy(_) => 0,
+                TxEnvelope::Eip2930(_) => 1,
+                TxEnvelope::Eip7702(_) => 3,
+                _ => 2,
+            };
+            if let Some((_, n)) = counts.get_mut(i) {
+                *n += 1;
+            }
+        }
+        counts
     }
 
     /// A transaction by hash.
@@ -385,7 +424,9 @@ impl TxPool {
         for (victim_sender, victim_nonce) in
             self.evictions_for(&pooled, state_nonce, count, bytes)?
         {
-            self.remove_tx(&victim_sender, victim_nonce);
+            if self.remove_tx(&victim_sender, victim_nonce).is_some() {
+                self.removed.evicted += 1;
+            }
         }
 
         let queue = self.senders.entry(sender).or_insert_with(|| SenderQueue {
@@ -394,6 +435,7 @@ impl TxPool {
             ..SenderQueue::default()
         });
         if let Some(old) = queue.txs.insert(nonce, pooled.clone()) {
+            self.removed.replaced += 1;
             self.by_hash.remove(&old.hash);
             self.bytes = self.bytes.saturating_sub(old.size);
             queue.bytes = queue.bytes.saturating_sub(old.size);

@@ -68,15 +68,25 @@ pub fn submit_transaction<C: BlockReader + StateReader + ?Sized>(
                 source,
             })?;
         let r = pool.add_raw(raw, &view);
-        metrics.observe(&pool);
+        metrics.observe(&mut pool);
         r
     };
     match result {
         Ok(tx) => {
             metrics.added.with_label_values(&[source.label()]).inc();
+            metrics
+                .layer_added
+                .with_label_values(&[source.label(), "no", "new", "txpool"])
+                .inc();
             Ok(tx)
         }
         Err(e) => {
+            if matches!((source, &e), (TxSource::Remote, PoolError::AlreadyKnown)) {
+                metrics
+                    .already_seen
+                    .with_label_values(&["transactions"])
+                    .inc();
+            }
             metrics
                 .rejected
                 .with_label_values(&[source.label(), "no", e.reason(), "txpool"])

@@ -35,7 +35,7 @@ pub async fn peer(
             advertised_host: None,
             gate: None,
         },
-        NetworkMetrics::new(&consort_metrics::Registry::new()).unwrap(),
+        NetworkMetrics::new(&consort_metrics::Registry::default()).unwrap(),
     )
     .await
     .unwrap()
