@@ -1,6 +1,7 @@
 """Checks a docker compose file offline: YAML that compose accepts in shape, every bind-mounted
 file present (variables resolved with their defaults or the environment), one static address
-per service inside the network's subnet, and the bootnode pointing at a validator's address."""
+per service inside the network's subnet, the nodes' bootnode pointing at a validator's address,
+and every other image (Prometheus, Grafana) pinned to a tag other than latest."""
 import ipaddress
 import os
 import re
@@ -13,6 +14,14 @@ VAR = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::-([^}]*))?\}")
 
 def resolve(text):
     return VAR.sub(lambda m: os.environ.get(m.group(1), m.group(2) or ""), text)
+
+
+def pinned(image):
+    """Whether `image` names a digest, or a tag other than latest."""
+    if "@sha256:" in image:
+        return True
+    last = image.rsplit("/", 1)[-1]
+    return ":" in last and last.split(":", 1)[1] not in ("", "latest")
 
 
 def main(path):
@@ -56,7 +65,15 @@ def main(path):
         for port in svc.get("ports", []):
             if not re.fullmatch(r"(\d+\.\d+\.\d+\.\d+:)?\d+:\d+", str(port)):
                 errors.append(f"{name}: port {port} is not host:container")
+    # The nodes are the services configured through CONSORT_* variables.
+    nodes = {name: svc for name, svc in services.items()
+             if any(str(k).startswith("CONSORT_") for k in (svc.get("environment") or {}))}
+    if not nodes:
+        errors.append("no service is a consort node (none has CONSORT_* variables)")
     for name, svc in services.items():
+        if name not in nodes and not pinned(resolve(str(svc.get("image", "")))):
+            errors.append(f"{name}: image {svc.get('image')} is not pinned to a tag or digest")
+    for name, svc in nodes.items():
         boot = resolve(str((svc.get("environment") or {}).get("CONSORT_BOOTNODES", "")))
         m = re.fullmatch(r"enode://([0-9a-f]{128})@([\d.]+):30303", boot)
         if not m:

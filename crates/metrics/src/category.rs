@@ -45,7 +45,7 @@ macro_rules! categories {
 categories! {
     Blockchain = "BLOCKCHAIN", default true, prefixes ["besu_blockchain_"];
     Ethereum = "ETHEREUM", default true, prefixes ["ethereum_"];
-    Executors = "EXECUTORS", default true, prefixes ["besu_executors_"];
+    Executors = "EXECUTORS", default true, prefixes ["besu_executors_", "consort_executors_"];
     Network = "NETWORK", default true, prefixes ["besu_network_", "consort_network_"];
     Peers = "PEERS", default true, prefixes ["besu_peers_"];
     Permissioning = "PERMISSIONING", default true, prefixes ["besu_permissioning_"];

@@ -4,8 +4,8 @@
 use crate::summary::{Summary, SummaryVec};
 use crate::{MetricsError, Result};
 use prometheus::{
-    Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts,
+    Counter, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts,
 };
 
 /// Bucket bounds, in seconds, of the histograms declared here.
@@ -39,7 +39,7 @@ macro_rules! plain {
         }
     )*};
 }
-plain!(IntCounter, IntGauge, Gauge);
+plain!(IntCounter, Counter, IntGauge, Gauge);
 
 macro_rules! labelled {
     ($($kind:ty),*) => {$(

@@ -13,18 +13,31 @@
 
 mod category;
 mod declare;
+mod executor;
+mod family;
+pub mod otlp;
+#[cfg(target_os = "linux")]
+mod process;
+mod push;
 mod server;
 mod summary;
+pub mod trace;
 
 pub use category::{Categories, Category};
 pub use declare::{help, Declare};
+pub use executor::Executor;
+pub use family::{gauge_family, summary_family};
+pub use prometheus::core::{Collector, Desc};
+pub use prometheus::proto;
 pub use prometheus::{
-    Gauge, GaugeVec, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Counter, Gauge, GaugeVec, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec,
 };
+pub use push::{start_push, PushConfig, Pusher};
 pub use server::{serve, Authorizer, MetricsServer};
 pub use summary::{Summary, SummaryVec, QUANTILES};
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Why a metric could not be registered or served.
 #[derive(Debug, thiserror::Error)]
@@ -51,10 +64,23 @@ pub type Result<T> = std::result::Result<T, MetricsError>;
 /// The node's metrics: a Prometheus registry that exports only the categories enabled by
 /// `--metrics-category`. A metric of a disabled category still works for the code that updates
 /// it but is never exported, as in Besu.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Registry {
     inner: prometheus::Registry,
     categories: Arc<Categories>,
+    samplers: Arc<Mutex<Vec<Sampler>>>,
+}
+
+/// Brings gauges up to date just before each scrape (for values read from elsewhere, such as
+/// the tokio runtime's).
+pub type Sampler = Box<dyn Fn() + Send + Sync>;
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("categories", &self.categories)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Registry {
@@ -64,6 +90,7 @@ impl Default for Registry {
         Registry {
             inner: prometheus::Registry::new(),
             categories: Arc::new(Categories::default()),
+            samplers: Arc::default(),
         }
     }
 }
@@ -81,13 +108,10 @@ impl Registry {
         let registry = Registry {
             inner: prometheus::Registry::new(),
             categories: Arc::new(categories),
+            samplers: Arc::default(),
         };
-        if registry.enabled(Category::Process) {
-            #[cfg(target_os = "linux")]
-            registry.inner.register(Box::new(
-                prometheus::process_collector::ProcessCollector::for_self(),
-            ))?;
-        }
+        #[cfg(target_os = "linux")]
+        process::register(&registry)?;
         let release: IntGaugeVec = registry.declare(
             "process_release",
             "Build information of this node",
@@ -113,12 +137,40 @@ impl Registry {
         Ok(metric)
     }
 
+    /// Registers `collector`, whose families all belong to `category`, if it is enabled. For
+    /// families read at scrape time from elsewhere (RocksDB's statistics).
+    pub fn register_collector(
+        &self,
+        category: Category,
+        collector: Box<dyn prometheus::core::Collector>,
+    ) -> Result<()> {
+        if self.enabled(category) {
+            self.inner.register(collector)?;
+        }
+        Ok(())
+    }
+
+    /// Runs `sampler` before every scrape.
+    pub fn on_scrape(&self, sampler: Sampler) {
+        if let Ok(mut samplers) = self.samplers.lock() {
+            samplers.push(sampler);
+        }
+    }
+
+    /// Every exported family, sampled now.
+    pub fn gather(&self) -> Vec<prometheus::proto::MetricFamily> {
+        if let Ok(samplers) = self.samplers.lock() {
+            samplers.iter().for_each(|sample| sample());
+        }
+        self.inner.gather()
+    }
+
     /// Every exported metric in Prometheus text format.
     pub fn render(&self) -> String {
         use prometheus::Encoder;
         let mut buf = Vec::new();
         let encoder = prometheus::TextEncoder::new();
-        if encoder.encode(&self.inner.gather(), &mut buf).is_err() {
+        if encoder.encode(&self.gather(), &mut buf).is_err() {
             return String::new();
         }
         String::from_utf8(buf).unwrap_or_default()
@@ -126,11 +178,7 @@ impl Registry {
 
     /// The names of the exported metric families.
     pub fn family_names(&self) -> Vec<String> {
-        self.inner
-            .gather()
-            .iter()
-            .map(|f| f.name().to_string())
-            .collect()
+        self.gather().iter().map(|f| f.name().to_string()).collect()
     }
 }
 

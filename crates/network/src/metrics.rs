@@ -37,6 +37,10 @@ consort_metrics::metrics! {
         pub(crate) unpublished: IntCounterVec = "consort_network_gossip_unpublished_total" ["reason"],
         /// Sync requests, by direction (sent, served)
         pub(crate) requests: IntCounterVec = "consort_network_requests_total" ["direction"],
+        /// The network task and its queue of commands from the node
+        pub(crate) commands: Executor = "besu_executors_ethscheduler_network",
+        /// The node's handler of network events (gossip, peers, requests) and its queue
+        pub events: Executor = "besu_executors_ethscheduler_inbound",
     }
 }
 

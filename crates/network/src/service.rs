@@ -198,6 +198,7 @@ struct Shared {
 #[derive(Debug, Clone)]
 pub struct NetworkHandle {
     commands: mpsc::Sender<Command>,
+    executor: consort_metrics::Executor,
     shared: Arc<Shared>,
 }
 
@@ -241,7 +242,10 @@ impl NetworkHandle {
     }
 
     fn send(&self, cmd: Command) -> bool {
-        match self.commands.try_send(cmd) {
+        self.executor.queuing();
+        let sent = self.commands.try_send(cmd);
+        self.executor.queued(sent.is_ok());
+        match sent {
             Ok(()) => true,
             Err(e) => {
                 tracing::debug!("network command dropped: {e}");
@@ -450,6 +454,8 @@ pub async fn start(
         }
     }
     metrics.peer_limit.set(i64::from(max_peers));
+    metrics.commands.started(1);
+    let executor = metrics.commands.clone();
     let task = Task {
         swarm,
         topics,
@@ -464,7 +470,14 @@ pub async fn start(
         closing: HashMap::new(),
     };
     tokio::spawn(task.run(command_rx));
-    Ok((NetworkHandle { commands, shared }, event_rx))
+    Ok((
+        NetworkHandle {
+            commands,
+            executor,
+            shared,
+        },
+        event_rx,
+    ))
 }
 
 fn gossip_behaviour(
@@ -552,7 +565,11 @@ impl Task {
             tokio::select! {
                 cmd = commands.recv() => match cmd {
                     Some(Command::Stop) | None => break,
-                    Some(cmd) => self.command(cmd),
+                    Some(cmd) => {
+                        self.metrics.commands.took();
+                        self.command(cmd);
+                        self.metrics.commands.done();
+                    }
                 },
                 event = self.swarm.select_next_some() => self.swarm_event(event),
                 _ = maintenance.tick() => {
@@ -817,7 +834,10 @@ impl Task {
     }
 
     fn emit(&self, event: NetworkEvent) -> bool {
-        self.events.try_send(event).is_ok()
+        self.metrics.events.queuing();
+        let sent = self.events.try_send(event).is_ok();
+        self.metrics.events.queued(sent);
+        sent
     }
 
     fn swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {

@@ -5,6 +5,7 @@ use crate::validators::{ValidatorError, ValidatorSet, ValidatorSets};
 use alloy_primitives::{Address, Bytes, B256, U256};
 use consort_chainspec::{Genesis, Hardfork};
 use consort_evm::{execute_block, recover_senders, ExecutedBlock, ExecutionError, ExecutionMode};
+use consort_metrics::trace::{Scope, Span};
 use consort_permissioning::{Permissions, Purpose, TxFacts};
 use consort_primitives::{
     bft_onchain_hash, commit_seal_digest, recover_commit_seal_signer, Header, QbftExtraData,
@@ -46,6 +47,8 @@ pub struct ExecutedProposal {
     pub executed: ExecutedBlock,
     /// State writes to store.
     pub prepared: PreparedState,
+    /// How long the block took to execute and to get its state root.
+    pub execution_time: std::time::Duration,
 }
 
 /// The chain as the consensus driver sees it.
@@ -177,6 +180,10 @@ impl Chain {
         candidates: Vec<(TxEnvelope, Address)>,
     ) -> Result<(Block, ExecutedProposal), ChainError> {
         let start = Instant::now();
+        let mut span = Span::in_current(Scope::Blocks, "buildBlock");
+        span.set("block.number", parent.number.saturating_add(1));
+        span.set("qbft.round", round);
+        let _entered = span.enter();
         let set = self.set_after(parent)?;
         let vote = match (set.tally(), self.votes.lock()) {
             (Some(tally), Ok(mut votes)) => votes.next_vote(&coinbase, tally),
@@ -189,6 +196,7 @@ impl Chain {
             .filter(|(tx, sender)| self.may_build_with(parent, tx, *sender))
             .unzip();
         let exec_start = Instant::now();
+        let execution = execution_span(txs.len());
         let executed = execute_block(
             &self.store,
             &self.genesis,
@@ -197,10 +205,12 @@ impl Chain {
             senders,
             ExecutionMode::Build,
         )?;
+        drop(execution);
+        span.set("block.transactions", executed.transactions.len());
         self.metrics
             .execution_time
             .observe(exec_start.elapsed().as_secs_f64());
-        let (block, proposal) = self.finish(&mut header, executed)?;
+        let (block, proposal) = self.finish(&mut header, executed, exec_start)?;
         self.metrics
             .build_time
             .observe(start.elapsed().as_secs_f64());
@@ -211,13 +221,16 @@ impl Chain {
         &self,
         header: &mut Header,
         executed: ExecutedBlock,
+        exec_start: Instant,
     ) -> Result<(Block, ExecutedProposal), ChainError> {
         header.transactions_root = executed.transactions_root;
         header.receipts_root = executed.receipts_root;
         header.logs_bloom = executed.logs_bloom;
         header.gas_used = executed.gas_used;
         let root_start = Instant::now();
+        let root_span = Span::in_current(Scope::Blocks, "calculateStateRoot");
         let prepared = self.store.prepare_state(&executed.changes)?;
+        drop(root_span);
         self.metrics
             .state_root_time
             .observe(root_start.elapsed().as_secs_f64());
@@ -240,6 +253,7 @@ impl Chain {
                 digest,
                 executed,
                 prepared,
+                execution_time: exec_start.elapsed(),
             },
         ))
     }
@@ -248,6 +262,10 @@ impl Chain {
     /// root. Seals are not checked (a proposal has none). `now` (Unix seconds) bounds the
     /// timestamp from above.
     pub fn check(&self, block: &Block, now: u64) -> Result<ExecutedProposal, ChainError> {
+        let mut span = Span::in_current(Scope::Blocks, "checkBlock");
+        span.set("block.number", block.header.number);
+        span.set("block.transactions", block.body.transactions.len());
+        let _entered = span.enter();
         let (parent_number, parent_hash) = self.store.head()?.unwrap_or_default();
         let parent = self.store.head_header()?;
         let h = &block.header;
@@ -341,6 +359,7 @@ impl Chain {
         let senders = recover_senders(&txs)?;
         self.check_senders(&parent, &txs, &senders)?;
         let exec_start = Instant::now();
+        let execution = execution_span(txs.len());
         let executed = execute_block(
             &self.store,
             &self.genesis,
@@ -349,10 +368,11 @@ impl Chain {
             senders,
             ExecutionMode::Import,
         )?;
+        drop(execution);
         self.metrics
             .execution_time
             .observe(exec_start.elapsed().as_secs_f64());
-        let (rebuilt, proposal) = self.finish(&mut expected, executed)?;
+        let (rebuilt, proposal) = self.finish(&mut expected, executed, exec_start)?;
         if rebuilt.header != *h {
             return Err(invalid(
                 "header does not match its execution (roots, gas, base fee or fork fields)".into(),
@@ -435,6 +455,8 @@ impl Chain {
     /// Stores a sealed block whose unsealed form was executed as `proposal`. Returns its hash.
     pub fn commit(&self, block: &Block, proposal: ExecutedProposal) -> Result<B256, ChainError> {
         let start = Instant::now();
+        let _span = Span::in_current(Scope::Blocks, "commit");
+        let proposal_time = proposal.execution_time;
         self.check_seals(block)?;
         let h = &block.header;
         let hash = bft_onchain_hash(h).map_err(|e| ChainError::Invalid {
@@ -448,10 +470,17 @@ impl Chain {
             &proposal.executed.receipts,
             proposal.prepared,
         )?;
-        self.metrics.on_new_head(h, start.elapsed());
+        self.metrics.on_new_head(h, start.elapsed(), proposal_time);
         self.metrics.on_head_receipts(&proposal.executed.receipts);
         Ok(hash)
     }
+}
+
+/// The span of a block's execution, under the current one.
+fn execution_span(transactions: usize) -> Span {
+    let mut span = Span::in_current(Scope::Blocks, "execute");
+    span.set("block.transactions", transactions);
+    span
 }
 
 /// Checks a sealed header's seals: a quorum of distinct members of `validators`.

@@ -415,6 +415,56 @@ pub struct NodeArgs {
     )]
     pub metrics_category: Vec<consort_metrics::Category>,
 
+    /// How metrics leave the node: PROMETHEUS (the `/metrics` endpoint), OPENTELEMETRY (OTLP
+    /// export of metrics and traces, configured by the `OTEL_*` variables) or NONE; both
+    /// `PROMETHEUS,OPENTELEMETRY` to pull and push at once.
+    #[arg(
+        long = "metrics-protocol",
+        env = "CONSORT_METRICS_PROTOCOL",
+        value_enum,
+        ignore_case = true,
+        value_delimiter = ',',
+        default_value = "PROMETHEUS"
+    )]
+    pub metrics_protocol: Vec<MetricsProtocol>,
+
+    /// Push metrics to a Prometheus Pushgateway (with or without `--metrics-enabled`).
+    #[arg(long = "metrics-push-enabled", env = "CONSORT_METRICS_PUSH_ENABLED", action = ArgAction::Set, num_args = 0..=1, default_value_t = false, default_missing_value = "true", value_name = "BOOL")]
+    pub metrics_push_enabled: bool,
+
+    /// Host of the Pushgateway.
+    #[arg(
+        long = "metrics-push-host",
+        env = "CONSORT_METRICS_PUSH_HOST",
+        default_value = "127.0.0.1"
+    )]
+    pub metrics_push_host: String,
+
+    /// Port of the Pushgateway.
+    #[arg(
+        long = "metrics-push-port",
+        env = "CONSORT_METRICS_PUSH_PORT",
+        default_value_t = 9001
+    )]
+    pub metrics_push_port: u16,
+
+    /// Seconds between pushes (the first comes after half of it).
+    #[arg(
+        long = "metrics-push-interval",
+        env = "CONSORT_METRICS_PUSH_INTERVAL",
+        default_value_t = 15,
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    pub metrics_push_interval: u64,
+
+    /// The Pushgateway job the metrics are pushed under.
+    #[arg(
+        long = "metrics-push-prometheus-job",
+        env = "CONSORT_METRICS_PUSH_PROMETHEUS_JOB",
+        default_value = "besu-client"
+    )]
+    pub metrics_push_prometheus_job: String,
+
     /// Require a JSON-RPC HTTP token that permits `metrics:*` (a consort extension; needs
     /// `--rpc-http-authentication-enabled`, whose issuer it shares).
     #[arg(long = "metrics-authentication-enabled", env = "CONSORT_METRICS_AUTHENTICATION_ENABLED", action = ArgAction::Set, num_args = 0..=1, default_value_t = false, default_missing_value = "true", value_name = "BOOL")]
@@ -750,6 +800,20 @@ fn toml_value(path: &Path, key: &str, value: &toml::Value) -> Result<String, Con
     })
 }
 
+/// `--metrics-protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MetricsProtocol {
+    /// The Prometheus `/metrics` endpoint.
+    #[value(name = "PROMETHEUS")]
+    Prometheus,
+    /// OTLP export.
+    #[value(name = "OPENTELEMETRY")]
+    Opentelemetry,
+    /// Nothing served.
+    #[value(name = "NONE")]
+    None,
+}
+
 /// Besu options that change nothing consort does (features it lacks or does differently), so a
 /// Besu configuration starts unchanged. Each one given is reported on stderr.
 pub const IGNORED_BESU_OPTIONS: &[&str] = &[
@@ -768,8 +832,6 @@ pub const IGNORED_BESU_OPTIONS: &[&str] = &[
     "tx-pool",
     "tx-pool-retention-hours",
     "tx-pool-no-local-priority",
-    "metrics-category",
-    "metrics-categories",
     "Xdns-enabled",
     "Xdns-update-enabled",
 ];

@@ -9,6 +9,7 @@ use crate::metrics::QbftMetrics;
 use crate::sync::SyncStatus;
 use alloy_primitives::B256;
 use consort_chainspec::Genesis;
+use consort_metrics::trace::{self, Scope, Span, SpanKind};
 use consort_network::{NetworkHandle, Topic};
 use consort_primitives::{commit_seal_digest, Header};
 use consort_qbft::Persisted;
@@ -50,21 +51,27 @@ pub enum DriverEvent {
 pub struct DriverSender {
     tx: mpsc::Sender<DriverEvent>,
     dropped: consort_metrics::IntCounter,
+    queue: consort_metrics::Executor,
 }
 
 impl DriverSender {
-    /// A queue of `capacity` events; `dropped` counts what [`DriverSender::offer`] dropped.
+    /// A queue of `capacity` events; `dropped` counts what [`DriverSender::offer`] dropped and
+    /// `queue` follows the queue as an executor pool.
     pub fn channel(
         capacity: usize,
         dropped: consort_metrics::IntCounter,
+        queue: consort_metrics::Executor,
     ) -> (DriverSender, Receiver<DriverEvent>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        (DriverSender { tx, dropped }, rx)
+        (DriverSender { tx, dropped, queue }, rx)
     }
 
     /// Queues an input from the network, or drops it if the queue is full. False if dropped.
     pub fn offer(&self, event: DriverEvent) -> bool {
-        match self.tx.try_send(event) {
+        self.queue.queuing();
+        let result = self.tx.try_send(event);
+        self.queue.queued(result.is_ok());
+        match result {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.dropped.inc();
@@ -76,7 +83,10 @@ impl DriverSender {
 
     /// Queues an event, waiting for room. False once the driver has stopped.
     pub async fn send(&self, event: DriverEvent) -> bool {
-        self.tx.send(event).await.is_ok()
+        self.queue.queuing();
+        let sent = self.tx.send(event).await.is_ok();
+        self.queue.queued(sent);
+        sent
     }
 }
 
@@ -190,6 +200,8 @@ pub struct Driver<H> {
     height_started: Option<(u64, u64, u32)>,
     /// Wall-clock time the current head was imported, in Unix milliseconds.
     head_at_ms: u64,
+    /// The trace span of the round in progress: its height, round and span.
+    round_span: Option<(u64, u32, Span)>,
 }
 
 /// Restores a validator's persisted consensus state from the store into `core`. Unreadable
@@ -228,6 +240,7 @@ impl<H: Host> Driver<H> {
             metrics,
             height_started: None,
             head_at_ms,
+            round_span: None,
         }
     }
 
@@ -313,10 +326,14 @@ impl<H: Host> Driver<H> {
     }
 
     /// Runs until [`DriverEvent::Stop`] or until every sender is gone. Blocks the thread.
-    pub fn run(mut self, mut rx: Receiver<DriverEvent>) {
+    pub fn run(mut self, mut rx: Receiver<DriverEvent>, queue: &consort_metrics::Executor) {
+        queue.started(1);
         self.start();
         while let Some(event) = rx.blocking_recv() {
-            if !self.handle(event) {
+            queue.took();
+            let go_on = self.handle(event);
+            queue.done();
+            if !go_on {
                 break;
             }
         }
@@ -333,15 +350,27 @@ impl<H: Host> Driver<H> {
         if block.header.number <= head {
             return Ok(false);
         }
+        let mut span = Span::start(Scope::Blocks, "importBlock", SpanKind::Internal, None);
+        span.set("block.number", block.header.number);
+        span.set("block.source", "peer");
+        span.set("block.transactions", block.body.transactions.len());
+        let entered = span.enter();
         // Seals are checked by `commit`, before anything is written.
-        let proposal = self
+        let stored = self
             .chain
             .check(block, self.host.now_ms() / 1000)
-            .map_err(|e| e.to_string())?;
-        let hash = self
-            .chain
-            .commit(block, proposal)
-            .map_err(|e| e.to_string())?;
+            .and_then(|proposal| self.chain.commit(block, proposal))
+            .map_err(|e| e.to_string());
+        drop(entered);
+        let hash = match stored {
+            Ok(hash) => hash,
+            Err(e) => {
+                span.fail(e.clone());
+                return Err(e);
+            }
+        };
+        span.set("block.hash", format!("{hash:#x}"));
+        drop(span);
         tracing::info!(
             number = block.header.number,
             %hash,
@@ -357,6 +386,8 @@ impl<H: Host> Driver<H> {
     }
 
     fn step(&mut self, input: Input) {
+        // Blocks built, checked and imported in this step belong to the round's span.
+        let _entered = self.round_span.as_ref().map(|(_, _, span)| span.enter());
         let mut queue = VecDeque::from([input]);
         while let Some(input) = queue.pop_front() {
             if let Input::NewHead { head, .. } = &input {
@@ -477,6 +508,35 @@ impl<H: Host> Driver<H> {
         }
         m.height.set(i64::try_from(height).unwrap_or(i64::MAX));
         m.round.set(i64::from(round));
+        self.trace_round(height, round);
+    }
+
+    /// Ends the span of the round just left (decided when the height moved on, a round change
+    /// otherwise) and starts one for the round now in progress.
+    fn trace_round(&mut self, height: u64, round: u32) {
+        if !trace::enabled() {
+            return;
+        }
+        if let Some((h, r, _)) = &self.round_span {
+            if (*h, *r) == (height, round) {
+                return;
+            }
+        }
+        if let Some((h, _, mut span)) = self.round_span.take() {
+            span.set(
+                "qbft.outcome",
+                if h < height {
+                    "decided"
+                } else {
+                    "round_change"
+                },
+            );
+        }
+        let mut span = Span::start(Scope::Qbft, "qbftRound", SpanKind::Internal, None);
+        span.set("qbft.height", height);
+        span.set("qbft.round", round);
+        span.set("qbft.validator", format!("{:#x}", self.core.address()));
+        self.round_span = Some((height, round, span));
     }
 
     fn cache(&mut self, proposal: ExecutedProposal) {
@@ -541,6 +601,11 @@ impl<H: Host> Driver<H> {
 
     fn import(&mut self, block: &Block) -> Option<Input> {
         let number = block.header.number;
+        let mut span = Span::in_current(Scope::Blocks, "importBlock");
+        span.set("block.number", number);
+        span.set("block.source", "consensus");
+        span.set("block.transactions", block.body.transactions.len());
+        let _entered = span.enter();
         let proposal = match commit_seal_digest(&block.header)
             .ok()
             .and_then(|d| self.proposals.remove(&d))
@@ -643,7 +708,9 @@ mod tests {
     #[tokio::test]
     async fn the_queue_from_the_network_is_bounded_and_counts_what_it_drops() {
         let dropped = consort_metrics::IntCounter::new("dropped", "dropped").unwrap();
-        let (tx, mut rx) = DriverSender::channel(2, dropped.clone());
+        let registry = consort_metrics::Registry::default();
+        let executors = crate::executors::Executors::new(&registry).unwrap();
+        let (tx, mut rx) = DriverSender::channel(2, dropped.clone(), executors.consensus);
         let offered: Vec<bool> = (0..5)
             .map(|_| tx.offer(DriverEvent::Input(Input::Rebroadcast)))
             .collect();
@@ -655,5 +722,8 @@ mod tests {
         assert_eq!(dropped.get(), 3);
         assert!(rx.recv().await.is_some());
         assert!(matches!(rx.recv().await, Some(DriverEvent::Stop)));
+        let text = registry.render();
+        assert!(text.contains("besu_executors_ethscheduler_consensus_rejected_tasks_total 3"));
+        assert!(text.contains("besu_executors_ethscheduler_consensus_submitted_tasks_total 3"));
     }
 }

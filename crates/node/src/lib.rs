@@ -16,6 +16,7 @@ mod chain;
 pub mod config;
 mod driver;
 #[doc(hidden)]
+mod executors;
 pub mod fuzzing;
 pub mod keys;
 mod metrics;
@@ -29,7 +30,7 @@ mod testing;
 mod validators;
 
 pub use chain::{Chain, ChainError};
-pub use config::{ConfigError, NodeArgs};
+pub use config::{ConfigError, MetricsProtocol, NodeArgs};
 
 use consort_chainspec::Genesis;
 use consort_network::{Enode, NetworkConfig, NetworkHandle, NetworkMetrics};
@@ -102,6 +103,8 @@ pub struct NodeHandle {
     network: Option<NetworkHandle>,
     rpc: RpcServerHandle,
     metrics: Option<consort_metrics::MetricsServer>,
+    pusher: Option<consort_metrics::Pusher>,
+    otlp: Option<consort_metrics::otlp::OtlpExporter>,
     driver_tx: DriverSender,
     driver: Option<std::thread::JoinHandle<()>>,
 }
@@ -118,6 +121,12 @@ impl NodeHandle {
         }
         if let Some(m) = self.metrics.take() {
             m.task.abort();
+        }
+        if let Some(pusher) = self.pusher.take() {
+            pusher.stop().await;
+        }
+        if let Some(otlp) = self.otlp.take() {
+            otlp.shutdown().await;
         }
         self.rpc.stop().await;
     }
@@ -142,13 +151,18 @@ fn load_genesis(args: &NodeArgs) -> Result<(Genesis, Option<&'static str>), Node
 }
 
 /// The chain database of `args.data_path`, with `genesis` written into it if it is new.
-fn open_store(args: &NodeArgs, genesis: &Genesis) -> Result<Arc<Store>, NodeError> {
+fn open_store(
+    args: &NodeArgs,
+    genesis: &Genesis,
+    metrics: Option<&consort_metrics::Registry>,
+) -> Result<Arc<Store>, NodeError> {
     let path = args.data_path.join("database");
     let store = Store::open(
         &path,
         StoreOptions {
             history_window: (args.bonsai_historical_block_limit > 0)
                 .then_some(args.bonsai_historical_block_limit),
+            metrics: metrics.cloned(),
             ..StoreOptions::default()
         },
     )
@@ -189,7 +203,7 @@ pub fn open_chain(args: &NodeArgs) -> Result<(Arc<Store>, Arc<Genesis>), NodeErr
             args.data_path.display()
         ))
     })?;
-    let store = open_store(args, &genesis)?;
+    let store = open_store(args, &genesis, None)?;
     Ok((store, Arc::new(genesis)))
 }
 
@@ -198,6 +212,28 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
     let (genesis, default_key) = load_genesis(&args)?;
     check_validator_mode(&genesis)?;
     let rpc_security = RpcSecurity::from_args(&args)?;
+    let protocols = &args.metrics_protocol;
+    if protocols.contains(&MetricsProtocol::None) && protocols.len() > 1 {
+        return Err(NodeError::Config(
+            "--metrics-protocol=NONE cannot be combined with another protocol".into(),
+        ));
+    }
+    let otlp_config = if args.metrics_enabled && protocols.contains(&MetricsProtocol::Opentelemetry)
+    {
+        consort_metrics::otlp::OtlpConfig::from_env(
+            |name| std::env::var(name).ok(),
+            &args.metrics_push_prometheus_job,
+            &client_version(),
+        )
+        .map_err(|e| NodeError::Config(format!("--metrics-protocol=OPENTELEMETRY: {e}")))?
+    } else {
+        None
+    };
+    if args.metrics_push_prometheus_job.trim().is_empty() {
+        return Err(NodeError::Config(
+            "--metrics-push-prometheus-job must not be empty".into(),
+        ));
+    }
     std::fs::create_dir_all(&args.data_path).map_err(|e| {
         NodeError::Config(format!(
             "cannot create --data-path {}: {e}",
@@ -209,18 +245,18 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
         .clone()
         .unwrap_or_else(|| args.data_path.join("key"));
     let key = keys::load_or_create(&key_path, default_key)?;
-    let store = open_store(&args, &genesis)?;
-    let chain_id = genesis.chain_id;
-    let genesis = Arc::new(genesis);
-
     let registry = consort_metrics::Registry::with_categories(
         &client_version(),
         consort_metrics::Categories::only(args.metrics_category.iter().copied()),
     )?;
+    let store = open_store(&args, &genesis, Some(&registry))?;
+    let chain_id = genesis.chain_id;
+    let genesis = Arc::new(genesis);
+
     let chain_metrics = metrics::ChainMetrics::new(&registry)?;
     chain_metrics.set_min_gas_price(args.min_gas_price);
     let head = store.head_header()?;
-    chain_metrics.on_new_head(&head, std::time::Duration::ZERO);
+    chain_metrics.set_head(&head);
 
     let mut core = Qbft::with_config(
         key,
@@ -320,18 +356,22 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
                 .filter(|p| p.node_rules_enabled())
                 .map(|p| p.clone() as Arc<dyn consort_network::ConnectionGate>),
         };
+        let inbound = network_metrics.events.clone();
         let (handle, events) = consort_network::start(config, network_metrics).await?;
-        Some((handle, events))
+        Some((handle, events, inbound))
     } else {
         None
     };
     // Peers are told the advertised host, on the port actually bound.
-    let enode = network.as_ref().map(|(h, _)| Enode {
+    let enode = network.as_ref().map(|(h, _, _)| Enode {
         id: h.enode().id,
         addr: SocketAddr::new(args.p2p_host, h.enode().addr.port()),
     });
     let sync_status = Arc::new(SyncStatus::default());
     let qbft_metrics = metrics::QbftMetrics::new(&registry)?;
+    let queue_metrics = executors::Executors::new(&registry)?.consensus;
+    executors::RuntimeMetrics::new(&registry)?
+        .sample_on_scrape(&registry, tokio::runtime::Handle::current());
     let (pending_txs, _) = broadcast::channel(4096);
     let (new_blocks, _) = broadcast::channel(256);
     let ctx = Arc::new(RpcContext {
@@ -357,13 +397,16 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
         filters: Mutex::new(Default::default()),
         metrics: consort_rpc::RpcMetrics::new(&registry)?,
         pool_metrics: consort_txpool::PoolMetrics::new(&registry)?,
-        network: network.as_ref().zip(enode.clone()).map(|((h, _), enode)| {
-            Arc::new(p2p::RpcNetwork(h.clone(), enode)) as Arc<dyn consort_rpc::PeerNetwork>
-        }),
+        network: network
+            .as_ref()
+            .zip(enode.clone())
+            .map(|((h, _, _), enode)| {
+                Arc::new(p2p::RpcNetwork(h.clone(), enode)) as Arc<dyn consort_rpc::PeerNetwork>
+            }),
         sync: sync_status.clone(),
         permissions: permissions.as_ref().map(|p| p.local().clone()),
         validators: Some(Arc::new(voting.clone())),
-        on_nodes_changed: network.as_ref().map(|(h, _)| {
+        on_nodes_changed: network.as_ref().map(|(h, _, _)| {
             let handle = h.clone();
             Arc::new(move || handle.recheck_peers()) as Arc<dyn Fn() + Send + Sync>
         }),
@@ -396,7 +439,20 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
         },
     )
     .await?;
-    let metrics = if args.metrics_enabled {
+    let otlp =
+        otlp_config.map(|config| consort_metrics::otlp::start_otlp(registry.clone(), config));
+    let pusher = args.metrics_push_enabled.then(|| {
+        consort_metrics::start_push(
+            registry.clone(),
+            consort_metrics::PushConfig {
+                host: args.metrics_push_host.clone(),
+                port: args.metrics_push_port,
+                interval: std::time::Duration::from_secs(args.metrics_push_interval),
+                job: args.metrics_push_prometheus_job.clone(),
+            },
+        )
+    });
+    let metrics = if args.metrics_enabled && protocols.contains(&MetricsProtocol::Prometheus) {
         Some(
             consort_metrics::serve(
                 &SocketAddr::new(args.metrics_host, args.metrics_port).to_string(),
@@ -412,8 +468,11 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
 
     // Besu's `messagequeuelimit` bounds the events waiting for the consensus thread.
     let queue_limit = chain_genesis_queue_limit(&genesis);
-    let (driver_tx, driver_rx) =
-        DriverSender::channel(queue_limit, qbft_metrics.queue_dropped.clone());
+    let (driver_tx, driver_rx) = DriverSender::channel(
+        queue_limit,
+        qbft_metrics.queue_dropped.clone(),
+        queue_metrics.clone(),
+    );
     let chain = Chain {
         store,
         genesis,
@@ -422,8 +481,8 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
         validators: sets,
         votes: voting.votes.clone(),
     };
-    let handle_of_network = network.as_ref().map(|(h, _)| h.clone());
-    if let Some((handle, events)) = network {
+    let handle_of_network = network.as_ref().map(|(h, _, _)| h.clone());
+    if let Some((handle, events, executor)) = network {
         let (hints_tx, hints_rx) = mpsc::channel(256);
         let inbound = p2p::Inbound {
             network: handle.clone(),
@@ -435,6 +494,7 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
             ),
             driver: driver_tx.clone(),
             hints: hints_tx,
+            executor,
         };
         tokio::spawn(inbound.run(events));
         let syncer = sync::Syncer {
@@ -456,7 +516,7 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
     let driver = Driver::new(core, chain, ctx, host, sync_status, qbft_metrics);
     let driver = std::thread::Builder::new()
         .name("qbft".into())
-        .spawn(move || driver.run(driver_rx))
+        .spawn(move || driver.run(driver_rx, &queue_metrics))
         .map_err(|e| NodeError::Config(format!("cannot start the consensus thread: {e}")))?;
 
     let handle = NodeHandle {
@@ -467,6 +527,8 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
         network: handle_of_network,
         rpc,
         metrics,
+        pusher,
+        otlp,
         driver_tx,
         driver: Some(driver),
     };

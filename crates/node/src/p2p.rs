@@ -236,15 +236,22 @@ pub(crate) struct Inbound {
     pub judge: GossipJudge,
     pub driver: DriverSender,
     pub hints: mpsc::Sender<SyncHint>,
+    /// The handler as an executor: what the network queued, what was handled.
+    pub executor: consort_metrics::Executor,
 }
 
 impl Inbound {
     pub(crate) async fn run(mut self, mut events: mpsc::Receiver<NetworkEvent>) {
         let mut rebroadcast = tokio::time::interval(REBROADCAST_INTERVAL);
+        self.executor.started(1);
         loop {
             tokio::select! {
                 event = events.recv() => match event {
-                    Some(event) => self.event(event),
+                    Some(event) => {
+                        self.executor.took();
+                        self.event(event);
+                        self.executor.done();
+                    }
                     None => break,
                 },
                 _ = rebroadcast.tick() => {

@@ -379,3 +379,52 @@ fn permissioning_options_that_do_nothing_are_warned_about() {
         );
     }
 }
+
+#[test]
+fn metrics_protocol_and_push_flags_take_besus_names_and_defaults() {
+    let a = parse(&[]).unwrap();
+    assert_eq!(
+        a.metrics_protocol,
+        [consort_node::MetricsProtocol::Prometheus]
+    );
+    assert!(!a.metrics_push_enabled);
+    assert_eq!(
+        (
+            a.metrics_push_host.as_str(),
+            a.metrics_push_port,
+            a.metrics_push_interval
+        ),
+        ("127.0.0.1", 9001, 15)
+    );
+    assert_eq!(a.metrics_push_prometheus_job, "besu-client");
+    let a = parse(&[
+        "--metrics-protocol=opentelemetry",
+        "--metrics-push-enabled",
+        "--metrics-push-host=gateway.example",
+        "--metrics-push-port=9091",
+        "--metrics-push-interval=5",
+        "--metrics-push-prometheus-job=consortium",
+    ])
+    .unwrap();
+    assert_eq!(
+        a.metrics_protocol,
+        [consort_node::MetricsProtocol::Opentelemetry]
+    );
+    let both = parse(&["--metrics-protocol=PROMETHEUS,opentelemetry"]).unwrap();
+    assert_eq!(both.metrics_protocol.len(), 2);
+    assert!(a.metrics_push_enabled);
+    assert_eq!(a.metrics_push_port, 9091);
+    assert!(parse(&["--metrics-protocol=statsd"]).is_err());
+    // The categories are taken, not ignored as an unknown Besu option.
+    let a = parse(&["--metrics-category=blockchain,KVSTORE_ROCKSDB_STATS"]).unwrap();
+    assert_eq!(
+        a.metrics_category,
+        [
+            consort_metrics::Category::Blockchain,
+            consort_metrics::Category::KvstoreRocksdbStats
+        ]
+    );
+    let a = parse(&["--metrics-categories", "PROCESS"]).unwrap();
+    assert_eq!(a.metrics_category, [consort_metrics::Category::Process]);
+    assert!(parse(&["--metrics-push-interval=0"]).is_err());
+}

@@ -22,6 +22,7 @@ mod misc;
 mod perm;
 mod server;
 pub mod tls;
+mod traced;
 
 pub use error::{revert_reason, RpcError, RpcResult};
 pub use filters::Filters;

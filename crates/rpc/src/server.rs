@@ -251,7 +251,12 @@ where
 {
     let registered = module.register_blocking_method(name, move |params, ctx, extensions| {
         let start = Instant::now();
+        let mut span = crate::traced::method_span(name, &extensions);
         let result = f(&ctx, params, &extensions);
+        if let Err(e) = &result {
+            span.fail(crate::traced::failure_description(e.kind()));
+        }
+        drop(span);
         ctx.metrics
             .request_time
             .with_label_values(&[name])
@@ -392,6 +397,7 @@ pub async fn start(ctx: Arc<RpcContext>, config: RpcServerConfig) -> RpcResult<R
         let middleware = tower::ServiceBuilder::new()
             .option_layer(host_filter)
             .layer(cors(&config.cors_origins))
+            .layer(crate::traced::TraceLayer)
             .layer(AuthLayer {
                 auth: t.auth.clone(),
             });
@@ -447,7 +453,12 @@ pub async fn start(ctx: Arc<RpcContext>, config: RpcServerConfig) -> RpcResult<R
                     () = &mut shutdown => break,
                 };
                 let _ = socket.set_nodelay(true);
-                let service = services.clone().build(methods.clone(), stop.clone());
+                let service = crate::traced::WithPeer {
+                    inner: services.clone().build(methods.clone(), stop.clone()),
+                    peer: socket
+                        .peer_addr()
+                        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0))),
+                };
                 let stopped = stop.clone().shutdown();
                 let open = crate::metrics::OpenConnection::new(&open_gauge);
                 match &tls {

@@ -1,5 +1,6 @@
 //! Opening the database, reading blocks, and committing a block atomically.
 
+use crate::metrics::{Latencies, StoreMetrics};
 use crate::schema::{self, *};
 use crate::state::PreparedState;
 use crate::{Result, StorageError};
@@ -21,6 +22,8 @@ pub struct StoreOptions {
     pub sync_writes: bool,
     /// RocksDB block cache size in bytes.
     pub cache_bytes: usize,
+    /// Where the store's metrics go (none: not measured).
+    pub metrics: Option<consort_metrics::Registry>,
 }
 
 impl Default for StoreOptions {
@@ -29,6 +32,7 @@ impl Default for StoreOptions {
             history_window: Some(512),
             sync_writes: false,
             cache_bytes: 32 << 20,
+            metrics: None,
         }
     }
 }
@@ -50,6 +54,7 @@ pub struct BlockLocation {
 pub struct Store {
     pub(crate) db: Arc<DB>,
     pub(crate) options: StoreOptions,
+    pub(crate) metrics: Option<Arc<StoreMetrics>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -82,6 +87,15 @@ impl Store {
         if let Some(env) = &env {
             db_opts.set_env(env);
         }
+        let metrics = options
+            .metrics
+            .as_ref()
+            .map(StoreMetrics::new)
+            .transpose()?
+            .map(Arc::new);
+        if metrics.as_ref().is_some_and(|m| m.wants_statistics()) {
+            db_opts.enable_statistics();
+        }
         let cache = rocksdb::Cache::new_lru_cache(options.cache_bytes);
         let cfs = schema::ALL.iter().map(|name| {
             let mut cf = Options::default();
@@ -91,10 +105,14 @@ impl Store {
             cf.set_block_based_table_factory(&table);
             ColumnFamilyDescriptor::new(*name, cf)
         });
-        let db = DB::open_cf_descriptors(&db_opts, path, cfs)?;
+        let db = Arc::new(DB::open_cf_descriptors(&db_opts, path, cfs)?);
+        if let Some(metrics) = &metrics {
+            metrics.attach(&db, &db_opts)?;
+        }
         let store = Self {
-            db: Arc::new(db),
+            db,
             options,
+            metrics,
         };
         store.check_version()?;
         Ok(store)
@@ -134,10 +152,31 @@ impl Store {
         key: &[u8],
     ) -> Result<Option<Vec<u8>>> {
         let cf = self.cf(table)?;
-        Ok(match snapshot {
-            Some(snapshot) => snapshot.get_cf(cf, key)?,
-            None => self.db.get_cf(cf, key)?,
+        let read = || match snapshot {
+            Some(snapshot) => snapshot.get_cf(cf, key),
+            None => self.db.get_cf(cf, key),
+        };
+        Ok(match self.latencies() {
+            Some(l) => Latencies::time(&l.read, read)?,
+            None => read()?,
         })
+    }
+
+    /// The latency summaries, when `KVSTORE_ROCKSDB` is enabled.
+    pub(crate) fn latencies(&self) -> Option<&Latencies> {
+        self.metrics.as_ref().and_then(|m| m.latencies.as_ref())
+    }
+
+    /// Writes `batch`, timed as a commit.
+    pub(crate) fn write_batch(&self, batch: WriteBatch, sync: bool) -> Result<()> {
+        let mut write_opts = WriteOptions::default();
+        write_opts.set_sync(sync);
+        let write = || self.db.write_opt(batch, &write_opts);
+        match self.latencies() {
+            Some(l) => Latencies::time(&l.commit, write)?,
+            None => write()?,
+        }
+        Ok(())
     }
 
     /// The history window the store was opened with.
@@ -326,20 +365,13 @@ impl Store {
         head_value.extend_from_slice(&number.to_be_bytes());
         head_value.extend_from_slice(hash.as_slice());
         batch.put_cf(self.cf(META)?, HEAD_KEY, head_value);
-        let mut write_opts = WriteOptions::default();
-        write_opts.set_sync(self.options.sync_writes);
-        self.db.write_opt(batch, &write_opts)?;
-        Ok(())
+        self.write_batch(batch, self.options.sync_writes)
     }
 
     /// Saves the validator's consensus state (opaque to the store), durably: the write is
     /// synced before this returns, so a message sent afterwards survives a crash.
     pub fn put_consensus_state(&self, value: &[u8]) -> Result<()> {
-        let mut write_opts = WriteOptions::default();
-        write_opts.set_sync(true);
-        self.db
-            .put_cf_opt(self.cf(META)?, CONSENSUS_KEY, value, &write_opts)?;
-        Ok(())
+        self.put_synced(CONSENSUS_KEY, value)
     }
 
     /// The consensus state saved last, if any.
@@ -349,10 +381,19 @@ impl Store {
 
     /// Saves the validator votes an operator asked for (opaque to the store), durably.
     pub fn put_validator_votes(&self, value: &[u8]) -> Result<()> {
+        self.put_synced(VOTES_KEY, value)
+    }
+
+    /// Writes one `meta` entry durably, timed as a write.
+    fn put_synced(&self, key: &[u8], value: &[u8]) -> Result<()> {
         let mut write_opts = WriteOptions::default();
         write_opts.set_sync(true);
-        self.db
-            .put_cf_opt(self.cf(META)?, VOTES_KEY, value, &write_opts)?;
+        let meta = self.cf(META)?;
+        let put = || self.db.put_cf_opt(meta, key, value, &write_opts);
+        match self.latencies() {
+            Some(l) => Latencies::time(&l.write, put)?,
+            None => put()?,
+        }
         Ok(())
     }
 

@@ -17,6 +17,7 @@
 mod changes;
 mod db;
 mod memory;
+mod metrics;
 mod new_block;
 mod reader;
 mod schema;
@@ -89,6 +90,9 @@ pub enum StorageError {
     /// The database holds no genesis block yet.
     #[error("the database is empty: initialize it with a genesis block first")]
     Empty,
+    /// The store's metrics could not be registered.
+    #[error("storage metrics: {0}")]
+    Metrics(#[from] consort_metrics::MetricsError),
 }
 
 /// Result of storage operations.

@@ -90,9 +90,15 @@ impl Store {
         snapshot: Option<&Snapshot<'_>>,
         address: &Address,
     ) -> Result<Option<TrieAccount>> {
-        self.get_in(snapshot, ACCOUNTS, address.as_slice())?
-            .map(|raw| decode(ACCOUNTS, &raw))
-            .transpose()
+        let raw = self.get_in(snapshot, ACCOUNTS, address.as_slice())?;
+        if let Some(m) = &self.metrics {
+            m.reads.account.inc();
+            match raw {
+                Some(_) => m.reads.account_found.inc(),
+                None => m.reads.account_missing.inc(),
+            }
+        }
+        raw.map(|raw| decode(ACCOUNTS, &raw)).transpose()
     }
 
     fn flat_storage(
@@ -101,10 +107,15 @@ impl Store {
         address: &Address,
         slot: &U256,
     ) -> Result<U256> {
-        Ok(self
-            .get_in(snapshot, STORAGE, &storage_key(address, slot))?
-            .map(|v| U256::from_be_slice(&v))
-            .unwrap_or_default())
+        let raw = self.get_in(snapshot, STORAGE, &storage_key(address, slot))?;
+        if let Some(m) = &self.metrics {
+            m.reads.slot.inc();
+            match raw {
+                Some(_) => m.reads.slot_found.inc(),
+                None => m.reads.slot_missing.inc(),
+            }
+        }
+        Ok(raw.map(|v| U256::from_be_slice(&v)).unwrap_or_default())
     }
 
     /// Every stored slot of an account.

@@ -7,8 +7,10 @@ consort_metrics::metrics! {
     pub struct PoolMetrics {
         /// Current size of the transaction pool
         pub transactions: IntGauge = "besu_transaction_pool_transactions",
-        /// The number of transactions currently present in the layer
+        /// The number of transactions currently present in the layer (one layer, `txpool`)
         pub by_layer: IntGaugeVec = "besu_transaction_pool_number_of_transactions" ["layer"],
+        /// Transactions in the pool: pending (executable now) or queued (behind a nonce gap)
+        pub by_status: IntGaugeVec = "consort_transaction_pool_transactions" ["status"],
         /// The number of transactions currently present in the layer, by type
         pub by_type: IntGaugeVec =
             "besu_transaction_pool_number_of_transactions_by_type" ["layer", "type"],
@@ -42,9 +44,12 @@ impl PoolMetrics {
         let status = pool.status();
         self.transactions.set(pool.len() as i64);
         self.by_layer
+            .with_label_values(&["txpool"])
+            .set(pool.len() as i64);
+        self.by_status
             .with_label_values(&["pending"])
             .set(status.pending as i64);
-        self.by_layer
+        self.by_status
             .with_label_values(&["queued"])
             .set(status.queued as i64);
         self.unique_senders
@@ -54,12 +59,16 @@ impl PoolMetrics {
             .with_label_values(&["txpool"])
             .set(pool.bytes() as i64);
         let Removed { replaced, evicted } = pool.take_removed();
-        for (operation, n) in [("replaced", replaced), ("evicted", evicted)] {
+        // The layered pool calls a transaction evicted for room `dropped`.
+        for (operation, layered, n) in [
+            ("replaced", "replaced", replaced),
+            ("evicted", "dropped", evicted),
+        ] {
             self.removed
                 .with_label_values(&["local", operation])
                 .inc_by(n);
             self.layer_removed
-                .with_label_values(&["local", "no", operation, "txpool"])
+                .with_label_values(&["local", "no", layered, "txpool"])
                 .inc_by(n);
         }
     }

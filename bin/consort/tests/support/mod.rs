@@ -54,6 +54,20 @@ pub fn start_with(data_path: &Path, args: &[String]) -> Node {
 /// Like [`start_with`], inside the network namespace `netns` when given (`ip netns exec`,
 /// which execs the node, so the child is the node itself).
 pub fn start_in(netns: Option<&str>, data_path: &Path, args: &[String]) -> Node {
+    start_in_env(netns, data_path, args, &[])
+}
+
+/// Like [`start_with`], with environment variables `envs` set for the node.
+pub fn start_with_env(data_path: &Path, args: &[String], envs: &[(&str, &str)]) -> Node {
+    start_in_env(None, data_path, args, envs)
+}
+
+fn start_in_env(
+    netns: Option<&str>,
+    data_path: &Path,
+    args: &[String],
+    envs: &[(&str, &str)],
+) -> Node {
     let p2p = !args.iter().any(|a| a == "--p2p-enabled=false");
     let binary = env!("CARGO_BIN_EXE_consort");
     let mut cmd = match netns {
@@ -81,6 +95,7 @@ pub fn start_in(netns: Option<&str>, data_path: &Path, args: &[String]) -> Node 
             "--metrics-port=0",
         ])
         .args(args)
+        .envs(envs.iter().copied())
         .env_remove("CONSORT_LOG")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
