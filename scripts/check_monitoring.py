@@ -24,6 +24,16 @@ KEYWORDS = {"by", "on", "or", "and", "unless", "without", "ignoring", "group_lef
             "group_right", "bool", "offset"}
 
 
+EXECUTOR_SUFFIXES = (
+    "pool_size_current",
+    "queue_length_current",
+    "active_threads_current",
+    "submitted_tasks_total",
+    "completed_tasks_total",
+    "rejected_tasks_total",
+)
+
+
 def declared_metrics():
     """Metric names declared in the Rust sources (`field: Kind = "name"`)."""
     names = set()
@@ -32,6 +42,9 @@ def declared_metrics():
         with open(path, encoding="utf-8") as f:
             text = f.read()
         names.update(re.findall(r'=\s*"((?:%s)[a-z0-9_]+)"' % "|".join(PREFIXES), text, re.I))
+        # An `Executor` is declared by its prefix and exports six families under it.
+        for prefix in re.findall(r':\s*Executor\s*=\s*"([a-z0-9_]+)"', text):
+            names.update(prefix + "_" + suffix for suffix in EXECUTOR_SUFFIXES)
         if "rocksdb::statistics" in text:
             # RocksDB's statistics are named at run time from their tickers and histograms.
             for variant in re.findall(r"\b(?:Ticker|Histogram)::([A-Z]\w*)", text):

@@ -249,6 +249,8 @@ fn register<F>(module: &mut RpcModule<Arc<RpcContext>>, name: &'static str, f: F
 where
     F: Fn(&RpcContext, Params<'_>, &Extensions) -> RpcResult<Value> + Clone + Send + Sync + 'static,
 {
+    // The method's summary, looked up once rather than by label on every call.
+    let timer: Arc<std::sync::OnceLock<consort_metrics::Summary>> = Arc::default();
     let registered = module.register_blocking_method(name, move |params, ctx, extensions| {
         let start = Instant::now();
         let mut span = crate::traced::method_span(name, &extensions);
@@ -257,9 +259,8 @@ where
             span.fail(crate::traced::failure_description(e.kind()));
         }
         drop(span);
-        ctx.metrics
-            .request_time
-            .with_label_values(&[name])
+        timer
+            .get_or_init(|| ctx.metrics.request_time.with_label_values(&[name]))
             .observe_duration(start.elapsed());
         if let Err(e) = &result {
             ctx.metrics
