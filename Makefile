@@ -76,6 +76,8 @@ fuzz: setup
 
 bench: setup
 	cargo bench -p consort-evm --bench block_execution
+	cargo build --workspace --all-targets
+	@scripts/load-bench.sh
 	@scripts/attack-bench.sh
 
 clean:

@@ -1,0 +1,492 @@
+//! `consort-bench`: a load generator for any Ethereum JSON-RPC node (consort, Besu, anvil).
+//!
+//! It derives many senders from one funded key, funds them, pre-signs every transaction (ETH
+//! transfers or ERC-20 transfers of a token it deploys), then sends them over HTTP to one node
+//! or spread over several: as fast as they are accepted (closed loop, `--concurrency` requests
+//! in flight) or at a fixed rate (open loop, `--rate`). It follows inclusion by reading each new
+//! block, and reports what was submitted and included, throughput, Mgas/s, latency from
+//! submission to inclusion (p50/p95/p99), errors by kind and, for nodes that serve metrics,
+//! their CPU time and resident memory.
+
+mod client;
+mod report;
+
+use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+use alloy::eips::eip2718::Encodable2718;
+use alloy::network::TxSignerSync;
+use alloy::signers::local::PrivateKeySigner;
+use alloy_primitives::{keccak256, Address, Bytes, TxKind, B256, U256};
+use clap::Parser;
+use client::{Client, RpcError};
+use report::{Report, Sample};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Kind {
+    /// ETH transfers (21,000 gas each).
+    Eth,
+    /// ERC-20 `transfer` calls on a token deployed for the run.
+    Erc20,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "consort-bench",
+    about = "Load generator for Ethereum JSON-RPC nodes"
+)]
+struct Args {
+    /// JSON-RPC HTTP URLs, comma-separated; transactions are spread over them.
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:8545")]
+    rpc: Vec<String>,
+    /// Prometheus endpoints of the nodes (for CPU and memory), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    metrics: Vec<String>,
+    /// The funded key (hex) that pays for the senders.
+    #[arg(
+        long,
+        default_value = "8f2a55949038a9610f50fb23b5883af3b4ecb3c3bb792cbcefbd1542c692be63"
+    )]
+    key: String,
+    /// What to send.
+    #[arg(long, value_enum, default_value = "eth")]
+    kind: Kind,
+    /// Senders the transactions are spread over.
+    #[arg(long, default_value_t = 100)]
+    senders: usize,
+    /// Transactions to send.
+    #[arg(long, default_value_t = 10_000)]
+    txs: usize,
+    /// Requests in flight (closed loop).
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Transactions per second to offer (open loop); 0 sends as fast as they are accepted.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Seconds to wait for inclusion after the last submission.
+    #[arg(long, default_value_t = 60)]
+    timeout: u64,
+    /// A label for the report.
+    #[arg(long, default_value = "")]
+    label: String,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum BenchError {
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Fees high enough for any node's minimum, fixed so that signing happens before the run.
+const MAX_FEE: u128 = 100_000_000_000;
+const PRIORITY_FEE: u128 = 1_000_000_000;
+
+fn signer(hex: &str) -> Result<PrivateKeySigner, BenchError> {
+    hex.trim()
+        .trim_start_matches("0x")
+        .parse()
+        .map_err(|e| BenchError::Setup(format!("--key is not a private key: {e}")))
+}
+
+/// Sender `i` of a run paid by `funder`: a key derived from the funder's and `i`.
+fn derived(funder: &PrivateKeySigner, i: usize) -> Result<PrivateKeySigner, BenchError> {
+    let mut seed = funder.to_bytes().to_vec();
+    seed.extend_from_slice(&(i as u64).to_be_bytes());
+    PrivateKeySigner::from_bytes(&keccak256(seed))
+        .map_err(|e| BenchError::Setup(format!("derived key {i}: {e}")))
+}
+
+fn sign(signer: &PrivateKeySigner, mut tx: TxEip1559) -> Result<Bytes, BenchError> {
+    let sig = signer
+        .sign_transaction_sync(&mut tx)
+        .map_err(|e| BenchError::Setup(format!("signing: {e}")))?;
+    Ok(TxEnvelope::from(tx.into_signed(sig)).encoded_2718().into())
+}
+
+fn tx(chain_id: u64, nonce: u64, to: TxKind, value: U256, input: Bytes, gas: u64) -> TxEip1559 {
+    TxEip1559 {
+        chain_id,
+        nonce,
+        gas_limit: gas,
+        max_fee_per_gas: MAX_FEE,
+        max_priority_fee_per_gas: PRIORITY_FEE,
+        to,
+        value,
+        input,
+        ..Default::default()
+    }
+}
+
+fn quantity(v: &Value) -> Result<u64, BenchError> {
+    v.as_str()
+        .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+        .ok_or_else(|| BenchError::Setup(format!("not a quantity: {v}")))
+}
+
+/// `transfer(to, amount)`.
+fn erc20_transfer(to: Address, amount: u64) -> Bytes {
+    let mut data = vec![0xa9, 0x05, 0x9c, 0xbb];
+    data.extend_from_slice(&[0u8; 12]);
+    data.extend_from_slice(to.as_slice());
+    data.extend_from_slice(&U256::from(amount).to_be_bytes::<32>());
+    data.into()
+}
+
+/// The token's creation code (tests/contracts/Token.json) with ("Bench", "BNC", 10^30).
+fn token_deployment() -> Result<Bytes, BenchError> {
+    let json: Value =
+        serde_json::from_str(include_str!("../../../../../tests/contracts/Token.json"))
+            .map_err(|e| BenchError::Setup(format!("Token.json: {e}")))?;
+    let hex = json["bytecode"]
+        .as_str()
+        .ok_or_else(|| BenchError::Setup("Token.json has no bytecode".into()))?;
+    let mut code = alloy_primitives::hex::decode(hex)
+        .map_err(|e| BenchError::Setup(format!("Token.json bytecode: {e}")))?;
+    let word = |n: U256| n.to_be_bytes::<32>().to_vec();
+    let text = |s: &str| {
+        let mut padded = s.as_bytes().to_vec();
+        padded.resize(32, 0);
+        padded
+    };
+    for part in [
+        word(U256::from(0x60)),
+        word(U256::from(0xa0)),
+        word(U256::from(10u64).pow(U256::from(30))),
+        word(U256::from(5)),
+        text("Bench"),
+        word(U256::from(3)),
+        text("BNC"),
+    ] {
+        code.extend(part);
+    }
+    Ok(code.into())
+}
+
+/// Waits until `hash` has a receipt; errors if it failed or never came.
+async fn included(client: &Client, hash: &str, timeout: Duration) -> Result<Value, BenchError> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        let receipt = client
+            .call("eth_getTransactionReceipt", json!([hash]))
+            .await?;
+        if !receipt.is_null() {
+            if receipt["status"] != json!("0x1") {
+                return Err(BenchError::Setup(format!(
+                    "setup transaction {hash} failed"
+                )));
+            }
+            return Ok(receipt);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(BenchError::Setup(format!(
+        "setup transaction {hash} was not included"
+    )))
+}
+
+/// Sends `txs` from the funder in order and waits for the last one.
+async fn setup_batch(client: &Client, txs: Vec<Bytes>) -> Result<Option<Value>, BenchError> {
+    let mut last = None;
+    for raw in txs {
+        let hash = client.call("eth_sendRawTransaction", json!([raw])).await?;
+        last = hash.as_str().map(str::to_string);
+    }
+    match last {
+        Some(hash) => Ok(Some(
+            included(client, &hash, Duration::from_secs(60)).await?,
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Funds the senders (and deploys the token and hands it out for ERC-20) and pre-signs the
+/// run's transactions, spread round-robin over the senders.
+async fn prepare(args: &Args, client: &Client, chain_id: u64) -> Result<Vec<Bytes>, BenchError> {
+    let funder = signer(&args.key)?;
+    let senders: Vec<PrivateKeySigner> = (0..args.senders.max(1))
+        .map(|i| derived(&funder, i))
+        .collect::<Result<_, _>>()?;
+    let mut nonce = quantity(
+        &client
+            .call(
+                "eth_getTransactionCount",
+                json!([funder.address(), "pending"]),
+            )
+            .await?,
+    )?;
+    let per_sender = args.txs.div_ceil(senders.len()) as u64;
+    // Gas for each sender's share at the fixed fee, twice over.
+    let funding = U256::from(MAX_FEE) * U256::from(120_000u64) * U256::from(per_sender + 1);
+    let mut funds = Vec::with_capacity(senders.len());
+    for s in &senders {
+        funds.push(sign(
+            &funder,
+            tx(
+                chain_id,
+                nonce,
+                TxKind::Call(s.address()),
+                funding,
+                Bytes::new(),
+                21_000,
+            ),
+        )?);
+        nonce += 1;
+    }
+    setup_batch(client, funds).await?;
+    let mut token = None;
+    if args.kind == Kind::Erc20 {
+        let deploy = sign(
+            &funder,
+            tx(
+                chain_id,
+                nonce,
+                TxKind::Create,
+                U256::ZERO,
+                token_deployment()?,
+                3_000_000,
+            ),
+        )?;
+        nonce += 1;
+        let receipt = setup_batch(client, vec![deploy]).await?;
+        let address: Address = receipt
+            .as_ref()
+            .and_then(|r| r["contractAddress"].as_str())
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| BenchError::Setup("the token deployment has no address".into()))?;
+        let mut shares = Vec::with_capacity(senders.len());
+        for s in &senders {
+            shares.push(sign(
+                &funder,
+                tx(
+                    chain_id,
+                    nonce,
+                    TxKind::Call(address),
+                    U256::ZERO,
+                    erc20_transfer(s.address(), per_sender * 10),
+                    100_000,
+                ),
+            )?);
+            nonce += 1;
+        }
+        setup_batch(client, shares).await?;
+        token = Some(address);
+    }
+    let sink = Address::with_last_byte(0xbe);
+    let mut signed = Vec::with_capacity(args.txs);
+    let mut nonces: Vec<u64> = Vec::with_capacity(senders.len());
+    for s in &senders {
+        nonces.push(quantity(
+            &client
+                .call("eth_getTransactionCount", json!([s.address(), "pending"]))
+                .await?,
+        )?);
+    }
+    for i in 0..args.txs {
+        let k = i % senders.len();
+        let raw = match token {
+            None => tx(
+                chain_id,
+                nonces[k],
+                TxKind::Call(sink),
+                U256::from(1),
+                Bytes::new(),
+                21_000,
+            ),
+            Some(token) => tx(
+                chain_id,
+                nonces[k],
+                TxKind::Call(token),
+                U256::ZERO,
+                erc20_transfer(sink, 1),
+                60_000,
+            ),
+        };
+        signed.push(sign(&senders[k], raw)?);
+        nonces[k] += 1;
+    }
+    Ok(signed)
+}
+
+/// What a node's metrics say of its process: CPU seconds and resident bytes.
+async fn process_of(client: &Client) -> Option<(f64, f64)> {
+    let text = client.get_text().await.ok()?;
+    let read = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+    };
+    Some((
+        read("process_cpu_seconds_total")?,
+        read("process_resident_memory_bytes")?,
+    ))
+}
+
+async fn run(args: Args) -> Result<Report, BenchError> {
+    let clients: Vec<Client> = args
+        .rpc
+        .iter()
+        .map(|u| Client::new(u))
+        .collect::<Result<_, _>>()?;
+    let first = clients
+        .first()
+        .ok_or_else(|| BenchError::Setup("no --rpc URL".into()))?;
+    let chain_id = quantity(&first.call("eth_chainId", json!([])).await?)?;
+    let signed = prepare(&args, first, chain_id).await?;
+    let metrics: Vec<Client> = args
+        .metrics
+        .iter()
+        .map(|u| Client::new(u))
+        .collect::<Result<_, _>>()?;
+    let mut before = Vec::new();
+    for m in &metrics {
+        before.push(process_of(m).await);
+    }
+
+    let hashes: Vec<B256> = signed.iter().map(keccak256).collect();
+    let submitted: Arc<Mutex<HashMap<B256, Instant>>> = Arc::default();
+    let errors: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+    let next = Arc::new(AtomicUsize::new(0));
+    let signed = Arc::new(signed);
+    let start = Instant::now();
+    let start_block = quantity(&first.call("eth_blockNumber", json!([])).await?)?;
+    let mut workers = Vec::new();
+    for w in 0..args.concurrency.max(1) {
+        let client = clients[w % clients.len()].clone();
+        let (signed, next, submitted, errors) = (
+            signed.clone(),
+            next.clone(),
+            submitted.clone(),
+            errors.clone(),
+        );
+        let rate = args.rate;
+        workers.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(raw) = signed.get(i) else { break };
+                if rate > 0 {
+                    let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                let sent = Instant::now();
+                match client.call("eth_sendRawTransaction", json!([raw])).await {
+                    Ok(_) => {
+                        if let Ok(mut s) = submitted.lock() {
+                            s.insert(keccak256(raw), sent);
+                        }
+                    }
+                    Err(e) => {
+                        if let Ok(mut errors) = errors.lock() {
+                            *errors.entry(e.kind()).or_default() += 1;
+                        }
+                    }
+                }
+            }
+        }));
+    }
+
+    // Follow the chain: every transaction of ours in a new block is included, now.
+    let mut samples: Vec<Sample> = Vec::with_capacity(hashes.len());
+    let (mut gas, mut seen, mut last_block) = (0u64, start_block, start_block);
+    let mut sending_done: Option<Instant> = None;
+    let mut first_inclusion: Option<Instant> = None;
+    loop {
+        if sending_done.is_none() && workers.iter().all(|w| w.is_finished()) {
+            sending_done = Some(Instant::now());
+        }
+        let expected = submitted.lock().map_or(0, |s| s.len());
+        let finished_sending = sending_done.is_some();
+        if finished_sending && samples.len() >= expected {
+            break;
+        }
+        if sending_done.is_some_and(|d| d.elapsed() > Duration::from_secs(args.timeout)) {
+            break;
+        }
+        let head = quantity(&first.call("eth_blockNumber", json!([])).await?)?;
+        while seen < head {
+            seen += 1;
+            let block = first
+                .call("eth_getBlockByNumber", json!([format!("{seen:#x}"), false]))
+                .await?;
+            let now = Instant::now();
+            let mut ours = 0;
+            if let Ok(sent) = submitted.lock() {
+                for h in block["transactions"].as_array().into_iter().flatten() {
+                    let Some(hash) = h.as_str().and_then(|s| s.parse::<B256>().ok()) else {
+                        continue;
+                    };
+                    if let Some(at) = sent.get(&hash) {
+                        samples.push(Sample {
+                            latency: now.saturating_duration_since(*at),
+                        });
+                        ours += 1;
+                    }
+                }
+            }
+            if ours > 0 {
+                gas += quantity(&block["gasUsed"]).unwrap_or(0);
+                last_block = seen;
+                first_inclusion.get_or_insert(now);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = start.elapsed();
+    let mut after = Vec::new();
+    for m in &metrics {
+        after.push(process_of(m).await);
+    }
+    let errors = errors.lock().map(|e| e.clone()).unwrap_or_default();
+    let submitted = submitted.lock().map_or(0, |s| s.len());
+    Ok(Report::new(
+        report::Run {
+            label: args.label.clone(),
+            kind: format!("{:?}", args.kind).to_lowercase(),
+            nodes: clients.len(),
+            offered: hashes.len(),
+            submitted,
+            elapsed,
+            blocks: last_block.saturating_sub(start_block),
+            gas,
+            errors,
+        },
+        samples,
+        before.into_iter().zip(after).collect(),
+    ))
+}
+
+fn main() {
+    let args = Args::parse();
+    let json_out = args.json;
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("consort-bench: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(report) => {
+            if json_out {
+                println!("{}", report.json());
+            } else {
+                print!("{}", report.text());
+            }
+        }
+        Err(e) => {
+            eprintln!("consort-bench: {e}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! `consort-bench` against a dev node: it funds its senders, sends every transaction it
+//! signed (closed and open loop, ETH and ERC-20), sees each one included and reports the
+//! node's process. Figures are printed by `make bench`, never asserted here.
+
+mod support;
+
+use serde_json::Value;
+use std::process::Command;
+
+fn bench(node: &support::Node, args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_consort-bench"))
+        .arg(format!("--rpc={}", node.http))
+        .arg(format!("--metrics={}", node.metrics.as_ref().unwrap()))
+        .arg("--json")
+        .args(args)
+        .output()
+        .expect("run consort-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "consort-bench failed: {}{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+#[test]
+fn the_load_generator_sees_every_transaction_it_sends_included() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = support::start(&dir.path().join("node"), &[]);
+    for (args, n) in [
+        (
+            vec!["--kind=eth", "--txs=300", "--senders=10", "--concurrency=8"],
+            300,
+        ),
+        (
+            vec![
+                "--kind=erc20",
+                "--txs=100",
+                "--senders=5",
+                "--concurrency=4",
+            ],
+            100,
+        ),
+        (
+            vec!["--kind=eth", "--txs=100", "--senders=4", "--rate=200"],
+            100,
+        ),
+    ] {
+        let report = bench(&node, &args);
+        assert_eq!(report["submitted"], n, "{report}");
+        assert_eq!(report["included"], n, "{report}");
+        assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+        assert!(report["tx_per_second"].as_f64().unwrap() > 0.0, "{report}");
+        assert!(
+            report["latency_ms"]["p99"].as_f64().unwrap() > 0.0,
+            "{report}"
+        );
+        assert!(
+            report["node_processes"][0]["rss_bytes"].as_f64().unwrap() > 1e6,
+            "{report}"
+        );
+    }
+    // A node that is not there is a clear error, not a hang.
+    let out = Command::new(env!("CARGO_BIN_EXE_consort-bench"))
+        .args(["--rpc=http://127.0.0.1:1", "--txs=1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("consort-bench:"));
+}
