@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Single-node inclusion throughput with consort-bench: one validator, RocksDB, 1 s blocks and a
-# 1 Ggas block gas limit (the dev chain's genesis with a larger limit), ETH and ERC-20
-# transfers, three runs each; prints each run and the median. Measures, never asserts.
+# Single-node figures with consort-bench: one validator, RocksDB, 1 s blocks and a 1 Ggas block
+# gas limit (the dev chain's genesis with a larger limit). Inclusion throughput of ETH and
+# ERC-20 transfers, three runs each, each run and the median; then JSON-RPC reads at
+# concurrency 1, 16 and 64. Measures, never asserts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-$HOME/.cache/consort-target}"
@@ -40,4 +41,9 @@ for kind in eth erc20; do
   done
   median=$(printf '%s\n' "${rates[@]}" | sort -n | sed -n 2p)
   echo "load-bench: $kind single node ($profile build): median $median tx/s"
+done
+for method in eth_blockNumber eth_getBalance; do
+  for c in 1 16 64; do
+    echo "load-bench: $("$bench" --rpc=http://127.0.0.201:8545 --read="$method" --concurrency="$c" --seconds="${BENCH_READ_SECONDS:-5}")"
+  done
 done

@@ -76,6 +76,13 @@ struct Args {
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
+    /// Instead of sending transactions, call this read-only method for `--seconds`:
+    /// eth_blockNumber, eth_chainId, eth_getBalance or eth_getBlockByNumber.
+    #[arg(long)]
+    read: Option<String>,
+    /// How long a `--read` run lasts.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -462,6 +469,83 @@ async fn run(args: Args) -> Result<Report, BenchError> {
     ))
 }
 
+/// The parameters of a read-only method.
+fn read_params(method: &str) -> Result<Value, BenchError> {
+    Ok(match method {
+        "eth_blockNumber" | "eth_chainId" | "eth_gasPrice" => json!([]),
+        "eth_getBalance" => json!([Address::with_last_byte(0xbe), "latest"]),
+        "eth_getBlockByNumber" => json!(["latest", false]),
+        other => {
+            return Err(BenchError::Setup(format!(
+                "--read {other}: eth_blockNumber, eth_chainId, eth_gasPrice, eth_getBalance or \
+                 eth_getBlockByNumber"
+            )))
+        }
+    })
+}
+
+/// Calls `method` from `--concurrency` connections for `--seconds`.
+async fn run_reads(args: &Args, method: &str) -> Result<Value, BenchError> {
+    let params = read_params(method)?;
+    let clients: Vec<Client> = args
+        .rpc
+        .iter()
+        .map(|u| Client::new(u))
+        .collect::<Result<_, _>>()?;
+    let first = clients
+        .first()
+        .ok_or_else(|| BenchError::Setup("no --rpc URL".into()))?;
+    first.call(method, params.clone()).await?;
+    let duration = Duration::from_secs(args.seconds.max(1));
+    let start = Instant::now();
+    let mut workers = Vec::new();
+    for w in 0..args.concurrency.max(1) {
+        let client = clients[w % clients.len()].clone();
+        let (method, params) = (method.to_string(), params.clone());
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors: HashMap<String, u64> = HashMap::new();
+            while start.elapsed() < duration {
+                let sent = Instant::now();
+                match client.call(&method, params.clone()).await {
+                    Ok(_) => latencies.push(sent.elapsed()),
+                    Err(e) => *errors.entry(e.kind()).or_default() += 1,
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut errors: HashMap<String, u64> = HashMap::new();
+    for w in workers {
+        let (l, e) = w
+            .await
+            .map_err(|e| BenchError::Setup(format!("a worker failed: {e}")))?;
+        latencies.extend(l);
+        for (k, n) in e {
+            *errors.entry(k).or_default() += n;
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    latencies.sort();
+    let percentile = |p: f64| -> f64 {
+        let rank = ((p * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len().max(1));
+        latencies
+            .get(rank - 1)
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    Ok(json!({
+        "label": args.label,
+        "method": method,
+        "concurrency": args.concurrency,
+        "seconds": seconds,
+        "requests": latencies.len(),
+        "requests_per_second": latencies.len() as f64 / seconds,
+        "latency_ms": {"p50": percentile(0.5), "p95": percentile(0.95), "p99": percentile(0.99)},
+        "errors": errors,
+    }))
+}
+
 fn main() {
     let args = Args::parse();
     let json_out = args.json;
@@ -476,6 +560,24 @@ fn main() {
             std::process::exit(1);
         }
     };
+    if let Some(method) = args.read.clone() {
+        match runtime.block_on(run_reads(&args, &method)) {
+            Ok(report) if json_out => println!("{report}"),
+            Ok(r) => println!(
+                "{method} at concurrency {}: {:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms, errors {}",
+                args.concurrency,
+                r["requests_per_second"].as_f64().unwrap_or_default(),
+                r["latency_ms"]["p50"].as_f64().unwrap_or_default(),
+                r["latency_ms"]["p99"].as_f64().unwrap_or_default(),
+                r["errors"]
+            ),
+            Err(e) => {
+                eprintln!("consort-bench: {e}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     match runtime.block_on(run(args)) {
         Ok(report) => {
             if json_out {
