@@ -62,10 +62,13 @@ fn the_load_generator_sees_every_transaction_it_sends_included() {
         );
     }
     // Read-only calls for a while, from several connections.
-    let reads = bench(&node, &["--read=eth_getBalance", "--seconds=1", "--concurrency=4"]);
+    let reads = bench(
+        &node,
+        &["--read=eth_getBalance", "--seconds=1", "--concurrency=4"],
+    );
     assert!(reads["requests"].as_u64().unwrap() > 0, "{reads}");
     assert_eq!(reads["errors"], serde_json::json!({}), "{reads}");
-        // A node that is not there is a clear error, not a hang.
+    // A node that is not there is a clear error, not a hang.
     let out = Command::new(env!("CARGO_BIN_EXE_consort-bench"))
         .args(["--rpc=http://127.0.0.1:1", "--txs=1"])
         .output()
