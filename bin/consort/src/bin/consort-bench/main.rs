@@ -323,6 +323,18 @@ async fn prepare(args: &Args, client: &Client, chain_id: u64) -> Result<Vec<Byte
     Ok(signed)
 }
 
+/// Clients of `urls`, at least one.
+fn nodes(urls: &[String]) -> Result<Vec<Client>, BenchError> {
+    let clients: Vec<Client> = urls
+        .iter()
+        .map(|u| Client::new(u))
+        .collect::<Result<_, _>>()?;
+    if clients.is_empty() {
+        return Err(BenchError::Setup("no --rpc URL".into()));
+    }
+    Ok(clients)
+}
+
 /// What a node's metrics say of its process: CPU seconds and resident bytes.
 async fn process_of(client: &Client) -> Option<(f64, f64)> {
     let text = client.get_text().await.ok()?;
@@ -337,14 +349,8 @@ async fn process_of(client: &Client) -> Option<(f64, f64)> {
 }
 
 async fn run(args: Args) -> Result<Report, BenchError> {
-    let clients: Vec<Client> = args
-        .rpc
-        .iter()
-        .map(|u| Client::new(u))
-        .collect::<Result<_, _>>()?;
-    let first = clients
-        .first()
-        .ok_or_else(|| BenchError::Setup("no --rpc URL".into()))?;
+    let clients = nodes(&args.rpc)?;
+    let first = &clients[0];
     let chain_id = quantity(&first.call("eth_chainId", json!([])).await?)?;
     let signed = prepare(&args, first, chain_id).await?;
     let metrics: Vec<Client> = args
@@ -487,14 +493,8 @@ fn read_params(method: &str) -> Result<Value, BenchError> {
 /// Calls `method` from `--concurrency` connections for `--seconds`.
 async fn run_reads(args: &Args, method: &str) -> Result<Value, BenchError> {
     let params = read_params(method)?;
-    let clients: Vec<Client> = args
-        .rpc
-        .iter()
-        .map(|u| Client::new(u))
-        .collect::<Result<_, _>>()?;
-    let first = clients
-        .first()
-        .ok_or_else(|| BenchError::Setup("no --rpc URL".into()))?;
+    let clients = nodes(&args.rpc)?;
+    let first = &clients[0];
     first.call(method, params.clone()).await?;
     let duration = Duration::from_secs(args.seconds.max(1));
     let start = Instant::now();
@@ -528,12 +528,7 @@ async fn run_reads(args: &Args, method: &str) -> Result<Value, BenchError> {
     }
     let seconds = start.elapsed().as_secs_f64();
     latencies.sort();
-    let percentile = |p: f64| -> f64 {
-        let rank = ((p * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len().max(1));
-        latencies
-            .get(rank - 1)
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    };
+    let percentile = |p: f64| report::percentile(&latencies, p);
     Ok(json!({
         "label": args.label,
         "method": method,

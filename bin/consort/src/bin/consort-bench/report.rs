@@ -11,6 +11,17 @@ pub struct Sample {
     pub latency: Duration,
 }
 
+/// The nearest-rank percentile `p` of `sorted`, in milliseconds (0 when empty).
+pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted
+        .get(rank - 1)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
 /// What the run did.
 #[derive(Debug, Clone)]
 pub struct Run {
@@ -51,14 +62,7 @@ impl Report {
     }
 
     fn percentile(&self, p: f64) -> f64 {
-        if self.latencies.is_empty() {
-            return 0.0;
-        }
-        let rank =
-            ((p * self.latencies.len() as f64).ceil() as usize).clamp(1, self.latencies.len());
-        self.latencies
-            .get(rank - 1)
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        percentile(&self.latencies, p)
     }
 
     fn seconds(&self) -> f64 {
