@@ -199,21 +199,8 @@ impl SummaryVec {
             .into_iter()
             .map(|(values, stats)| {
                 let mut stats = lock(&stats);
-                let mut summary = proto::Summary::default();
-                summary.set_sample_count(stats.count);
-                summary.set_sample_sum(stats.sum);
-                summary.set_quantile(
-                    stats
-                        .quantiles(now)
-                        .into_iter()
-                        .map(|(q, v)| {
-                            let mut quantile = proto::Quantile::default();
-                            quantile.set_quantile(q);
-                            quantile.set_value(v);
-                            quantile
-                        })
-                        .collect(),
-                );
+                let summary =
+                    crate::family::summary_value(stats.count, stats.sum, &stats.quantiles(now));
                 let mut metric = proto::Metric::from_label(
                     desc.variable_labels
                         .iter()
@@ -230,12 +217,12 @@ impl SummaryVec {
                 metric
             })
             .collect();
-        let mut family = proto::MetricFamily::default();
-        family.set_name(desc.fq_name.clone());
-        family.set_help(desc.help.clone());
-        family.set_field_type(proto::MetricType::SUMMARY);
-        family.set_metric(metrics);
-        family
+        crate::family::family(
+            &desc.fq_name,
+            &desc.help,
+            proto::MetricType::SUMMARY,
+            metrics,
+        )
     }
 }
 
