@@ -213,7 +213,7 @@ pub(crate) struct Connection {
     id: usize,
 }
 
-/// Registers a method that runs on the blocking pool, timed and counted under its name.
+/// Registers a method, timed and counted under its name. It runs where [`on_pool`] says.
 pub(crate) fn method<F>(module: &mut RpcModule<Arc<RpcContext>>, name: &'static str, f: F)
 where
     F: Fn(&RpcContext, Params<'_>) -> RpcResult<Value> + Clone + Send + Sync + 'static,
@@ -245,16 +245,38 @@ pub(crate) fn connection_method<F>(
     });
 }
 
+/// Whether `name` runs on tokio's blocking pool. Methods that execute the EVM, scan ranges
+/// of blocks or write files do; the rest (an in-memory answer, a few point reads through the
+/// caches, a pool submission) answer in microseconds and run on the connection's task, which
+/// spares each call two thread hand-offs.
+fn on_pool(name: &str) -> bool {
+    matches!(
+        name,
+        "eth_call"
+            | "eth_estimateGas"
+            | "eth_getLogs"
+            | "eth_getFilterLogs"
+            | "eth_getFilterChanges"
+            | "eth_getProof"
+            | "eth_feeHistory"
+            | "eth_getBlockReceipts"
+            | "txpool_content"
+            | "qbft_getSignerMetrics"
+            | "admin_createSnapshot"
+            | "debug_getRawReceipts"
+    ) || name.starts_with("perm_")
+}
+
 fn register<F>(module: &mut RpcModule<Arc<RpcContext>>, name: &'static str, f: F)
 where
     F: Fn(&RpcContext, Params<'_>, &Extensions) -> RpcResult<Value> + Clone + Send + Sync + 'static,
 {
     // The method's summary, looked up once rather than by label on every call.
     let timer: Arc<std::sync::OnceLock<consort_metrics::Summary>> = Arc::default();
-    let registered = module.register_blocking_method(name, move |params, ctx, extensions| {
+    let call = move |ctx: &RpcContext, params: Params<'_>, extensions: &Extensions| {
         let start = Instant::now();
-        let mut span = crate::traced::method_span(name, &extensions);
-        let result = f(&ctx, params, &extensions);
+        let mut span = crate::traced::method_span(name, extensions);
+        let result = f(ctx, params, extensions);
         if let Err(e) = &result {
             span.fail(crate::traced::failure_description(e.kind()));
         }
@@ -269,7 +291,20 @@ where
                 .inc();
         }
         result.map_err(ErrorObjectOwned::from)
-    });
+    };
+    let registered = if on_pool(name) {
+        module
+            .register_blocking_method(name, move |params, ctx, extensions| {
+                call(&ctx, params, &extensions)
+            })
+            .map(drop)
+    } else {
+        module
+            .register_method(name, move |params, ctx, extensions| {
+                call(ctx, params, extensions)
+            })
+            .map(drop)
+    };
     if let Err(e) = registered {
         tracing::error!("JSON-RPC method {name} registered twice: {e}");
     }
