@@ -74,10 +74,13 @@ lint: setup
 fuzz: setup
 	@scripts/fuzz.sh
 
+# Criterion's block execution, then consort (release and the debug build `make run` uses)
+# against anvil with consort-bench; writes its figures into BENCHMARKS.md (scripts/bench.py).
 bench: setup
 	cargo bench -p consort-evm --bench block_execution
 	cargo build --workspace --all-targets
-	@scripts/load-bench.sh
+	cargo build --release -p consort
+	@scripts/bench.py
 	@scripts/attack-bench.sh
 
 clean:

@@ -5,9 +5,12 @@ For each consort build (release, and debug, the one `make run` uses) and for anv
 same load generator (consort-bench) and the same chain settings (1 s blocks, 1 Ggas blocks):
 
 - start to RPC ready (three fresh starts) and resident memory idle and at its peak under load;
-- single-node inclusion of ETH and ERC-20 transfers, three runs each, and their median;
-- JSON-RPC reads at concurrency 1, 16 and 64;
-- for consort, four validators on this machine with sustained ERC-20 load for a minute.
+- single-node inclusion of ETH transfers, ERC-20 transfers and Caliper's "simple" `open`,
+  three runs each, and their median;
+- JSON-RPC reads at concurrency 1, 16 and 64: eth_blockNumber, eth_getBalance, eth_call and,
+  on a chain of 20 ms blocks past height 1,000, eth_getLogs over the last 1,000 blocks;
+- for consort, four validators on this machine with sustained ERC-20 load for a minute, and a
+  fresh node syncing a chain of 10,000 blocks with transactions.
 
 It writes the figures between the `make bench` markers of BENCHMARKS.md, and all of them as
 JSON to $CARGO_TARGET_DIR/bench/results.json. It measures and never asserts.
@@ -40,7 +43,9 @@ RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 READ_SECONDS = int(os.environ.get("BENCH_READ_SECONDS", "5"))
 FOUR_RATE = int(os.environ.get("BENCH_FOUR_RATE", "2000"))
 FOUR_SECONDS = int(os.environ.get("BENCH_FOUR_SECONDS", "60"))
-READS = ["eth_blockNumber", "eth_getBalance"]
+SYNC_BLOCKS = int(os.environ.get("BENCH_SYNC_BLOCKS", "10000"))
+KINDS = ["eth", "erc20", "open"]
+READS = ["eth_blockNumber", "eth_getBalance", "eth_call"]
 CONCURRENCY = [1, 16, 64]
 BEGIN, END = "<!-- make bench: begin -->", "<!-- make bench: end -->"
 
@@ -117,7 +122,6 @@ def consort(profile, work, name, ip, genesis_file, key, extra=()):
     argv = [
         str(TARGET / profile / "consort"),
         f"--genesis-file={genesis_file}",
-        f"--node-private-key-file={key}",
         f"--data-path={data}",
         "--rpc-http-enabled",
         f"--rpc-http-host={ip}",
@@ -129,15 +133,17 @@ def consort(profile, work, name, ip, genesis_file, key, extra=()):
         "--tx-pool-max-size=200000",
         *extra,
     ]
+    if key:
+        argv.append(f"--node-private-key-file={key}")
     return Node(argv, f"http://{ip}:8545", f"http://{ip}:9545/metrics", work / f"{name}.log")
 
 
-def anvil(work, name, ip):
+def anvil(work, name, ip, block_time="1"):
     argv = [
         str(ANVIL),
         f"--host={ip}",
         "--port=8545",
-        "--block-time=1",
+        f"--block-time={block_time}",
         f"--gas-limit={GAS_LIMIT}",
         "--silent",
     ]
@@ -152,6 +158,28 @@ def bench(node, key, *args):
     return json.loads(out.strip().splitlines()[-1])
 
 
+def wait_height(node, height, timeout=600):
+    deadline = time.monotonic() + timeout
+    while (head := int(rpc(node.url, "eth_blockNumber"), 16)) < height:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{node.url} stayed at block {head}, below {height}")
+        time.sleep(0.05)
+    return head
+
+
+def log_reads(node, key):
+    """eth_getLogs over the last 1,000 blocks of a chain of 20 ms blocks."""
+    wait_height(node, 1_000)
+    result = {}
+    for c in CONCURRENCY:
+        r = bench(node, key, "--read=eth_getLogs", f"--concurrency={c}",
+                  f"--seconds={READ_SECONDS}")
+        log(f"  eth_getLogs at {c}: {r['requests_per_second']:.0f} req/s, "
+            f"{r['answer_items']} logs each")
+        result[str(c)] = r
+    return result
+
+
 def single_node(start, key):
     """Start times, memory, inclusion and reads of one kind of node."""
     result = {"ready_ms": [], "inclusion": {}, "reads": {}}
@@ -163,7 +191,7 @@ def single_node(start, key):
     try:
         time.sleep(3)
         result["rss_idle_mb"] = node.rss_mb()
-        for kind in ["eth", "erc20"]:
+        for kind in KINDS:
             runs = []
             for run in range(RUNS):
                 r = bench(node, key, f"--kind={kind}", f"--txs={TXS}", "--senders=200",
@@ -182,6 +210,54 @@ def single_node(start, key):
                 result["reads"].setdefault(method, {})[str(c)] = r
     finally:
         node.stop()
+    return result
+
+
+def sync(profiles, work):
+    """A release validator builds SYNC_BLOCKS blocks of 10 ms under ERC-20 load; then a fresh
+    node of each build syncs them from it over P2P."""
+    g = genesis("chainspecs/dev.json", work / "sync.json", xblockperiodmilliseconds=10,
+                emptyblockperiodseconds=0)
+    source = consort(profiles[0], work, "sync-source", "127.0.0.205", g,
+                     ROOT / "chainspecs/dev-validator.key",
+                     ["--p2p-host=127.0.0.205", "--p2p-interface=127.0.0.205",
+                      "--p2p-port=30303", "--rpc-http-api=ETH,NET,ADMIN"])
+    result = {"blocks": SYNC_BLOCKS, "nodes": {}}
+    try:
+        enode = rpc(source.url, "admin_nodeInfo")["enode"]
+        load = subprocess.Popen(
+            [str(BENCH), f"--rpc={source.url}", f"--key={DEV_KEY}", "--json", "--kind=erc20",
+             "--senders=50", "--concurrency=8", "--rate=300", f"--txs={SYNC_BLOCKS * 3}"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        started = time.monotonic()
+        wait_height(source, SYNC_BLOCKS, timeout=1800)
+        log(f"  built {SYNC_BLOCKS:,} blocks in {time.monotonic() - started:.0f} s")
+        load.terminate()
+        load.communicate()
+        head = int(rpc(source.url, "eth_blockNumber"), 16)
+        txs = 0
+        for n in range(1, head + 1):
+            txs += int(rpc(source.url, "eth_getBlockTransactionCountByNumber", [hex(n)]), 16)
+        result["txs"] = txs
+        for profile in profiles:
+            node = consort(profile, work, f"sync-{profile}", "127.0.0.206", g,
+                           None,
+                           ["--p2p-host=127.0.0.206", "--p2p-interface=127.0.0.206",
+                            "--p2p-port=30303", f"--bootnodes={enode}"])
+            started = time.monotonic()
+            try:
+                wait_height(node, head, timeout=1800)
+                seconds = time.monotonic() - started
+                result["nodes"][profile] = {"seconds": seconds, "head": head,
+                                            "blocks_per_second": head / seconds,
+                                            "tx_per_second": txs / seconds,
+                                            "rss_peak_mb": node.rss_mb("VmHWM")}
+                log(f"  {profile} synced {head:,} blocks ({txs:,} transactions) in "
+                    f"{seconds:.1f} s")
+            finally:
+                node.stop()
+    finally:
+        source.stop()
     return result
 
 
@@ -288,7 +364,9 @@ def report(results):
                 ratios.append("–")
         out.append(f"| {label} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
 
-    for kind, label in [("eth", "ETH transfers included"), ("erc20", "ERC-20 transfers included")]:
+    kinds = {"eth": "ETH transfers included", "erc20": "ERC-20 transfers included",
+             "open": "`open` (Caliper simple) included"}
+    for kind, label in kinds.items():
         row(f"{label} (tx/s)",
             {n: median([r["tx_per_second"] for r in s[n]["inclusion"][kind]]) for n in names},
             lambda v: f"{v:,.0f}")
@@ -296,7 +374,7 @@ def report(results):
             {n: median([r["latency_ms"]["p99"] for r in s[n]["inclusion"][kind]])
              for n in names},
             lambda v: f"{v:,.0f}")
-    for method in READS:
+    for method in [*READS, "eth_getLogs"]:
         for c in CONCURRENCY:
             row(f"`{method}`, concurrency {c} (req/s)",
                 {n: s[n]["reads"][method][str(c)]["requests_per_second"] for n in names},
@@ -311,8 +389,13 @@ def report(results):
     out.append("Every run: " + "; ".join(
         f"{title[n]} " + ", ".join(
             f"{kind} " + "/".join(f"{r['tx_per_second']:.0f}" for r in s[n]["inclusion"][kind])
-            for kind in ["eth", "erc20"])
+            for kind in KINDS)
         for n in names) + " tx/s.")
+    logs = s[names[0]]["reads"]["eth_getLogs"]["1"]
+    out.append(f"`eth_getLogs` asks for one token's `Transfer` logs over blocks "
+               f"{int(logs['params'][0]['fromBlock'], 16):,}–"
+               f"{int(logs['params'][0]['toBlock'], 16):,} of a chain of 20 ms blocks and gets "
+               f"{logs['answer_items']} logs; `eth_call` is that token's `balanceOf`.")
     if results["four"]:
         out += [
             "",
@@ -330,6 +413,19 @@ def report(results):
                                                                    r["rss_peak_mb"]))
             out.append(f"| {n} | {r['tx_per_second']:,.0f} | {lat['p50']:.0f} | "
                        f"{lat['p95']:.0f} | {lat['p99']:.0f} | {errors} | {rss} |")
+    sync = results["sync"]
+    if sync:
+        out += [
+            "",
+            f"### A fresh node syncing {sync['blocks']:,} blocks ({sync['txs']:,} transactions) "
+            "from a validator over P2P",
+            "",
+            "| build | seconds | blocks/s | tx/s | resident memory peak (MB) |",
+            "|---|---|---|---|---|",
+        ]
+        for n, r in sync["nodes"].items():
+            out.append(f"| {n} | {r['seconds']:.1f} | {r['blocks_per_second']:,.0f} | "
+                       f"{r['tx_per_second']:,.0f} | {r['rss_peak_mb']:.0f} |")
     return "\n".join(out)
 
 
@@ -363,6 +459,7 @@ def main():
         "bench_profile": bench_profile,
         "single": {},
         "four": {},
+        "sync": None,
     }
     work = Path(tempfile.mkdtemp(prefix="consort-bench-"))
     try:
@@ -378,6 +475,20 @@ def main():
         log(f"anvil {ANVIL_VERSION}")
         results["single"]["anvil"] = single_node(
             lambda name: anvil(work, f"anvil-{name}", "127.0.0.202"), ANVIL_KEY)
+        fast = genesis("chainspecs/dev.json", work / "fast.json", xblockperiodmilliseconds=20,
+                       emptyblockperiodseconds=0)
+        for name in [*profiles, "anvil"]:
+            log(f"{name}, eth_getLogs on 20 ms blocks")
+            node = (anvil(work, "anvil-logs", "127.0.0.202", "0.02") if name == "anvil" else
+                    consort(name, work, f"{name}-logs", "127.0.0.201", fast, key,
+                            ["--p2p-enabled=false"]))
+            try:
+                results["single"][name]["reads"]["eth_getLogs"] = log_reads(
+                    node, ANVIL_KEY if name == "anvil" else DEV_KEY)
+            finally:
+                node.stop()
+        log(f"sync of {SYNC_BLOCKS:,} blocks")
+        results["sync"] = sync(profiles, work)
         for profile in profiles:
             log(f"consort {profile}, four validators")
             results["four"][profile] = four_validators(profile, work / f"four-{profile}")

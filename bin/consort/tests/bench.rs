@@ -43,6 +43,10 @@ fn the_load_generator_sees_every_transaction_it_sends_included() {
             100,
         ),
         (
+            vec!["--kind=open", "--txs=100", "--senders=5", "--concurrency=4"],
+            100,
+        ),
+        (
             vec!["--kind=eth", "--txs=100", "--senders=4", "--rate=200"],
             100,
         ),
@@ -60,6 +64,13 @@ fn the_load_generator_sees_every_transaction_it_sends_included() {
             report["node_processes"][0]["rss_bytes"].as_f64().unwrap() > 1e6,
             "{report}"
         );
+        if report["kind"] == "open" {
+            // Each `open` stores a fresh slot: more than 20,000 gas above the 21,000 base.
+            let gas = report["mgas_per_second"].as_f64().unwrap()
+                * report["seconds"].as_f64().unwrap()
+                * 1e6;
+            assert!(gas / 100.0 > 41_000.0, "{report}");
+        }
     }
     // Read-only calls for a while, from several connections.
     let reads = bench(
@@ -68,6 +79,25 @@ fn the_load_generator_sees_every_transaction_it_sends_included() {
     );
     assert!(reads["requests"].as_u64().unwrap() > 0, "{reads}");
     assert_eq!(reads["errors"], serde_json::json!({}), "{reads}");
+    // eth_call of a token it deploys, and eth_getLogs finding the transfers it made first.
+    let call = bench(
+        &node,
+        &["--read=eth_call", "--seconds=1", "--concurrency=2"],
+    );
+    assert!(call["requests"].as_u64().unwrap() > 0, "{call}");
+    assert_eq!(call["errors"], serde_json::json!({}), "{call}");
+    let logs = bench(
+        &node,
+        &[
+            "--read=eth_getLogs",
+            "--logs=7",
+            "--seconds=1",
+            "--concurrency=2",
+        ],
+    );
+    // The seven transfers and the mint of the deployment.
+    assert_eq!(logs["answer_items"], 8, "{logs}");
+    assert_eq!(logs["errors"], serde_json::json!({}), "{logs}");
     // A node that is not there is a clear error, not a hang.
     let out = Command::new(env!("CARGO_BIN_EXE_consort-bench"))
         .args(["--rpc=http://127.0.0.1:1", "--txs=1"])

@@ -32,6 +32,9 @@ enum Kind {
     Eth,
     /// ERC-20 `transfer` calls on a token deployed for the run.
     Erc20,
+    /// `open(account, amount)` calls on Caliper's "simple" contract deployed for the run: each
+    /// stores one new account (a fresh storage slot).
+    Open,
 }
 
 #[derive(Debug, Parser)]
@@ -77,9 +80,15 @@ struct Args {
     #[arg(long)]
     json: bool,
     /// Instead of sending transactions, call this read-only method for `--seconds`:
-    /// eth_blockNumber, eth_chainId, eth_getBalance or eth_getBlockByNumber.
+    /// eth_blockNumber, eth_chainId, eth_gasPrice, eth_getBalance, eth_getBlockByNumber,
+    /// eth_call (a token's `balanceOf`) or eth_getLogs (a token's transfers over the last
+    /// 1,000 blocks). The last two deploy the token first.
     #[arg(long)]
     read: Option<String>,
+    /// For `--read=eth_getLogs`: token transfers made before the run; it finds them and the
+    /// mint of the deployment.
+    #[arg(long, default_value_t = 100)]
+    logs: usize,
     /// How long a `--read` run lasts.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
@@ -148,16 +157,52 @@ fn erc20_transfer(to: Address, amount: u64) -> Bytes {
     data.into()
 }
 
-/// The token's creation code (tests/contracts/Token.json) with ("Bench", "BNC", 10^30).
-fn token_deployment() -> Result<Bytes, BenchError> {
+/// `open(account, amount)` of the simple contract.
+fn simple_open(account: &str, amount: u64) -> Bytes {
+    let mut data = vec![0x90, 0x64, 0x12, 0x93];
+    data.extend_from_slice(&U256::from(0x40).to_be_bytes::<32>());
+    data.extend_from_slice(&U256::from(amount).to_be_bytes::<32>());
+    data.extend_from_slice(&U256::from(account.len()).to_be_bytes::<32>());
+    let mut text = account.as_bytes().to_vec();
+    text.resize(account.len().div_ceil(32) * 32, 0);
+    data.extend(text);
+    data.into()
+}
+
+/// `balanceOf(owner)`.
+fn erc20_balance_of(owner: Address) -> Bytes {
+    let mut data = vec![0x70, 0xa0, 0x82, 0x31];
+    data.extend_from_slice(&[0u8; 12]);
+    data.extend_from_slice(owner.as_slice());
+    data.into()
+}
+
+/// The creation code of a compiled artifact (the `bytecode` of its JSON).
+fn creation_code(name: &str, artifact: &str) -> Result<Vec<u8>, BenchError> {
     let json: Value =
-        serde_json::from_str(include_str!("../../../../../tests/contracts/Token.json"))
-            .map_err(|e| BenchError::Setup(format!("Token.json: {e}")))?;
+        serde_json::from_str(artifact).map_err(|e| BenchError::Setup(format!("{name}: {e}")))?;
     let hex = json["bytecode"]
         .as_str()
-        .ok_or_else(|| BenchError::Setup("Token.json has no bytecode".into()))?;
-    let mut code = alloy_primitives::hex::decode(hex)
-        .map_err(|e| BenchError::Setup(format!("Token.json bytecode: {e}")))?;
+        .ok_or_else(|| BenchError::Setup(format!("{name} has no bytecode")))?;
+    alloy_primitives::hex::decode(hex)
+        .map_err(|e| BenchError::Setup(format!("{name} bytecode: {e}")))
+}
+
+/// The simple contract's creation code (tests/contracts/bench/Simple.json).
+fn simple_deployment() -> Result<Bytes, BenchError> {
+    creation_code(
+        "Simple.json",
+        include_str!("../../../../../tests/contracts/bench/Simple.json"),
+    )
+    .map(Bytes::from)
+}
+
+/// The token's creation code (tests/contracts/Token.json) with ("Bench", "BNC", 10^30).
+fn token_deployment() -> Result<Bytes, BenchError> {
+    let mut code = creation_code(
+        "Token.json",
+        include_str!("../../../../../tests/contracts/Token.json"),
+    )?;
     let word = |n: U256| n.to_be_bytes::<32>().to_vec();
     let text = |s: &str| {
         let mut padded = s.as_bytes().to_vec();
@@ -215,21 +260,53 @@ async fn setup_batch(client: &Client, txs: Vec<Bytes>) -> Result<Option<Value>, 
     }
 }
 
-/// Funds the senders (and deploys the token and hands it out for ERC-20) and pre-signs the
-/// run's transactions, spread round-robin over the senders.
+/// The next nonce of `address`, counting pending transactions.
+async fn next_nonce(client: &Client, address: Address) -> Result<u64, BenchError> {
+    quantity(
+        &client
+            .call("eth_getTransactionCount", json!([address, "pending"]))
+            .await?,
+    )
+}
+
+/// Deploys `code` from `funder` (its next nonce is `*nonce`) and waits for its address.
+async fn deploy(
+    client: &Client,
+    funder: &PrivateKeySigner,
+    chain_id: u64,
+    nonce: &mut u64,
+    code: Bytes,
+) -> Result<Address, BenchError> {
+    let raw = sign(
+        funder,
+        tx(
+            chain_id,
+            *nonce,
+            TxKind::Create,
+            U256::ZERO,
+            code,
+            3_000_000,
+        ),
+    )?;
+    *nonce += 1;
+    let receipt = setup_batch(client, vec![raw]).await?;
+    receipt
+        .as_ref()
+        .and_then(|r| r["contractAddress"].as_str())
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| BenchError::Setup("a deployment has no contract address".into()))
+}
+
+/// Funds the senders (and deploys the token and hands it out for ERC-20, or deploys the simple
+/// contract) and pre-signs the run's transactions, spread round-robin over the senders.
 async fn prepare(args: &Args, client: &Client, chain_id: u64) -> Result<Vec<Bytes>, BenchError> {
     let funder = signer(&args.key)?;
     let senders: Vec<PrivateKeySigner> = (0..args.senders.max(1))
         .map(|i| derived(&funder, i))
         .collect::<Result<_, _>>()?;
-    let mut nonce = quantity(
-        &client
-            .call(
-                "eth_getTransactionCount",
-                json!([funder.address(), "pending"]),
-            )
-            .await?,
-    )?;
+    let mut nonce = next_nonce(client, funder.address()).await?;
+    // Tells this run's `open` accounts from earlier runs' on the same chain.
+    let run = nonce;
     let per_sender = args.txs.div_ceil(senders.len()) as u64;
     // Gas for each sender's share at the fixed fee, twice over.
     let funding = U256::from(MAX_FEE) * U256::from(120_000u64) * U256::from(per_sender + 1);
@@ -249,26 +326,12 @@ async fn prepare(args: &Args, client: &Client, chain_id: u64) -> Result<Vec<Byte
         nonce += 1;
     }
     setup_batch(client, funds).await?;
-    let mut token = None;
+    let mut contract = None;
+    if args.kind == Kind::Open {
+        contract = Some(deploy(client, &funder, chain_id, &mut nonce, simple_deployment()?).await?);
+    }
     if args.kind == Kind::Erc20 {
-        let deploy = sign(
-            &funder,
-            tx(
-                chain_id,
-                nonce,
-                TxKind::Create,
-                U256::ZERO,
-                token_deployment()?,
-                3_000_000,
-            ),
-        )?;
-        nonce += 1;
-        let receipt = setup_batch(client, vec![deploy]).await?;
-        let address: Address = receipt
-            .as_ref()
-            .and_then(|r| r["contractAddress"].as_str())
-            .and_then(|a| a.parse().ok())
-            .ok_or_else(|| BenchError::Setup("the token deployment has no address".into()))?;
+        let address = deploy(client, &funder, chain_id, &mut nonce, token_deployment()?).await?;
         let mut shares = Vec::with_capacity(senders.len());
         for s in &senders {
             shares.push(sign(
@@ -285,22 +348,18 @@ async fn prepare(args: &Args, client: &Client, chain_id: u64) -> Result<Vec<Byte
             nonce += 1;
         }
         setup_batch(client, shares).await?;
-        token = Some(address);
+        contract = Some(address);
     }
     let sink = Address::with_last_byte(0xbe);
     let mut signed = Vec::with_capacity(args.txs);
     let mut nonces: Vec<u64> = Vec::with_capacity(senders.len());
     for s in &senders {
-        nonces.push(quantity(
-            &client
-                .call("eth_getTransactionCount", json!([s.address(), "pending"]))
-                .await?,
-        )?);
+        nonces.push(next_nonce(client, s.address()).await?);
     }
     for i in 0..args.txs {
         let k = i % senders.len();
-        let raw = match token {
-            None => tx(
+        let raw = match (args.kind, contract) {
+            (Kind::Eth, _) | (_, None) => tx(
                 chain_id,
                 nonces[k],
                 TxKind::Call(sink),
@@ -308,13 +367,21 @@ async fn prepare(args: &Args, client: &Client, chain_id: u64) -> Result<Vec<Byte
                 Bytes::new(),
                 21_000,
             ),
-            Some(token) => tx(
+            (Kind::Erc20, Some(token)) => tx(
                 chain_id,
                 nonces[k],
                 TxKind::Call(token),
                 U256::ZERO,
                 erc20_transfer(sink, 1),
                 60_000,
+            ),
+            (Kind::Open, Some(simple)) => tx(
+                chain_id,
+                nonces[k],
+                TxKind::Call(simple),
+                U256::ZERO,
+                simple_open(&format!("account-{run}-{i}"), 1_000),
+                100_000,
             ),
         };
         signed.push(sign(&senders[k], raw)?);
@@ -475,27 +542,63 @@ async fn run(args: Args) -> Result<Report, BenchError> {
     ))
 }
 
-/// The parameters of a read-only method.
-fn read_params(method: &str) -> Result<Value, BenchError> {
-    Ok(match method {
-        "eth_blockNumber" | "eth_chainId" | "eth_gasPrice" => json!([]),
-        "eth_getBalance" => json!([Address::with_last_byte(0xbe), "latest"]),
-        "eth_getBlockByNumber" => json!(["latest", false]),
+/// The parameters of a read-only method, after deploying what it reads (for eth_call and
+/// eth_getLogs, a token, with `--logs` transfers for eth_getLogs to find).
+async fn read_params(args: &Args, client: &Client, method: &str) -> Result<Value, BenchError> {
+    let simple = match method {
+        "eth_blockNumber" | "eth_chainId" | "eth_gasPrice" => Some(json!([])),
+        "eth_getBalance" => Some(json!([Address::with_last_byte(0xbe), "latest"])),
+        "eth_getBlockByNumber" => Some(json!(["latest", false])),
+        "eth_call" | "eth_getLogs" => None,
         other => {
             return Err(BenchError::Setup(format!(
-                "--read {other}: eth_blockNumber, eth_chainId, eth_gasPrice, eth_getBalance or \
-                 eth_getBlockByNumber"
+                "--read {other}: eth_blockNumber, eth_chainId, eth_gasPrice, eth_getBalance, \
+                 eth_getBlockByNumber, eth_call or eth_getLogs"
             )))
         }
-    })
+    };
+    if let Some(params) = simple {
+        return Ok(params);
+    }
+    let chain_id = quantity(&client.call("eth_chainId", json!([])).await?)?;
+    let funder = signer(&args.key)?;
+    let mut nonce = next_nonce(client, funder.address()).await?;
+    let token = deploy(client, &funder, chain_id, &mut nonce, token_deployment()?).await?;
+    if method == "eth_call" {
+        let call = json!({"to": token, "data": erc20_balance_of(funder.address())});
+        return Ok(json!([call, "latest"]));
+    }
+    let mut transfers = Vec::with_capacity(args.logs);
+    for i in 0..args.logs {
+        let to = Address::from_word(keccak256((i as u64).to_be_bytes()));
+        transfers.push(sign(
+            &funder,
+            tx(
+                chain_id,
+                nonce,
+                TxKind::Call(token),
+                U256::ZERO,
+                erc20_transfer(to, 1),
+                100_000,
+            ),
+        )?);
+        nonce += 1;
+    }
+    setup_batch(client, transfers).await?;
+    let head = quantity(&client.call("eth_blockNumber", json!([])).await?)?;
+    Ok(json!([{
+        "address": token,
+        "fromBlock": format!("{:#x}", head.saturating_sub(999)),
+        "toBlock": format!("{head:#x}"),
+    }]))
 }
 
 /// Calls `method` from `--concurrency` connections for `--seconds`.
 async fn run_reads(args: &Args, method: &str) -> Result<Value, BenchError> {
-    let params = read_params(method)?;
     let clients = nodes(&args.rpc)?;
     let first = &clients[0];
-    first.call(method, params.clone()).await?;
+    let params = read_params(args, first, method).await?;
+    let answer = first.call(method, params.clone()).await?;
     let duration = Duration::from_secs(args.seconds.max(1));
     let start = Instant::now();
     let mut workers = Vec::new();
@@ -532,6 +635,8 @@ async fn run_reads(args: &Args, method: &str) -> Result<Value, BenchError> {
     Ok(json!({
         "label": args.label,
         "method": method,
+        "params": params,
+        "answer_items": answer.as_array().map(Vec::len),
         "concurrency": args.concurrency,
         "seconds": seconds,
         "requests": latencies.len(),
