@@ -489,6 +489,11 @@ impl StateView<'_> {
     /// The value of `prefix` before the first change after `self.at`, if one was recorded.
     fn history(&self, table: &'static str, prefix: &[u8]) -> Result<Option<Vec<u8>>> {
         let Some(at) = self.at else { return Ok(None) };
+        // A view of its snapshot's head: no change after it is in the snapshot, so the current
+        // tables answer without a seek (most reads: `latest`, and the pool after each block).
+        if self.head == Some(at) {
+            return Ok(None);
+        }
         let Some(next) = at.checked_add(1) else {
             return Ok(None);
         };
