@@ -15,7 +15,9 @@ use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
 use alloy::eips::eip2718::Encodable2718;
 use alloy::network::TxSignerSync;
 use alloy::signers::local::PrivateKeySigner;
-use alloy_primitives::{keccak256, Address, Bytes, TxKind, B256, U256};
+use alloy::sol;
+use alloy::sol_types::{SolCall, SolConstructor};
+use alloy_primitives::{keccak256, Address, Bytes, TxKind, B256, I256, U256};
 use clap::Parser;
 use client::{Client, RpcError};
 use report::{Report, Sample};
@@ -148,33 +150,37 @@ fn quantity(v: &Value) -> Result<u64, BenchError> {
         .ok_or_else(|| BenchError::Setup(format!("not a quantity: {v}")))
 }
 
+sol! {
+    /// tests/contracts/Token.sol, as far as the runs use it.
+    contract Token {
+        constructor(string name_, string symbol_, uint256 supply);
+        function transfer(address to, uint256 value) external returns (bool);
+        function balanceOf(address owner) external view returns (uint256);
+    }
+    /// tests/contracts/bench/Simple.sol.
+    contract Simple {
+        function open(string account, int256 amount) external;
+    }
+}
+
 /// `transfer(to, amount)`.
 fn erc20_transfer(to: Address, amount: u64) -> Bytes {
-    let mut data = vec![0xa9, 0x05, 0x9c, 0xbb];
-    data.extend_from_slice(&[0u8; 12]);
-    data.extend_from_slice(to.as_slice());
-    data.extend_from_slice(&U256::from(amount).to_be_bytes::<32>());
-    data.into()
+    Token::transferCall {
+        to,
+        value: U256::from(amount),
+    }
+    .abi_encode()
+    .into()
 }
 
 /// `open(account, amount)` of the simple contract.
-fn simple_open(account: &str, amount: u64) -> Bytes {
-    let mut data = vec![0x90, 0x64, 0x12, 0x93];
-    data.extend_from_slice(&U256::from(0x40).to_be_bytes::<32>());
-    data.extend_from_slice(&U256::from(amount).to_be_bytes::<32>());
-    data.extend_from_slice(&U256::from(account.len()).to_be_bytes::<32>());
-    let mut text = account.as_bytes().to_vec();
-    text.resize(account.len().div_ceil(32) * 32, 0);
-    data.extend(text);
-    data.into()
-}
-
-/// `balanceOf(owner)`.
-fn erc20_balance_of(owner: Address) -> Bytes {
-    let mut data = vec![0x70, 0xa0, 0x82, 0x31];
-    data.extend_from_slice(&[0u8; 12]);
-    data.extend_from_slice(owner.as_slice());
-    data.into()
+fn simple_open(account: String, amount: i64) -> Bytes {
+    Simple::openCall {
+        account,
+        amount: I256::try_from(amount).unwrap_or_default(),
+    }
+    .abi_encode()
+    .into()
 }
 
 /// The creation code of a compiled artifact (the `bytecode` of its JSON).
@@ -203,23 +209,14 @@ fn token_deployment() -> Result<Bytes, BenchError> {
         "Token.json",
         include_str!("../../../../../tests/contracts/Token.json"),
     )?;
-    let word = |n: U256| n.to_be_bytes::<32>().to_vec();
-    let text = |s: &str| {
-        let mut padded = s.as_bytes().to_vec();
-        padded.resize(32, 0);
-        padded
-    };
-    for part in [
-        word(U256::from(0x60)),
-        word(U256::from(0xa0)),
-        word(U256::from(10u64).pow(U256::from(30))),
-        word(U256::from(5)),
-        text("Bench"),
-        word(U256::from(3)),
-        text("BNC"),
-    ] {
-        code.extend(part);
-    }
+    code.extend(
+        Token::constructorCall {
+            name_: "Bench".into(),
+            symbol_: "BNC".into(),
+            supply: U256::from(10u64).pow(U256::from(30)),
+        }
+        .abi_encode(),
+    );
     Ok(code.into())
 }
 
@@ -326,12 +323,16 @@ async fn prepare(args: &Args, client: &Client, chain_id: u64) -> Result<Vec<Byte
         nonce += 1;
     }
     setup_batch(client, funds).await?;
-    let mut contract = None;
-    if args.kind == Kind::Open {
-        contract = Some(deploy(client, &funder, chain_id, &mut nonce, simple_deployment()?).await?);
-    }
-    if args.kind == Kind::Erc20 {
-        let address = deploy(client, &funder, chain_id, &mut nonce, token_deployment()?).await?;
+    let contract = match args.kind {
+        Kind::Eth => None,
+        Kind::Open => {
+            Some(deploy(client, &funder, chain_id, &mut nonce, simple_deployment()?).await?)
+        }
+        Kind::Erc20 => {
+            Some(deploy(client, &funder, chain_id, &mut nonce, token_deployment()?).await?)
+        }
+    };
+    if let (Kind::Erc20, Some(address)) = (args.kind, contract) {
         let mut shares = Vec::with_capacity(senders.len());
         for s in &senders {
             shares.push(sign(
@@ -348,7 +349,6 @@ async fn prepare(args: &Args, client: &Client, chain_id: u64) -> Result<Vec<Byte
             nonce += 1;
         }
         setup_batch(client, shares).await?;
-        contract = Some(address);
     }
     let sink = Address::with_last_byte(0xbe);
     let mut signed = Vec::with_capacity(args.txs);
@@ -380,7 +380,7 @@ async fn prepare(args: &Args, client: &Client, chain_id: u64) -> Result<Vec<Byte
                 nonces[k],
                 TxKind::Call(simple),
                 U256::ZERO,
-                simple_open(&format!("account-{run}-{i}"), 1_000),
+                simple_open(format!("account-{run}-{i}"), 1_000),
                 100_000,
             ),
         };
@@ -565,7 +565,13 @@ async fn read_params(args: &Args, client: &Client, method: &str) -> Result<Value
     let mut nonce = next_nonce(client, funder.address()).await?;
     let token = deploy(client, &funder, chain_id, &mut nonce, token_deployment()?).await?;
     if method == "eth_call" {
-        let call = json!({"to": token, "data": erc20_balance_of(funder.address())});
+        let data = Bytes::from(
+            Token::balanceOfCall {
+                owner: funder.address(),
+            }
+            .abi_encode(),
+        );
+        let call = json!({"to": token, "data": data});
         return Ok(json!([call, "latest"]));
     }
     let mut transfers = Vec::with_capacity(args.logs);
