@@ -150,11 +150,19 @@ def anvil(work, name, ip, block_time="1"):
     return Node(argv, f"http://{ip}:8545", None, work / f"{name}.log")
 
 
-def bench(node, key, *args):
-    argv = [str(BENCH), f"--rpc={node.url}", f"--key={key}", "--json", *args]
-    if node.metrics:
-        argv.append(f"--metrics={node.metrics}")
-    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+def bench_argv(nodes, key, *args):
+    """consort-bench against one node or a list of them, reading their metrics if served."""
+    nodes = nodes if isinstance(nodes, list) else [nodes]
+    argv = [str(BENCH), "--rpc=" + ",".join(n.url for n in nodes), f"--key={key}", "--json",
+            *args]
+    if all(n.metrics for n in nodes):
+        argv.append("--metrics=" + ",".join(n.metrics for n in nodes))
+    return argv
+
+
+def bench(nodes, key, *args):
+    out = subprocess.run(bench_argv(nodes, key, *args), check=True, capture_output=True,
+                         text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -214,8 +222,8 @@ def single_node(start, key):
 
 
 def sync(profiles, work):
-    """A release validator builds SYNC_BLOCKS blocks of 10 ms under ERC-20 load; then a fresh
-    node of each build syncs them from it over P2P."""
+    """A validator of the first build makes SYNC_BLOCKS blocks of 10 ms under ERC-20 load; a fresh
+    node of each build then syncs them from it over P2P."""
     g = genesis("chainspecs/dev.json", work / "sync.json", xblockperiodmilliseconds=10,
                 emptyblockperiodseconds=0)
     source = consort(profiles[0], work, "sync-source", "127.0.0.205", g,
@@ -226,8 +234,8 @@ def sync(profiles, work):
     try:
         enode = rpc(source.url, "admin_nodeInfo")["enode"]
         load = subprocess.Popen(
-            [str(BENCH), f"--rpc={source.url}", f"--key={DEV_KEY}", "--json", "--kind=erc20",
-             "--senders=50", "--concurrency=8", "--rate=300", f"--txs={SYNC_BLOCKS * 3}"],
+            bench_argv(source, DEV_KEY, "--kind=erc20", "--senders=50", "--concurrency=8",
+                       "--rate=300", f"--txs={SYNC_BLOCKS * 3}"),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         started = time.monotonic()
         wait_height(source, SYNC_BLOCKS, timeout=1800)
@@ -276,20 +284,10 @@ def four_validators(profile, work):
                 p2p.append(f"--bootnodes=enode://{boot_key}@127.0.0.211:30303")
             nodes.append(consort(profile, work, f"validator{i}", ip, g,
                                  net / f"validator{i}/key", p2p))
-        deadline = time.monotonic() + 60
-        while int(rpc(nodes[0].url, "eth_blockNumber"), 16) < 2:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the four validators produced no blocks")
-            time.sleep(0.2)
+        wait_height(nodes[0], 2, timeout=60)
         idle = [n.rss_mb() for n in nodes]
-        argv = [
-            str(BENCH), "--rpc=" + ",".join(n.url for n in nodes),
-            "--metrics=" + ",".join(n.metrics for n in nodes), f"--key={DEV_KEY}", "--json",
-            "--kind=erc20", "--senders=400", "--concurrency=64", f"--rate={FOUR_RATE}",
-            f"--txs={FOUR_RATE * FOUR_SECONDS}",
-        ]
-        out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
-        r = json.loads(out.strip().splitlines()[-1])
+        r = bench(nodes, DEV_KEY, "--kind=erc20", "--senders=400", "--concurrency=64",
+                  f"--rate={FOUR_RATE}", f"--txs={FOUR_RATE * FOUR_SECONDS}")
         r["rss_idle_mb"] = idle
         r["rss_peak_mb"] = [n.rss_mb("VmHWM") for n in nodes]
         log(f"  four validators: {r['tx_per_second']:.0f} tx/s of {FOUR_RATE} offered, "
