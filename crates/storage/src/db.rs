@@ -5,12 +5,18 @@ use crate::schema::{self, *};
 use crate::state::PreparedState;
 use crate::{Result, StorageError};
 use alloy_consensus::ReceiptEnvelope;
-use alloy_primitives::{Bytes, B256};
+use alloy_primitives::{Bloom, Bytes, B256};
 use alloy_rlp::{Decodable, Encodable};
 use consort_primitives::{Header, TxEnvelope};
-use rocksdb::{ColumnFamilyDescriptor, Options, Snapshot, WriteBatch, WriteOptions, DB};
+use rocksdb::{
+    ColumnFamilyDescriptor, Direction, IteratorMode, Options, Snapshot, WriteBatch, WriteOptions,
+    DB,
+};
 use std::path::Path;
 use std::sync::Arc;
+
+/// What all memtables together may hold before RocksDB flushes the largest.
+const MEMTABLE_BYTES: usize = 32 << 20;
 
 /// How the store is opened.
 #[derive(Clone, Debug)]
@@ -84,6 +90,10 @@ impl Store {
         db_opts.create_missing_column_families(true);
         db_opts.set_max_open_files(512);
         db_opts.set_keep_log_file_num(2);
+        // Memory stays bounded however fast blocks come: all memtables together flush at
+        // MEMTABLE_BYTES (RocksDB's default is 64 MB per column family, two of them each, for
+        // sixteen families), and index and filter blocks live in the block cache.
+        db_opts.set_db_write_buffer_size(MEMTABLE_BYTES);
         if let Some(env) = &env {
             db_opts.set_env(env);
         }
@@ -102,6 +112,8 @@ impl Store {
             cf.set_compression_type(rocksdb::DBCompressionType::Lz4);
             let mut table = rocksdb::BlockBasedOptions::default();
             table.set_block_cache(&cache);
+            table.set_cache_index_and_filter_blocks(true);
+            table.set_pin_l0_filter_and_index_blocks_in_cache(true);
             cf.set_block_based_table_factory(&table);
             ColumnFamilyDescriptor::new(*name, cf)
         });
@@ -252,6 +264,53 @@ impl Store {
             .transpose()
     }
 
+    /// The canonical blocks in `from..=to` whose logs bloom `wanted` accepts, in order, read
+    /// from one snapshot with two forward scans (hashes and blooms by number) instead of a
+    /// header per block. Stops at the first height without a canonical block.
+    pub fn blocks_by_bloom(
+        &self,
+        from: u64,
+        to: u64,
+        wanted: &dyn Fn(&Bloom) -> bool,
+    ) -> Result<Vec<(u64, B256)>> {
+        let snapshot = self.db.snapshot();
+        let start = number_key(from);
+        let mode = || IteratorMode::From(&start, Direction::Forward);
+        let hashes = snapshot.iterator_cf(self.cf(CANONICAL)?, mode());
+        let mut blooms = snapshot.iterator_cf(self.cf(LOG_BLOOMS)?, mode());
+        let mut next_bloom = || -> Result<Option<(u64, Box<[u8]>)>> {
+            match blooms.next().transpose()? {
+                Some((key, value)) => Ok(Some((decode_number(LOG_BLOOMS, &key)?, value))),
+                None => Ok(None),
+            }
+        };
+        let mut pending = next_bloom()?;
+        let mut out = Vec::new();
+        for (expected, entry) in (from..=to).zip(hashes) {
+            let (key, value) = entry?;
+            if decode_number(CANONICAL, &key)? != expected {
+                break;
+            }
+            let hash = decode_b256(CANONICAL, &value)?;
+            // Bloom entries below this height (none in a store that always wrote them) are
+            // skipped; a height without one reads its header.
+            while pending.as_ref().is_some_and(|(n, _)| *n < expected) {
+                pending = next_bloom()?;
+            }
+            let bloom = match &pending {
+                Some((n, raw)) if *n == expected => decode_bloom(raw)?,
+                _ => match self.header_in(Some(&snapshot), &hash)? {
+                    Some(header) => header.logs_bloom,
+                    None => break,
+                },
+            };
+            if wanted(&bloom) {
+                out.push((expected, hash));
+            }
+        }
+        Ok(out)
+    }
+
     /// A canonical header by number.
     pub fn header_by_number(&self, number: u64) -> Result<Option<Header>> {
         match self.canonical_hash(number)? {
@@ -263,14 +322,7 @@ impl Store {
     /// The number of a stored block.
     pub fn block_number(&self, hash: &B256) -> Result<Option<u64>> {
         self.get(BLOCK_NUMBERS, hash.as_slice())?
-            .map(|raw| {
-                <[u8; 8]>::try_from(raw.as_slice())
-                    .map(u64::from_be_bytes)
-                    .map_err(|_| StorageError::Corrupt {
-                        table: BLOCK_NUMBERS,
-                        reason: "not 8 bytes".into(),
-                    })
-            })
+            .map(|raw| decode_number(BLOCK_NUMBERS, &raw))
             .transpose()
     }
 
@@ -346,6 +398,12 @@ impl Store {
         batch.put_cf(self.cf(BODIES)?, hash, encode_list(transactions));
         batch.put_cf(self.cf(RECEIPTS)?, hash, encode_list(receipts));
         batch.put_cf(self.cf(CANONICAL)?, number_key(number), hash);
+        let bloom: &[u8] = if header.logs_bloom.is_zero() {
+            &[]
+        } else {
+            header.logs_bloom.as_slice()
+        };
+        batch.put_cf(self.cf(LOG_BLOOMS)?, number_key(number), bloom);
         batch.put_cf(self.cf(BLOCK_NUMBERS)?, hash, number_key(number));
         let tx_cf = self.cf(TX_INDEX)?;
         for (index, tx) in transactions.iter().enumerate() {
@@ -430,6 +488,26 @@ pub(crate) fn decode<T: Decodable>(table: &'static str, raw: &[u8]) -> Result<T>
         });
     }
     Ok(value)
+}
+
+fn decode_number(table: &'static str, raw: &[u8]) -> Result<u64> {
+    <[u8; 8]>::try_from(raw)
+        .map(u64::from_be_bytes)
+        .map_err(|_| StorageError::Corrupt {
+            table,
+            reason: format!("{} bytes are not a block number", raw.len()),
+        })
+}
+
+fn decode_bloom(raw: &[u8]) -> Result<Bloom> {
+    match raw.len() {
+        0 => Ok(Bloom::ZERO),
+        256 => Ok(Bloom::from_slice(raw)),
+        n => Err(StorageError::Corrupt {
+            table: LOG_BLOOMS,
+            reason: format!("bloom of {n} bytes"),
+        }),
+    }
 }
 
 pub(crate) fn decode_b256(table: &'static str, raw: &[u8]) -> Result<B256> {

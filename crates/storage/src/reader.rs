@@ -4,7 +4,7 @@
 
 use crate::{Account, BlockLocation, Result, StateView, StorageError, Store};
 use alloy_consensus::ReceiptEnvelope;
-use alloy_primitives::{Address, Bytes, B256, U256};
+use alloy_primitives::{Address, Bloom, Bytes, B256, U256};
 use consort_primitives::{Header, TxEnvelope};
 use std::sync::Arc;
 
@@ -31,6 +31,29 @@ pub trait BlockReader {
             Some(hash) => self.header(&hash),
             None => Ok(None),
         }
+    }
+
+    /// Number and hash of the canonical blocks in `from..=to` whose logs bloom `wanted`
+    /// accepts, in order, stopping at the first height without a block.
+    fn blocks_by_bloom(
+        &self,
+        from: u64,
+        to: u64,
+        wanted: &dyn Fn(&Bloom) -> bool,
+    ) -> Result<Vec<(u64, B256)>> {
+        let mut out = Vec::new();
+        for n in from..=to {
+            let Some(hash) = self.canonical_hash(n)? else {
+                break;
+            };
+            let Some(header) = self.header(&hash)? else {
+                break;
+            };
+            if wanted(&header.logs_bloom) {
+                out.push((n, hash));
+            }
+        }
+        Ok(out)
     }
 
     /// The head block's header.
@@ -99,6 +122,15 @@ impl BlockReader for Store {
         Store::header_by_number(self, number)
     }
 
+    fn blocks_by_bloom(
+        &self,
+        from: u64,
+        to: u64,
+        wanted: &dyn Fn(&Bloom) -> bool,
+    ) -> Result<Vec<(u64, B256)>> {
+        Store::blocks_by_bloom(self, from, to, wanted)
+    }
+
     fn head_header(&self) -> Result<Header> {
         Store::head_header(self)
     }
@@ -162,6 +194,15 @@ impl<T: BlockReader + ?Sized> BlockReader for Arc<T> {
 
     fn header_by_number(&self, number: u64) -> Result<Option<Header>> {
         (**self).header_by_number(number)
+    }
+
+    fn blocks_by_bloom(
+        &self,
+        from: u64,
+        to: u64,
+        wanted: &dyn Fn(&Bloom) -> bool,
+    ) -> Result<Vec<(u64, B256)>> {
+        (**self).blocks_by_bloom(from, to, wanted)
     }
 
     fn head_header(&self) -> Result<Header> {

@@ -17,8 +17,12 @@ pub(crate) const ACCOUNT_HISTORY: &str = "account_history";
 pub(crate) const STORAGE_HISTORY: &str = "storage_history";
 pub(crate) const CHANGE_SETS: &str = "change_sets";
 pub(crate) const META: &str = "meta";
+/// Number → the block's logs bloom (256 bytes; empty for a block without logs), written with
+/// the canonical entry, so `eth_getLogs` scans a range without reading headers. Blocks stored
+/// before it existed have no entry and are read from their headers.
+pub(crate) const LOG_BLOOMS: &str = "log_blooms";
 
-pub(crate) const ALL: [&str; 15] = [
+pub(crate) const ALL: [&str; 16] = [
     HEADERS,
     BODIES,
     RECEIPTS,
@@ -34,6 +38,7 @@ pub(crate) const ALL: [&str; 15] = [
     STORAGE_HISTORY,
     CHANGE_SETS,
     META,
+    LOG_BLOOMS,
 ];
 
 /// `meta` key of the validator's persisted QBFT state (what it prepared and committed).

@@ -2,7 +2,7 @@
 
 mod common;
 
-use alloy_primitives::{keccak256, B256, U256};
+use alloy_primitives::{keccak256, Address, Bloom, BloomInput, B256, U256};
 use common::*;
 use consort_primitives::TrieAccount;
 use consort_storage::{Account, AccountChange, StateChanges, StorageError, Store, StoreOptions};
@@ -47,6 +47,61 @@ fn blocks_receipts_and_transactions_read_back() {
         store.transaction_location(&B256::repeat_byte(9)).unwrap(),
         None
     );
+}
+
+#[test]
+fn blocks_are_found_by_their_logs_bloom_with_or_without_the_bloom_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let emitter = Address::repeat_byte(0xee);
+    let mut hashes = Vec::new();
+    {
+        let store = open(dir.path(), Some(512));
+        for n in 0..=20u64 {
+            let mut bloom = Bloom::ZERO;
+            if n > 0 && n % 5 == 0 {
+                bloom.accrue(BloomInput::Raw(emitter.as_slice()));
+            }
+            hashes.push(commit_next_with_bloom(&store, &changes_for(n), bloom));
+        }
+    }
+    let expect = |numbers: &[u64]| -> Vec<(u64, B256)> {
+        numbers.iter().map(|&n| (n, hashes[n as usize])).collect()
+    };
+    let check = |store: &Store| {
+        let emitted = |b: &Bloom| b.contains_input(BloomInput::Raw(emitter.as_slice()));
+        assert_eq!(
+            store.blocks_by_bloom(1, 20, &emitted).unwrap(),
+            expect(&[5, 10, 15, 20])
+        );
+        assert_eq!(
+            store.blocks_by_bloom(3, 12, &emitted).unwrap(),
+            expect(&[5, 10])
+        );
+        // Past the head the scan stops; an empty range finds nothing.
+        assert_eq!(
+            store.blocks_by_bloom(15, 1_000, &emitted).unwrap(),
+            expect(&[15, 20])
+        );
+        assert_eq!(store.blocks_by_bloom(9, 8, &emitted).unwrap(), vec![]);
+        assert_eq!(
+            store.blocks_by_bloom(0, 3, &|_| true).unwrap(),
+            expect(&[0, 1, 2, 3])
+        );
+    };
+    check(&open(dir.path(), Some(512)));
+
+    // A store written before the index (no entries for blocks 0-12) reads those blooms from the
+    // headers and the rest from the index.
+    {
+        let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), dir.path()).unwrap();
+        let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.path(), names).unwrap();
+        let blooms = db.cf_handle("log_blooms").unwrap();
+        db.delete_range_cf(blooms, 0u64.to_be_bytes(), 13u64.to_be_bytes())
+            .unwrap();
+        assert!(db.get_cf(blooms, 12u64.to_be_bytes()).unwrap().is_none());
+        assert!(db.get_cf(blooms, 13u64.to_be_bytes()).unwrap().is_some());
+    }
+    check(&open(dir.path(), Some(512)));
 }
 
 #[test]

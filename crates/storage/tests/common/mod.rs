@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use alloy_consensus::{Receipt, ReceiptEnvelope, Signed, TxLegacy};
-use alloy_primitives::{Address, Signature, TxKind, B256, U256};
+use alloy_primitives::{Address, Bloom, Signature, TxKind, B256, U256};
 use consort_primitives::{Header, TxEnvelope};
 use consort_storage::{Account, AccountChange, StateChanges, Store};
 
@@ -55,6 +55,11 @@ pub fn receipt(n: u64) -> ReceiptEnvelope {
 
 /// Commits the next block with `changes`, one transaction and its receipt; returns its hash.
 pub fn commit_next(store: &Store, changes: &StateChanges) -> B256 {
+    commit_next_with_bloom(store, changes, Bloom::ZERO)
+}
+
+/// [`commit_next`] with `logs_bloom` in the header.
+pub fn commit_next_with_bloom(store: &Store, changes: &StateChanges, logs_bloom: Bloom) -> B256 {
     let (number, parent_hash) = match store.head().unwrap() {
         Some((n, h)) => (n + 1, h),
         None => (0, B256::ZERO),
@@ -65,6 +70,7 @@ pub fn commit_next(store: &Store, changes: &StateChanges) -> B256 {
         parent_hash,
         state_root: prepared.state_root,
         timestamp: number,
+        logs_bloom,
         ..Default::default()
     };
     let hash = header.hash_slow();
