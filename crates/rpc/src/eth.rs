@@ -96,16 +96,28 @@ fn state_header<C: BlockReader + ?Sized>(chain: &C, id: Option<BlockId>) -> RpcR
         .ok_or_else(|| RpcError::Unavailable("header not found".into()))
 }
 
-fn state<'a, S: StateReader + ?Sized>(
-    states: &'a S,
-    header: &Header,
-) -> RpcResult<S::Snapshot<'a>> {
-    states.state_at(header.number).map_err(|e| {
-        RpcError::Unavailable(format!(
-            "state of block {} is not available: {e}",
-            header.number
-        ))
-    })
+/// The state a state query reads, from one snapshot: a tag naming the head takes the head of
+/// that snapshot (no header read); a number or hash takes that block's state if it is kept.
+fn state_of<'a, C: BlockReader + StateReader + ?Sized>(
+    chain: &'a C,
+    id: Option<BlockId>,
+) -> RpcResult<C::Snapshot<'a>> {
+    match id {
+        None
+        | Some(BlockId::Number(
+            BlockNumberOrTag::Latest
+            | BlockNumberOrTag::Pending
+            | BlockNumberOrTag::Safe
+            | BlockNumberOrTag::Finalized,
+        )) => Ok(chain.head_state()?),
+        Some(id) => {
+            let (number, _) = resolve(chain, id)?
+                .ok_or_else(|| RpcError::Unavailable("header not found".into()))?;
+            chain.state_at(number).map_err(|e| {
+                RpcError::Unavailable(format!("state of block {number} is not available: {e}"))
+            })
+        }
+    }
 }
 
 /// `eth_getBalance`.
@@ -114,8 +126,7 @@ fn balance<C: BlockReader + StateReader + ?Sized>(
     address: &Address,
     id: Option<BlockId>,
 ) -> RpcResult<U256> {
-    let header = state_header(chain, id)?;
-    let account = state(chain, &header)?.basic_account(address)?;
+    let account = state_of(chain, id)?.basic_account(address)?;
     Ok(account.map_or(U256::ZERO, |a| a.balance))
 }
 
@@ -128,8 +139,7 @@ fn transaction_count<C: BlockReader + StateReader + ?Sized>(
     id: Option<BlockId>,
 ) -> RpcResult<u64> {
     let pending = matches!(id, Some(BlockId::Number(BlockNumberOrTag::Pending)));
-    let header = state_header(chain, id)?;
-    let nonce = state(chain, &header)?
+    let nonce = state_of(chain, id)?
         .basic_account(address)?
         .map_or(0, |a| a.nonce);
     if pending {
@@ -146,8 +156,7 @@ fn code<C: BlockReader + StateReader + ?Sized>(
     address: &Address,
     id: Option<BlockId>,
 ) -> RpcResult<Bytes> {
-    let header = state_header(chain, id)?;
-    let view = state(chain, &header)?;
+    let view = state_of(chain, id)?;
     Ok(match view.basic_account(address)? {
         Some(a) if a.code_hash != KECCAK_EMPTY => view.code(&a.code_hash)?.unwrap_or_default(),
         _ => Bytes::new(),
@@ -161,8 +170,7 @@ fn storage_at<C: BlockReader + StateReader + ?Sized>(
     slot: &U256,
     id: Option<BlockId>,
 ) -> RpcResult<B256> {
-    let header = state_header(chain, id)?;
-    Ok(B256::from(state(chain, &header)?.storage(address, slot)?))
+    Ok(B256::from(state_of(chain, id)?.storage(address, slot)?))
 }
 
 fn call_request(
@@ -287,16 +295,7 @@ pub(crate) fn logs_in_range<C: BlockReader + ?Sized>(
     }
     check_range(limits, from, to)?;
     let mut out = Vec::new();
-    for n in from..=to {
-        let Some(hash) = chain.canonical_hash(n)? else {
-            break;
-        };
-        let Some(header) = chain.header(&hash)? else {
-            break;
-        };
-        if !filter.matches_bloom(header.logs_bloom) {
-            continue;
-        }
+    for (_, hash) in chain.blocks_by_bloom(from, to, &|bloom| filter.matches_bloom(*bloom))? {
         for log in block_logs(chain, hash)? {
             if filter.matches(&log.inner) {
                 out.push(log);
@@ -627,16 +626,7 @@ pub(crate) fn module(ctx: Arc<RpcContext>, transport: Transport) -> RpcModule<Ar
         }
         // One snapshot for the whole proof, so a block committed meanwhile cannot mix into it;
         // a tag naming the head takes the head of that snapshot.
-        let view = match id {
-            None
-            | Some(BlockId::Number(
-                BlockNumberOrTag::Latest
-                | BlockNumberOrTag::Pending
-                | BlockNumberOrTag::Safe
-                | BlockNumberOrTag::Finalized,
-            )) => ctx.store.head_state()?,
-            Some(id) => state(&*ctx.store, &state_header(&ctx.store, Some(id))?)?,
-        };
+        let view = state_of(&*ctx.store, id)?;
         let (account, account_proof, storage) = view.proof(&address, &slots)?;
         let account = account.unwrap_or_default();
         let is_empty = account == Default::default();
