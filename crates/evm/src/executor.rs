@@ -125,10 +125,21 @@ pub enum ExecutionMode {
 
 /// Recovers every sender, in parallel. Fails on the first invalid signature by position.
 pub fn recover_senders(txs: &[TxEnvelope]) -> Result<Vec<Address>, ExecutionError> {
+    recover_missing_senders(txs, &[])
+}
+
+/// [`recover_senders`], except that `known[i]`, where present, is taken as the sender of
+/// `txs[i]` (recovered earlier from the same transaction, as the pool does).
+pub fn recover_missing_senders(
+    txs: &[TxEnvelope],
+    known: &[Option<Address>],
+) -> Result<Vec<Address>, ExecutionError> {
     txs.par_iter()
         .enumerate()
-        .map(|(index, tx)| {
-            recover_signer(tx).map_err(|source| ExecutionError::InvalidSignature { index, source })
+        .map(|(index, tx)| match known.get(index).copied().flatten() {
+            Some(sender) => Ok(sender),
+            None => recover_signer(tx)
+                .map_err(|source| ExecutionError::InvalidSignature { index, source }),
         })
         .collect()
 }

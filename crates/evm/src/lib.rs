@@ -24,8 +24,8 @@ mod validation;
 pub use call::{call, estimate_gas, AccountOverride, CallLimits, CallOutcome, CallRequest};
 pub use db::{DbError, StoreDb};
 pub use executor::{
-    bundle_to_changes, execute_block, recover_senders, ExecutedBlock, ExecutionError,
-    ExecutionMode, FailedTransaction,
+    bundle_to_changes, execute_block, recover_missing_senders, recover_senders, ExecutedBlock,
+    ExecutionError, ExecutionMode, FailedTransaction,
 };
 pub use genesis::{genesis_changes, init_genesis, GenesisInitError};
 pub use scratch::{Scratch, ScratchAccount};

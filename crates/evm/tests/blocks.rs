@@ -5,8 +5,8 @@ use alloy_consensus::{SignableTransaction, Transaction, TxEip1559, TxLegacy};
 use alloy_primitives::{Address, Bytes, Signature, TxKind, B256, U256};
 use consort_chainspec::Genesis;
 use consort_evm::{
-    call, estimate_gas, execute_block, init_genesis, recover_senders, CallLimits, CallRequest,
-    ExecutionError, ExecutionMode,
+    call, estimate_gas, execute_block, init_genesis, recover_missing_senders, recover_senders,
+    CallLimits, CallRequest, ExecutionError, ExecutionMode,
 };
 use consort_primitives::{public_key_address, Header, TxEnvelope};
 use consort_storage::{Store, StoreOptions};
@@ -300,7 +300,17 @@ fn invalid_transactions_fail_an_import_and_are_skipped_when_building() {
     let flipped = Signature::new(sig.r(), n - sig.s(), !sig.v());
     let high_s = TxEnvelope::Eip1559(signed.tx().clone().into_signed(flipped));
     assert!(matches!(
-        recover_senders(&[good, high_s]),
+        recover_senders(&[good.clone(), high_s.clone()]),
         Err(ExecutionError::InvalidSignature { index: 1, .. })
+    ));
+    // A sender known by position is taken as given; the others are still recovered.
+    let known = Address::repeat_byte(7);
+    assert_eq!(
+        recover_missing_senders(&[good.clone(), high_s.clone()], &[None, Some(known)]).unwrap(),
+        vec![addr(&a), known]
+    );
+    assert!(matches!(
+        recover_missing_senders(&[high_s, good], &[None]),
+        Err(ExecutionError::InvalidSignature { index: 0, .. })
     ));
 }

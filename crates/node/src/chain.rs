@@ -4,7 +4,9 @@ use crate::metrics::ChainMetrics;
 use crate::validators::{ValidatorError, ValidatorSet, ValidatorSets};
 use alloy_primitives::{Address, Bytes, B256, U256};
 use consort_chainspec::{Genesis, Hardfork};
-use consort_evm::{execute_block, recover_senders, ExecutedBlock, ExecutionError, ExecutionMode};
+use consort_evm::{
+    execute_block, recover_missing_senders, ExecutedBlock, ExecutionError, ExecutionMode,
+};
 use consort_metrics::trace::{Scope, Span};
 use consort_permissioning::{Permissions, Purpose, TxFacts};
 use consort_primitives::{
@@ -13,6 +15,7 @@ use consort_primitives::{
 };
 use consort_qbft::{quorum, Block, PendingVotes};
 use consort_storage::{PreparedState, StorageError, Store};
+use consort_txpool::TxPool;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -66,6 +69,9 @@ pub struct Chain {
     pub validators: Arc<ValidatorSets>,
     /// The votes this validator was asked to cast (`qbft_proposeValidatorVote`).
     pub votes: Arc<Mutex<PendingVotes>>,
+    /// The pool whose recovered senders a checked block reuses for the transactions it holds
+    /// (gossip brought them first), so each signature is recovered once per node.
+    pub known_senders: Option<Arc<Mutex<TxPool>>>,
 }
 
 /// The validators recorded in a block's extraData, sorted (block-header validator mode).
@@ -92,6 +98,7 @@ impl Chain {
             genesis,
             metrics,
             permissions,
+            known_senders: None,
         }
     }
 
@@ -356,7 +363,11 @@ impl Chain {
         expected.extra_data = h.extra_data.clone();
         expected.gas_limit = h.gas_limit;
         let txs = block.body.transactions.clone();
-        let senders = recover_senders(&txs)?;
+        let known = match self.known_senders.as_ref().map(|pool| pool.lock()) {
+            Some(Ok(pool)) => pool.known_senders(&txs),
+            _ => Vec::new(),
+        };
+        let senders = recover_missing_senders(&txs, &known)?;
         self.check_senders(&parent, &txs, &senders)?;
         let exec_start = Instant::now();
         let execution = execution_span(txs.len());

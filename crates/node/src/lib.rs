@@ -480,6 +480,7 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
         permissions: permissions.clone(),
         validators: sets,
         votes: voting.votes.clone(),
+        known_senders: Some(ctx.pool.clone()),
     };
     let handle_of_network = network.as_ref().map(|(h, _, _)| h.clone());
     if let Some((handle, events, executor)) = network {

@@ -103,7 +103,6 @@ impl From<consort_txpool::SubmitError> for RpcError {
         match e {
             E::Poisoned => RpcError::Internal(e.to_string()),
             E::Head(e) => e.into(),
-            e @ E::State { .. } => RpcError::Unavailable(e.to_string()),
             E::Pool(e) => RpcError::Pool(e),
         }
     }

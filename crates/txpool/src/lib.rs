@@ -22,8 +22,8 @@ mod submit;
 pub use error::PoolError;
 pub use metrics::PoolMetrics;
 pub use pool::{
-    AccountState, Admission, HeadContext, PoolConfig, PoolContent, PoolStatus, PooledTransaction,
-    Removed, TxPool,
+    AccountState, Admission, CheckedTransaction, HeadContext, PoolConfig, PoolContent, PoolStatus,
+    PooledTransaction, Removed, TxPool, TxRules,
 };
 pub use reader::PoolReader;
 pub use submit::{submit_transaction, SubmitError, TxSource};

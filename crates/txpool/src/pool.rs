@@ -5,7 +5,7 @@ use alloy_consensus::Transaction;
 use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{Address, B256, U256};
 use consort_chainspec::Hardfork;
-use consort_evm::validate_transaction;
+use consort_evm::{validate_transaction, ValidTransaction};
 use consort_primitives::TxEnvelope;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -67,6 +67,81 @@ pub struct HeadContext {
     pub base_fee: Option<u64>,
     /// The next block's gas limit.
     pub block_gas_limit: u64,
+}
+
+/// The checks a transaction passes before it takes the pool's lock: type, size, chain id,
+/// intrinsic gas and signature, none of which need the pool or the state. Recovering the
+/// sender is the costly part of admitting a transaction, so callers run it outside the lock
+/// ([`crate::submit_transaction`]), on as many threads as submit at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxRules {
+    fork: Hardfork,
+    chain_id: u64,
+    max_transaction_bytes: usize,
+}
+
+/// A transaction that passed [`TxRules::check`], with its sender.
+#[derive(Debug)]
+pub struct CheckedTransaction {
+    valid: ValidTransaction,
+    hash: B256,
+    size: usize,
+    rules: TxRules,
+}
+
+impl CheckedTransaction {
+    /// The transaction's hash.
+    pub fn hash(&self) -> B256 {
+        self.hash
+    }
+}
+
+impl TxRules {
+    /// Decodes an EIP-2718 transaction and checks it.
+    pub fn check_raw(&self, raw: &[u8]) -> Result<CheckedTransaction, PoolError> {
+        self.check(self.decode(raw)?)
+    }
+
+    /// Decodes an EIP-2718 transaction no larger than the pool takes.
+    pub fn decode(&self, raw: &[u8]) -> Result<TxEnvelope, PoolError> {
+        if raw.len() > self.max_transaction_bytes {
+            return Err(PoolError::Oversized {
+                size: raw.len(),
+                limit: self.max_transaction_bytes,
+            });
+        }
+        let mut buf = raw;
+        let tx = <TxEnvelope as alloy_eips::eip2718::Decodable2718>::decode_2718(&mut buf)
+            .map_err(|e| PoolError::Decode(e.to_string()))?;
+        if !buf.is_empty() {
+            return Err(PoolError::Decode(format!("{} trailing bytes", buf.len())));
+        }
+        Ok(tx)
+    }
+
+    /// Checks a decoded transaction and recovers its sender.
+    pub fn check(&self, tx: TxEnvelope) -> Result<CheckedTransaction, PoolError> {
+        let size = tx.encode_2718_len();
+        if size > self.max_transaction_bytes {
+            return Err(PoolError::Oversized {
+                size,
+                limit: self.max_transaction_bytes,
+            });
+        }
+        if matches!(tx, TxEnvelope::Eip4844(_)) {
+            return Err(PoolError::TypeNotSupported(
+                "blob transactions are not accepted on this chain".into(),
+            ));
+        }
+        let hash = *tx.tx_hash();
+        let valid = validate_transaction(tx, self.fork, self.chain_id)?;
+        Ok(CheckedTransaction {
+            valid,
+            hash,
+            size,
+            rules: *self,
+        })
+    }
 }
 
 /// A validated transaction held by the pool.
@@ -302,19 +377,8 @@ impl TxPool {
         raw: &[u8],
         state: &dyn AccountState,
     ) -> Result<Arc<PooledTransaction>, PoolError> {
-        if raw.len() > self.config.max_transaction_bytes {
-            return Err(PoolError::Oversized {
-                size: raw.len(),
-                limit: self.config.max_transaction_bytes,
-            });
-        }
-        let mut buf = raw;
-        let tx = <TxEnvelope as alloy_eips::eip2718::Decodable2718>::decode_2718(&mut buf)
-            .map_err(|e| PoolError::Decode(e.to_string()))?;
-        if !buf.is_empty() {
-            return Err(PoolError::Decode(format!("{} trailing bytes", buf.len())));
-        }
-        self.add(tx, state)
+        let checked = self.rules().check_raw(raw)?;
+        self.add_checked(checked, state)
     }
 
     /// Validates a decoded transaction and adds it. Returns the pooled transaction.
@@ -323,23 +387,55 @@ impl TxPool {
         tx: TxEnvelope,
         state: &dyn AccountState,
     ) -> Result<Arc<PooledTransaction>, PoolError> {
-        let size = tx.encode_2718_len();
-        if size > self.config.max_transaction_bytes {
-            return Err(PoolError::Oversized {
-                size,
-                limit: self.config.max_transaction_bytes,
-            });
+        if self.by_hash.contains_key(tx.tx_hash()) {
+            return Err(PoolError::AlreadyKnown);
         }
-        if matches!(tx, TxEnvelope::Eip4844(_)) {
-            return Err(PoolError::TypeNotSupported(
-                "blob transactions are not accepted on this chain".into(),
-            ));
+        let checked = self.rules().check(tx)?;
+        self.add_checked(checked, state)
+    }
+
+    /// What a transaction is checked against before it takes the pool's lock.
+    pub fn rules(&self) -> TxRules {
+        TxRules {
+            fork: self.head.fork,
+            chain_id: self.head.chain_id,
+            max_transaction_bytes: self.config.max_transaction_bytes,
         }
-        let hash = *tx.tx_hash();
+    }
+
+    /// The sender of each of `txs` the pool holds (recovered when it was added), by position.
+    pub fn known_senders(&self, txs: &[TxEnvelope]) -> Vec<Option<Address>> {
+        txs.iter()
+            .map(|tx| self.by_hash.get(tx.tx_hash()).map(|(sender, _)| *sender))
+            .collect()
+    }
+
+    /// Whether the pool holds the transaction `hash`.
+    pub fn contains(&self, hash: &B256) -> bool {
+        self.by_hash.contains_key(hash)
+    }
+
+    /// Adds a transaction checked by [`TxRules::check`] (checked again if the head's fork or
+    /// chain id have changed since), validating what needs the pool and the sender's state.
+    pub fn add_checked(
+        &mut self,
+        checked: CheckedTransaction,
+        state: &dyn AccountState,
+    ) -> Result<Arc<PooledTransaction>, PoolError> {
+        let CheckedTransaction {
+            valid,
+            hash,
+            size,
+            rules,
+        } = checked;
         if self.by_hash.contains_key(&hash) {
             return Err(PoolError::AlreadyKnown);
         }
-        let valid = validate_transaction(tx, self.head.fork, self.head.chain_id)?;
+        let valid = if rules == self.rules() {
+            valid
+        } else {
+            validate_transaction(valid.tx, self.head.fork, self.head.chain_id)?
+        };
         let tx = valid.tx;
         if tx.gas_limit() > self.head.block_gas_limit {
             return Err(PoolError::ExceedsBlockGasLimit);

@@ -30,17 +30,9 @@ pub enum SubmitError {
     /// Another thread panicked while holding the pool.
     #[error("transaction pool lock poisoned")]
     Poisoned,
-    /// The head could not be read.
+    /// The head or its state could not be read.
     #[error(transparent)]
     Head(#[from] StorageError),
-    /// The head's state could not be read.
-    #[error("state of block {number} is not available: {source}")]
-    State {
-        /// The head block.
-        number: u64,
-        /// The failure.
-        source: StorageError,
-    },
     /// The pool refused the transaction.
     #[error(transparent)]
     Pool(#[from] PoolError),
@@ -56,20 +48,32 @@ pub fn submit_transaction<C: BlockReader + StateReader + ?Sized>(
     raw: &[u8],
     source: TxSource,
 ) -> Result<Arc<PooledTransaction>, SubmitError> {
-    let result = {
-        let mut pool = pool.lock().map_err(|_| SubmitError::Poisoned)?;
-        // The head is read under the pool lock: a block committed meanwhile has its pool
-        // update queued behind us, which re-reads every sender.
-        let header = chain.head_header()?;
-        let view = chain
-            .state_at(header.number)
-            .map_err(|source| SubmitError::State {
-                number: header.number,
-                source,
-            })?;
-        let r = pool.add_raw(raw, &view);
-        metrics.observe(&mut pool);
-        r
+    let rules = pool.lock().map_err(|_| SubmitError::Poisoned)?.rules();
+    // Decoding and the sender's recovery run outside the pool's lock, so submissions from
+    // several threads recover signatures in parallel; a transaction already pooled (a gossip
+    // duplicate) is refused before its signature is checked.
+    let result = match rules.decode(raw) {
+        Err(e) => Err(e),
+        Ok(tx)
+            if pool
+                .lock()
+                .map_err(|_| SubmitError::Poisoned)?
+                .contains(tx.tx_hash()) =>
+        {
+            Err(PoolError::AlreadyKnown)
+        }
+        Ok(tx) => match rules.check(tx) {
+            Err(e) => Err(e),
+            Ok(checked) => {
+                let mut pool = pool.lock().map_err(|_| SubmitError::Poisoned)?;
+                // The head is read under the pool lock: a block committed meanwhile has its
+                // pool update queued behind us, which re-reads every sender.
+                let view = chain.head_state()?;
+                let r = pool.add_checked(checked, &view);
+                metrics.observe(&mut pool);
+                r
+            }
+        },
     };
     match result {
         Ok(tx) => {
