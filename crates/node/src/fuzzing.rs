@@ -113,6 +113,16 @@ mod tests {
     use super::rpc_answers;
 
     #[test]
+    fn every_method_named_for_the_blocking_pool_is_served() {
+        let (_runtime, methods) = super::serve_dev_chain().expect("the dev chain serves");
+        let served: Vec<&str> = methods.method_names().collect();
+        for name in consort_rpc::BLOCKING_METHODS {
+            assert!(served.contains(name), "{name} is not a served method");
+        }
+        assert!(served.iter().any(|m| m.starts_with("perm_")));
+    }
+
+    #[test]
     fn fuzzed_requests_reach_the_node_s_methods() {
         let answers = rpc_answers(
             br#"[{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]},

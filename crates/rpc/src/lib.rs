@@ -29,7 +29,7 @@ pub use filters::Filters;
 pub use metrics::RpcMetrics;
 pub use server::{
     http_methods, start, ApiGroup, RpcServerConfig, RpcServerHandle, TransportConfig,
-    DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_RESPONSE_BYTES,
+    BLOCKING_METHODS, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_RESPONSE_BYTES,
 };
 
 use alloy_primitives::{Address, B256};

@@ -245,26 +245,58 @@ pub(crate) fn connection_method<F>(
     });
 }
 
-/// Whether `name` runs on tokio's blocking pool. Methods that execute the EVM, scan ranges
-/// of blocks or write files do; the rest (an in-memory answer, a few point reads through the
-/// caches, a pool submission) answer in microseconds and run on the connection's task, which
-/// spares each call two thread hand-offs.
+/// The methods that run on the JSON-RPC workers ([`workers`]), besides every `perm_` method:
+/// they execute the EVM, scan ranges of blocks or write files. The rest (an in-memory answer,
+/// a few point reads through the caches, a pool submission) answer in microseconds and run on
+/// the connection's task, which spares each call two thread hand-offs.
+pub const BLOCKING_METHODS: &[&str] = &[
+    "eth_call",
+    "eth_estimateGas",
+    "eth_getLogs",
+    "eth_getFilterLogs",
+    "eth_getFilterChanges",
+    "eth_getProof",
+    "eth_feeHistory",
+    "eth_getBlockReceipts",
+    "txpool_content",
+    "qbft_getSignerMetrics",
+    "admin_createSnapshot",
+    "debug_getRawReceipts",
+];
+
+/// Whether `name` runs on the JSON-RPC workers ([`BLOCKING_METHODS`]).
 fn on_pool(name: &str) -> bool {
-    matches!(
-        name,
-        "eth_call"
-            | "eth_estimateGas"
-            | "eth_getLogs"
-            | "eth_getFilterLogs"
-            | "eth_getFilterChanges"
-            | "eth_getProof"
-            | "eth_feeHistory"
-            | "eth_getBlockReceipts"
-            | "txpool_content"
-            | "qbft_getSignerMetrics"
-            | "admin_createSnapshot"
-            | "debug_getRawReceipts"
-    ) || name.starts_with("perm_")
+    BLOCKING_METHODS.contains(&name) || name.starts_with("perm_")
+}
+
+/// The JSON-RPC workers: one thread per core, shared by every server of the process. Slow
+/// methods queue here rather than on tokio's blocking pool, which would start a thread for
+/// each call in flight (up to 512: at 64 concurrent `eth_call`s on two cores it ran 64 threads
+/// and spent its time switching between them) and which the node's own work (serving sync
+/// requests, shutting down) shares; a flood of slow calls waits here without taking either.
+fn workers() -> Option<&'static rayon::ThreadPool> {
+    static WORKERS: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    WORKERS
+        .get_or_init(|| {
+            let threads = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .thread_name(|i| format!("rpc-worker-{i}"))
+                // A method that panics fails its call (its answer channel drops), not the node.
+                .panic_handler(|_| tracing::error!("a JSON-RPC method panicked"))
+                .build()
+                .inspect_err(|e| tracing::error!("cannot start the JSON-RPC workers: {e}"))
+                .ok()
+        })
+        .as_ref()
+}
+
+/// Runs `job` on the JSON-RPC workers (rayon's shared pool if they could not start).
+fn on_workers(job: impl FnOnce() + Send + 'static) {
+    match workers() {
+        Some(pool) => pool.spawn(job),
+        None => rayon::spawn(job),
+    }
 }
 
 fn register<F>(module: &mut RpcModule<Arc<RpcContext>>, name: &'static str, f: F)
@@ -294,8 +326,19 @@ where
     };
     let registered = if on_pool(name) {
         module
-            .register_blocking_method(name, move |params, ctx, extensions| {
-                call(&ctx, params, &extensions)
+            .register_async_method(name, move |params, ctx, extensions| {
+                let call = call.clone();
+                async move {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    on_workers(move || {
+                        let _ = tx.send(call(&ctx, params, &extensions));
+                    });
+                    rx.await.unwrap_or_else(|_| {
+                        Err(ErrorObjectOwned::from(RpcError::Internal(format!(
+                            "{name} stopped before answering"
+                        ))))
+                    })
+                }
             })
             .map(drop)
     } else {
