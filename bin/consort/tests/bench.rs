@@ -1,6 +1,6 @@
 //! `consort-bench` against a dev node: it funds its senders, sends every transaction it
-//! signed (closed and open loop, ETH and ERC-20), sees each one included and reports the
-//! node's process. Figures are printed by `make bench`, never asserted here.
+//! signed (closed and open loop, ETH, ERC-20 and `open`, over HTTP and WebSocket), sees each
+//! one included (polling, or through `newHeads`) and reports the node's process. Figures are printed by `make bench`, never asserted here.
 
 mod support;
 
@@ -8,8 +8,12 @@ use serde_json::Value;
 use std::process::Command;
 
 fn bench(node: &support::Node, args: &[&str]) -> Value {
+    bench_over(node, &node.http, args)
+}
+
+fn bench_over(node: &support::Node, url: &str, args: &[&str]) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_consort-bench"))
-        .arg(format!("--rpc={}", node.http))
+        .arg(format!("--rpc={url}"))
         .arg(format!("--metrics={}", node.metrics.as_ref().unwrap()))
         .arg("--json")
         .args(args)
@@ -72,6 +76,19 @@ fn the_load_generator_sees_every_transaction_it_sends_included() {
             assert!(gas / 100.0 > 41_000.0, "{report}");
         }
     }
+    // Over a WebSocket: sent there, inclusion followed through newHeads.
+    let ws = format!("{},{}", node.ws, node.ws);
+    let report = bench_over(
+        &node,
+        &ws,
+        &["--kind=eth", "--txs=200", "--senders=8", "--concurrency=4"],
+    );
+    assert_eq!(report["follow"], "newHeads", "{report}");
+    assert_eq!(report["nodes"], 2, "{report}");
+    assert_eq!(report["included"], 200, "{report}");
+    assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+    let polled = bench(&node, &["--txs=20", "--senders=2"]);
+    assert_eq!(polled["follow"], "poll", "{polled}");
     // Read-only calls for a while, from several connections.
     let reads = bench(
         &node,

@@ -1,10 +1,11 @@
 //! `consort-bench`: a load generator for any Ethereum JSON-RPC node (consort, Besu, anvil).
 //!
 //! It derives many senders from one funded key, funds them, pre-signs every transaction (ETH
-//! transfers or ERC-20 transfers of a token it deploys), then sends them over HTTP to one node
-//! or spread over several: as fast as they are accepted (closed loop, `--concurrency` requests
-//! in flight) or at a fixed rate (open loop, `--rate`). It follows inclusion by reading each new
-//! block, and reports what was submitted and included, throughput, Mgas/s, latency from
+//! transfers, ERC-20 transfers of a token it deploys, or Caliper's "simple" `open`), then sends
+//! them over HTTP or WebSocket to one node or spread over several: as fast as they are accepted
+//! (closed loop, `--concurrency` requests in flight) or at a fixed rate (open loop, `--rate`).
+//! It follows inclusion through a `newHeads` subscription (over a WebSocket) or by polling the
+//! head, reading each new block's transactions, and reports what was submitted and included, throughput, Mgas/s, latency from
 //! submission to inclusion (p50/p95/p99), errors by kind and, for nodes that serve metrics,
 //! their CPU time and resident memory.
 
@@ -45,7 +46,7 @@ enum Kind {
     about = "Load generator for Ethereum JSON-RPC nodes"
 )]
 struct Args {
-    /// JSON-RPC HTTP URLs, comma-separated; transactions are spread over them.
+    /// JSON-RPC URLs (http:// or ws://), comma-separated; transactions are spread over them.
     #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:8545")]
     rpc: Vec<String>,
     /// Prometheus endpoints of the nodes (for CPU and memory), comma-separated.
@@ -94,6 +95,66 @@ struct Args {
     /// How long a `--read` run lasts.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// How new blocks are noticed: a `newHeads` subscription (the first URL must be ws://),
+    /// polling `eth_blockNumber` every 20 ms, or (auto) the first when the first URL is ws://.
+    #[arg(long, value_enum, default_value = "auto")]
+    follow: Follow,
+}
+
+/// How the run notices new blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Follow {
+    Auto,
+    NewHeads,
+    Poll,
+}
+
+/// Where new heads come from.
+enum Heads {
+    Subscribed(alloy::pubsub::Subscription<Value>),
+    Polled,
+}
+
+impl Heads {
+    async fn open(follow: Follow, client: &Client) -> Result<Heads, BenchError> {
+        let subscribe = match follow {
+            Follow::Auto => client.is_ws(),
+            Follow::NewHeads => true,
+            Follow::Poll => false,
+        };
+        if !subscribe {
+            return Ok(Heads::Polled);
+        }
+        match client.new_heads().await? {
+            Some(subscription) => Ok(Heads::Subscribed(subscription)),
+            None => Err(BenchError::Setup(
+                "--follow=new-heads needs a ws:// URL first in --rpc".into(),
+            )),
+        }
+    }
+
+    /// The head's number once a new block is announced, or after a short wait (so the caller
+    /// can check whether it is done) the head as polled.
+    async fn next(&mut self, client: &Client) -> Result<u64, BenchError> {
+        if let Heads::Subscribed(subscription) = self {
+            match tokio::time::timeout(Duration::from_millis(200), subscription.recv()).await {
+                Ok(Ok(header)) => {
+                    if let Ok(number) = quantity(&header["number"]) {
+                        return Ok(number);
+                    }
+                }
+                Ok(Err(e)) => {
+                    return Err(BenchError::Setup(format!(
+                        "the newHeads subscription ended: {e}"
+                    )))
+                }
+                Err(_) => {}
+            }
+        } else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        quantity(&client.call("eth_blockNumber", json!([])).await?)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -436,6 +497,7 @@ async fn run(args: Args) -> Result<Report, BenchError> {
     let next = Arc::new(AtomicUsize::new(0));
     let signed = Arc::new(signed);
     let start = Instant::now();
+    let mut heads = Heads::open(args.follow, first).await?;
     let start_block = quantity(&first.call("eth_blockNumber", json!([])).await?)?;
     let mut workers = Vec::new();
     for w in 0..args.concurrency.max(1) {
@@ -489,7 +551,7 @@ async fn run(args: Args) -> Result<Report, BenchError> {
         if sending_done.is_some_and(|d| d.elapsed() > Duration::from_secs(args.timeout)) {
             break;
         }
-        let head = quantity(&first.call("eth_blockNumber", json!([])).await?)?;
+        let head = heads.next(first).await?;
         while seen < head {
             seen += 1;
             let block = first
@@ -516,7 +578,6 @@ async fn run(args: Args) -> Result<Report, BenchError> {
                 first_inclusion.get_or_insert(now);
             }
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let elapsed = start.elapsed();
     let mut after = Vec::new();
@@ -530,6 +591,10 @@ async fn run(args: Args) -> Result<Report, BenchError> {
             label: args.label.clone(),
             kind: format!("{:?}", args.kind).to_lowercase(),
             nodes: clients.len(),
+            follow: match heads {
+                Heads::Subscribed(_) => "newHeads",
+                Heads::Polled => "poll",
+            },
             offered: hashes.len(),
             submitted,
             elapsed,
