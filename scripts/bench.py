@@ -79,7 +79,7 @@ class Node:
     """A node process: its JSON-RPC URL, metrics URL and how long it took to answer."""
 
     def __init__(self, argv, url, metrics, logfile):
-        self.url, self.metrics = url, metrics
+        self.url, self.metrics, self.ws = url, metrics, None
         self.log = open(logfile, "w")
         started = time.monotonic()
         self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT)
@@ -126,6 +126,9 @@ def consort(profile, work, name, ip, genesis_file, key, extra=()):
         "--rpc-http-enabled",
         f"--rpc-http-host={ip}",
         "--rpc-http-port=8545",
+        "--rpc-ws-enabled",
+        f"--rpc-ws-host={ip}",
+        "--rpc-ws-port=8546",
         "--metrics-enabled",
         f"--metrics-host={ip}",
         "--metrics-port=9545",
@@ -135,7 +138,9 @@ def consort(profile, work, name, ip, genesis_file, key, extra=()):
     ]
     if key:
         argv.append(f"--node-private-key-file={key}")
-    return Node(argv, f"http://{ip}:8545", f"http://{ip}:9545/metrics", work / f"{name}.log")
+    node = Node(argv, f"http://{ip}:8545", f"http://{ip}:9545/metrics", work / f"{name}.log")
+    node.ws = f"ws://{ip}:8546"
+    return node
 
 
 def anvil(work, name, ip, block_time="1"):
@@ -150,18 +155,19 @@ def anvil(work, name, ip, block_time="1"):
     return Node(argv, f"http://{ip}:8545", None, work / f"{name}.log")
 
 
-def bench_argv(nodes, key, *args):
-    """consort-bench against one node or a list of them, reading their metrics if served."""
+def bench_argv(nodes, key, *args, ws=False):
+    """consort-bench against one node or a list of them (over their WebSockets with `ws`,
+    following inclusion through newHeads), reading their metrics if served."""
     nodes = nodes if isinstance(nodes, list) else [nodes]
-    argv = [str(BENCH), "--rpc=" + ",".join(n.url for n in nodes), f"--key={key}", "--json",
-            *args]
+    urls = ",".join(n.ws if ws else n.url for n in nodes)
+    argv = [str(BENCH), f"--rpc={urls}", f"--key={key}", "--json", *args]
     if all(n.metrics for n in nodes):
         argv.append("--metrics=" + ",".join(n.metrics for n in nodes))
     return argv
 
 
-def bench(nodes, key, *args):
-    out = subprocess.run(bench_argv(nodes, key, *args), check=True, capture_output=True,
+def bench(nodes, key, *args, ws=False):
+    out = subprocess.run(bench_argv(nodes, key, *args, ws=ws), check=True, capture_output=True,
                          text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -287,7 +293,7 @@ def four_validators(profile, work):
         wait_height(nodes[0], 2, timeout=60)
         idle = [n.rss_mb() for n in nodes]
         r = bench(nodes, DEV_KEY, "--kind=erc20", "--senders=400", "--concurrency=64",
-                  f"--rate={FOUR_RATE}", f"--txs={FOUR_RATE * FOUR_SECONDS}")
+                  f"--rate={FOUR_RATE}", f"--txs={FOUR_RATE * FOUR_SECONDS}", ws=True)
         r["rss_idle_mb"] = idle
         r["rss_peak_mb"] = [n.rss_mb("VmHWM") for n in nodes]
         log(f"  four validators: {r['tx_per_second']:.0f} tx/s of {FOUR_RATE} offered, "
@@ -398,7 +404,8 @@ def report(results):
         out += [
             "",
             f"### Four validators on this machine, 1 s blocks, ERC-20 offered at {FOUR_RATE:,} "
-            f"tx/s for {FOUR_SECONDS} s, spread over the four",
+            f"tx/s for {FOUR_SECONDS} s, spread over the four's WebSockets, inclusion followed "
+            "through `newHeads`",
             "",
             "| build | included (tx/s) | p50 (ms) | p95 (ms) | p99 (ms) | errors | "
             "resident memory idle / peak (MB) |",
