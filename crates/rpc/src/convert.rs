@@ -63,18 +63,21 @@ pub fn block<C: BlockReader + ?Sized>(
     let Some(header) = store.header(&hash)? else {
         return Ok(None);
     };
-    let txs = store.transactions(&hash)?.unwrap_or_default();
-    let size = block_size(&header, &txs);
-    let transactions = if full {
+    let (transactions, tx_list_length) = if full {
+        let txs = store.transactions(&hash)?.unwrap_or_default();
+        let list_length = alloy_rlp::list_length(&txs);
         let mut out = Vec::with_capacity(txs.len());
         for (i, tx) in txs.into_iter().enumerate() {
             let sender = recover_signer(&tx).map_err(|e| RpcError::Internal(e.to_string()))?;
             out.push(rpc_transaction(tx, sender, Some((&header, hash, i as u64))));
         }
-        BlockTransactions::Full(out)
+        (BlockTransactions::Full(out), list_length)
     } else {
-        BlockTransactions::Hashes(txs.iter().map(|t| *t.tx_hash()).collect())
+        // Hashes only: read as stored, no transaction decoded or hashed.
+        let txs = store.transaction_hashes(&hash)?.unwrap_or_default();
+        (BlockTransactions::Hashes(txs.hashes), txs.list_length)
     };
+    let size = block_size(&header, tx_list_length);
     let withdrawals = header
         .withdrawals_root
         .map(|_| alloy_eips::eip4895::Withdrawals::default());
@@ -88,18 +91,17 @@ pub fn block<C: BlockReader + ?Sized>(
     }))
 }
 
-fn block_size(header: &Header, txs: &[TxEnvelope]) -> usize {
-    let body = alloy_consensus::Block {
-        header: header.clone(),
-        body: alloy_consensus::BlockBody {
-            transactions: txs.to_vec(),
-            ommers: vec![],
-            withdrawals: header
-                .withdrawals_root
-                .map(|_| alloy_eips::eip4895::Withdrawals::default()),
-        },
-    };
-    alloy_rlp::Encodable::length(&body)
+/// The encoded size of the block `[header, transactions, ommers, withdrawals?]` whose
+/// transaction list encodes to `tx_list_length` bytes (no ommers; an empty withdrawals list
+/// from Shanghai on).
+fn block_size(header: &Header, tx_list_length: usize) -> usize {
+    // An empty list encodes as the one byte 0xc0.
+    let empty_list = 1;
+    let payload = alloy_rlp::Encodable::length(header)
+        + tx_list_length
+        + empty_list
+        + header.withdrawals_root.map_or(0, |_| empty_list);
+    alloy_rlp::length_of_length(payload) + payload
 }
 
 /// Every receipt of a block, in the `eth_getTransactionReceipt` shape.
@@ -160,14 +162,9 @@ pub fn block_logs<C: BlockReader + ?Sized>(store: &C, hash: B256) -> RpcResult<V
     let Some(header) = store.header(&hash)? else {
         return Ok(vec![]);
     };
-    let txs = store.transactions(&hash)?.unwrap_or_default();
+    let txs = store.transaction_hashes(&hash)?.unwrap_or_default();
     let receipts = store.receipts(&hash)?.unwrap_or_default();
-    Ok(positioned_logs(
-        &header,
-        hash,
-        txs.iter().map(|tx| *tx.tx_hash()),
-        receipts,
-    ))
+    Ok(positioned_logs(&header, hash, txs.hashes, receipts))
 }
 
 /// The logs of a new head, as `logs` subscriptions send them.
@@ -203,4 +200,57 @@ fn positioned_logs(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::block_size;
+    use alloy_consensus::{Signed, TxLegacy};
+    use alloy_primitives::{Signature, TxKind, B256, U256};
+    use consort_primitives::{Header, TxEnvelope};
+
+    fn encoded_size(header: &Header, txs: &[TxEnvelope]) -> usize {
+        let block = alloy_consensus::Block {
+            header: header.clone(),
+            body: alloy_consensus::BlockBody {
+                transactions: txs.to_vec(),
+                ommers: vec![],
+                withdrawals: header
+                    .withdrawals_root
+                    .map(|_| alloy_eips::eip4895::Withdrawals::default()),
+            },
+        };
+        alloy_rlp::Encodable::length(&block)
+    }
+
+    #[test]
+    fn a_block_s_size_is_its_encoding_s_length() {
+        let tx = |n: u64| {
+            let tx = TxLegacy {
+                nonce: n,
+                gas_price: 1,
+                gas_limit: 21_000,
+                to: TxKind::Call(Default::default()),
+                input: vec![7; n as usize * 40].into(),
+                ..Default::default()
+            };
+            TxEnvelope::Legacy(Signed::new_unhashed(
+                tx,
+                Signature::new(U256::from(1), U256::from(2), false),
+            ))
+        };
+        for withdrawals_root in [None, Some(B256::repeat_byte(1))] {
+            let header = Header {
+                number: 9,
+                withdrawals_root,
+                ..Default::default()
+            };
+            for txs in [vec![], vec![tx(0)], (0..200).map(tx).collect::<Vec<_>>()] {
+                assert_eq!(
+                    block_size(&header, alloy_rlp::list_length(&txs)),
+                    encoded_size(&header, &txs)
+                );
+            }
+        }
+    }
 }

@@ -43,6 +43,26 @@ impl Default for StoreOptions {
     }
 }
 
+/// A block's transactions by hash, in order, and the length of their RLP list as the block
+/// body encodes it (what a block's size needs).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TxHashes {
+    /// The transactions' hashes.
+    pub hashes: Vec<B256>,
+    /// The length of the encoded transaction list, header included.
+    pub list_length: usize,
+}
+
+impl TxHashes {
+    /// Hashes and list length of decoded transactions.
+    pub fn of(txs: &[TxEnvelope]) -> Self {
+        TxHashes {
+            hashes: txs.iter().map(|tx| *tx.tx_hash()).collect(),
+            list_length: alloy_rlp::list_length(txs),
+        }
+    }
+}
+
 /// Where a transaction sits in the canonical chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BlockLocation {
@@ -333,6 +353,26 @@ impl Store {
             .transpose()
     }
 
+    /// A block's transaction hashes and the length of their encoded list, without decoding
+    /// them (decoded for a block stored before the `tx_hashes` table).
+    pub fn transaction_hashes(&self, hash: &B256) -> Result<Option<TxHashes>> {
+        let Some(raw) = self.get(TX_HASHES, hash.as_slice())? else {
+            return Ok(self.transactions(hash)?.map(|txs| TxHashes::of(&txs)));
+        };
+        let corrupt = || StorageError::Corrupt {
+            table: TX_HASHES,
+            reason: format!("entry of {} bytes", raw.len()),
+        };
+        let (len, hashes) = raw.split_first_chunk::<8>().ok_or_else(corrupt)?;
+        if hashes.len() % 32 != 0 {
+            return Err(corrupt());
+        }
+        Ok(Some(TxHashes {
+            hashes: hashes.chunks_exact(32).map(B256::from_slice).collect(),
+            list_length: usize::try_from(u64::from_be_bytes(*len)).map_err(|_| corrupt())?,
+        }))
+    }
+
     /// A block's receipts.
     pub fn receipts(&self, hash: &B256) -> Result<Option<Vec<ReceiptEnvelope>>> {
         self.get(RECEIPTS, hash.as_slice())?
@@ -395,7 +435,14 @@ impl Store {
         let mut batch = WriteBatch::default();
         let number = header.number;
         batch.put_cf(self.cf(HEADERS)?, hash, alloy_rlp::encode(header));
-        batch.put_cf(self.cf(BODIES)?, hash, encode_list(transactions));
+        let body = encode_list(transactions);
+        let mut tx_hashes = Vec::with_capacity(8 + 32 * transactions.len());
+        tx_hashes.extend_from_slice(&(body.len() as u64).to_be_bytes());
+        for tx in transactions {
+            tx_hashes.extend_from_slice(tx.tx_hash().as_slice());
+        }
+        batch.put_cf(self.cf(TX_HASHES)?, hash, tx_hashes);
+        batch.put_cf(self.cf(BODIES)?, hash, body);
         batch.put_cf(self.cf(RECEIPTS)?, hash, encode_list(receipts));
         batch.put_cf(self.cf(CANONICAL)?, number_key(number), hash);
         let bloom: &[u8] = if header.logs_bloom.is_zero() {

@@ -24,7 +24,7 @@ mod schema;
 mod state;
 
 pub use changes::{Account, AccountChange, StateChanges};
-pub use db::{BlockLocation, Store, StoreOptions};
+pub use db::{BlockLocation, Store, StoreOptions, TxHashes};
 pub use memory::{MemoryChain, MemoryState};
 pub use new_block::NewBlock;
 pub use reader::{BlockReader, StateReader, StateSnapshot};

@@ -2,7 +2,7 @@
 //! sync server are written against these; [`Store`] implements them over RocksDB and
 //! [`crate::MemoryChain`] over a few maps, so those callers can be tested without a database.
 
-use crate::{Account, BlockLocation, Result, StateView, StorageError, Store};
+use crate::{Account, BlockLocation, Result, StateView, StorageError, Store, TxHashes};
 use alloy_consensus::ReceiptEnvelope;
 use alloy_primitives::{Address, Bloom, Bytes, B256, U256};
 use consort_primitives::{Header, TxEnvelope};
@@ -22,6 +22,10 @@ pub trait BlockReader {
     fn transactions(&self, hash: &B256) -> Result<Option<Vec<TxEnvelope>>>;
     /// A block's receipts.
     fn receipts(&self, hash: &B256) -> Result<Option<Vec<ReceiptEnvelope>>>;
+    /// A block's transaction hashes and the length of their encoded list.
+    fn transaction_hashes(&self, hash: &B256) -> Result<Option<TxHashes>> {
+        Ok(self.transactions(hash)?.map(|txs| TxHashes::of(&txs)))
+    }
     /// Where a transaction was included.
     fn transaction_location(&self, tx_hash: &B256) -> Result<Option<BlockLocation>>;
 
@@ -114,6 +118,10 @@ impl BlockReader for Store {
         Store::receipts(self, hash)
     }
 
+    fn transaction_hashes(&self, hash: &B256) -> Result<Option<TxHashes>> {
+        Store::transaction_hashes(self, hash)
+    }
+
     fn transaction_location(&self, tx_hash: &B256) -> Result<Option<BlockLocation>> {
         Store::transaction_location(self, tx_hash)
     }
@@ -186,6 +194,10 @@ impl<T: BlockReader + ?Sized> BlockReader for Arc<T> {
 
     fn receipts(&self, hash: &B256) -> Result<Option<Vec<ReceiptEnvelope>>> {
         (**self).receipts(hash)
+    }
+
+    fn transaction_hashes(&self, hash: &B256) -> Result<Option<TxHashes>> {
+        (**self).transaction_hashes(hash)
     }
 
     fn transaction_location(&self, tx_hash: &B256) -> Result<Option<BlockLocation>> {

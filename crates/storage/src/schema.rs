@@ -21,8 +21,12 @@ pub(crate) const META: &str = "meta";
 /// the canonical entry, so `eth_getLogs` scans a range without reading headers. Blocks stored
 /// before it existed have no entry and are read from their headers.
 pub(crate) const LOG_BLOOMS: &str = "log_blooms";
+/// Block hash → the length of its encoded transaction list (8) ‖ its transactions' hashes (32
+/// each), so block summaries and logs need not decode and hash every transaction. Blocks
+/// stored before it existed have no entry and are decoded.
+pub(crate) const TX_HASHES: &str = "tx_hashes";
 
-pub(crate) const ALL: [&str; 16] = [
+pub(crate) const ALL: [&str; 17] = [
     HEADERS,
     BODIES,
     RECEIPTS,
@@ -39,6 +43,7 @@ pub(crate) const ALL: [&str; 16] = [
     CHANGE_SETS,
     META,
     LOG_BLOOMS,
+    TX_HASHES,
 ];
 
 /// `meta` key of the validator's persisted QBFT state (what it prepared and committed).

@@ -38,6 +38,14 @@ fn blocks_receipts_and_transactions_read_back() {
         vec![transaction(1)]
     );
     assert_eq!(store.receipts(&one).unwrap().unwrap(), vec![receipt(1)]);
+    assert_eq!(
+        store.transaction_hashes(&one).unwrap().unwrap(),
+        consort_storage::TxHashes::of(&[transaction(1)])
+    );
+    assert_eq!(
+        store.transaction_hashes(&B256::repeat_byte(9)).unwrap(),
+        None
+    );
     let loc = store
         .transaction_location(transaction(1).tx_hash())
         .unwrap()
