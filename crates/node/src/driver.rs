@@ -680,23 +680,9 @@ impl<H: Host> Driver<H> {
                 m.observe_types(&pool);
             }
         }
-        let receipts = self
-            .chain
-            .store
-            .receipts(&hash)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
         let _ = self.rpc.new_blocks.send(Arc::new(NewBlock {
             header: block.header.clone(),
             hash,
-            transaction_hashes: block
-                .body
-                .transactions
-                .iter()
-                .map(|tx| *tx.tx_hash())
-                .collect(),
-            receipts,
         }));
     }
 }

@@ -9,7 +9,7 @@ use alloy_rpc_types_eth::{
     TransactionReceipt,
 };
 use consort_primitives::{recover_signer, Header, TxEnvelope};
-use consort_storage::{BlockReader, NewBlock};
+use consort_storage::BlockReader;
 
 /// An RPC header: the stored header with its (BFT on-chain) hash and size.
 pub fn rpc_header(header: Header, hash: B256) -> RpcHeader {
@@ -165,16 +165,6 @@ pub fn block_logs<C: BlockReader + ?Sized>(store: &C, hash: B256) -> RpcResult<V
     let txs = store.transaction_hashes(&hash)?.unwrap_or_default();
     let receipts = store.receipts(&hash)?.unwrap_or_default();
     Ok(positioned_logs(&header, hash, txs.hashes, receipts))
-}
-
-/// The logs of a new head, as `logs` subscriptions send them.
-pub fn new_block_logs(block: &NewBlock) -> Vec<RpcLog> {
-    positioned_logs(
-        &block.header,
-        block.hash,
-        block.transaction_hashes.iter().copied(),
-        block.receipts.iter().cloned(),
-    )
 }
 
 /// Each receipt's logs with their block, transaction and log positions.

@@ -1,8 +1,6 @@
 //! The `eth_` methods.
 
-use crate::convert::{
-    block, block_logs, block_receipts, new_block_logs, rpc_header, rpc_transaction,
-};
+use crate::convert::{block, block_logs, block_receipts, rpc_header, rpc_transaction};
 use crate::error::{revert_reason, RpcError, RpcResult};
 use crate::server::{method, Transport};
 use crate::{RpcContext, RpcLimits, SyncReader};
@@ -892,7 +890,14 @@ async fn follow(
                         sink.send(message(to_json(rpc_header(b.header.clone(), b.hash))?)?).await?;
                     }
                     Ok(b) => {
-                        for log in new_block_logs(&b).iter().filter(|l| filter.is_none_or(|f| f.matches(&l.inner))) {
+                        let logs = match block_logs(&*ctx.store, b.hash) {
+                            Ok(logs) => logs,
+                            Err(e) => {
+                                tracing::warn!("logs of block {} unreadable for a subscription: {e}", b.hash);
+                                continue;
+                            }
+                        };
+                        for log in logs.iter().filter(|l| filter.is_none_or(|f| f.matches(&l.inner))) {
                             sink.send(message(to_json(log)?)?).await?;
                         }
                     }
