@@ -307,12 +307,14 @@ def four_validators(profile, work):
 def ensure_anvil():
     if ANVIL.exists():
         return
-    log(f"installing anvil {ANVIL_VERSION} from npm into {ANVIL.parents[3]}")
+    log(f"installing anvil {ANVIL_VERSION} from npm into {ANVIL.parents[4]}")
     subprocess.run(
         ["npm", "install", "--no-save", "--no-audit", "--no-fund", "--prefix",
-         str(ANVIL.parents[3]), f"@foundry-rs/anvil-linux-amd64@{ANVIL_VERSION}"],
+         str(ANVIL.parents[4]), f"@foundry-rs/anvil-linux-amd64@{ANVIL_VERSION}"],
         check=True,
     )
+    if not ANVIL.exists():
+        sys.exit(f"bench: npm installed anvil {ANVIL_VERSION}, but not at {ANVIL}")
 
 
 def machine():
