@@ -89,19 +89,7 @@ pub struct CheckedTransaction {
     rules: TxRules,
 }
 
-impl CheckedTransaction {
-    /// The transaction's hash.
-    pub fn hash(&self) -> B256 {
-        self.hash
-    }
-}
-
 impl TxRules {
-    /// Decodes an EIP-2718 transaction and checks it.
-    pub fn check_raw(&self, raw: &[u8]) -> Result<CheckedTransaction, PoolError> {
-        self.check(self.decode(raw)?)
-    }
-
     /// Decodes an EIP-2718 transaction no larger than the pool takes.
     pub fn decode(&self, raw: &[u8]) -> Result<TxEnvelope, PoolError> {
         if raw.len() > self.max_transaction_bytes {
@@ -377,8 +365,9 @@ impl TxPool {
         raw: &[u8],
         state: &dyn AccountState,
     ) -> Result<Arc<PooledTransaction>, PoolError> {
-        let checked = self.rules().check_raw(raw)?;
-        self.add_checked(checked, state)
+        // Decoded, then refused if already pooled before its signature is checked.
+        let tx = self.rules().decode(raw)?;
+        self.add(tx, state)
     }
 
     /// Validates a decoded transaction and adds it. Returns the pooled transaction.
