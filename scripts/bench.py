@@ -228,9 +228,9 @@ def single_node(start, key):
 
 
 def sync(profiles, work):
-    """A validator of the first build makes SYNC_BLOCKS blocks of 10 ms under ERC-20 load; a fresh
+    """A validator of the first build makes SYNC_BLOCKS blocks of 2 ms under ERC-20 load; a fresh
     node of each build then syncs them from it over P2P."""
-    g = genesis("chainspecs/dev.json", work / "sync.json", xblockperiodmilliseconds=10,
+    g = genesis("chainspecs/dev.json", work / "sync.json", xblockperiodmilliseconds=2,
                 emptyblockperiodseconds=0)
     source = consort(profiles[0], work, "sync-source", "127.0.0.205", g,
                      ROOT / "chainspecs/dev-validator.key",

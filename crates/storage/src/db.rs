@@ -15,8 +15,9 @@ use rocksdb::{
 use std::path::Path;
 use std::sync::Arc;
 
-/// What all memtables together may hold before RocksDB flushes the largest.
-const MEMTABLE_BYTES: usize = 32 << 20;
+/// What all memtables together may hold before RocksDB flushes the largest. Their memory is
+/// charged to the block cache, so the two together stay within `StoreOptions::cache_bytes`.
+const MEMTABLE_BYTES: usize = 16 << 20;
 
 /// How the store is opened.
 #[derive(Clone, Debug)]
@@ -112,8 +113,15 @@ impl Store {
         db_opts.set_keep_log_file_num(2);
         // Memory stays bounded however fast blocks come: all memtables together flush at
         // MEMTABLE_BYTES (RocksDB's default is 64 MB per column family, two of them each, for
-        // sixteen families), and index and filter blocks live in the block cache.
-        db_opts.set_db_write_buffer_size(MEMTABLE_BYTES);
+        // sixteen families) and are charged to the block cache, which also holds the index and
+        // filter blocks: RocksDB's memory is the cache's size.
+        let cache = rocksdb::Cache::new_lru_cache(options.cache_bytes);
+        let write_buffers = rocksdb::WriteBufferManager::new_write_buffer_manager_with_cache(
+            MEMTABLE_BYTES.min(options.cache_bytes / 2),
+            false,
+            cache.clone(),
+        );
+        db_opts.set_write_buffer_manager(&write_buffers);
         if let Some(env) = &env {
             db_opts.set_env(env);
         }
@@ -126,7 +134,6 @@ impl Store {
         if metrics.as_ref().is_some_and(|m| m.wants_statistics()) {
             db_opts.enable_statistics();
         }
-        let cache = rocksdb::Cache::new_lru_cache(options.cache_bytes);
         let cfs = schema::ALL.iter().map(|name| {
             let mut cf = Options::default();
             cf.set_compression_type(rocksdb::DBCompressionType::Lz4);
