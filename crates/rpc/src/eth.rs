@@ -347,15 +347,13 @@ pub(crate) fn get_logs<C: BlockReader + ?Sized>(
     }
 }
 
-fn by_block<C, F>(chain: &C, id: BlockId, f: F) -> RpcResult<Value>
+/// `f` of the block `id` names, or `None` (JSON null) if there is no such block.
+fn by_block<C, F, T>(chain: &C, id: BlockId, f: F) -> RpcResult<Option<T>>
 where
     C: BlockReader + ?Sized,
-    F: FnOnce(B256) -> RpcResult<Value>,
+    F: FnOnce(B256) -> RpcResult<T>,
 {
-    match resolve(chain, id)? {
-        Some((_, hash)) => f(hash),
-        None => Ok(Value::Null),
-    }
+    resolve(chain, id)?.map(|(_, hash)| f(hash)).transpose()
 }
 
 fn transaction_by_index<C: BlockReader + ?Sized>(
@@ -376,6 +374,7 @@ fn transaction_by_index<C: BlockReader + ?Sized>(
             .map_err(|e| RpcError::Internal(e.to_string()))?;
         to_json(rpc_transaction(tx, sender, Some((&header, hash, i))))
     })
+    .map(|tx| tx.unwrap_or(Value::Null))
 }
 
 /// `eth_sendRawTransaction`: adds a transaction from this node's clients to the pool, tells
@@ -414,7 +413,7 @@ pub(crate) fn module(ctx: Arc<RpcContext>, transport: Transport) -> RpcModule<Ar
         Ok(hex_u64(ctx.chain.chain_id))
     });
     method(&mut m, "eth_blockNumber", |ctx, _| {
-        Ok(hex_u64(head(&ctx.store)?.0))
+        Ok(U64::from(head(&ctx.store)?.0))
     });
     method(&mut m, "eth_syncing", |ctx, _| {
         syncing(&*ctx.sync, &ctx.store)
@@ -429,7 +428,7 @@ pub(crate) fn module(ctx: Arc<RpcContext>, transport: Transport) -> RpcModule<Ar
     method(&mut m, "eth_getBalance", |ctx, p| {
         let mut seq = p.sequence();
         let address: Address = next(&mut seq)?;
-        to_json(balance(&ctx.store, &address, optional(&mut seq)?)?)
+        balance(&ctx.store, &address, optional(&mut seq)?)
     });
     method(&mut m, "eth_getTransactionCount", |ctx, p| {
         let mut seq = p.sequence();
@@ -464,14 +463,14 @@ pub(crate) fn module(ctx: Arc<RpcContext>, transport: Transport) -> RpcModule<Ar
         let tag: BlockNumberOrTag = next(&mut seq)?;
         let full: bool = optional(&mut seq)?.unwrap_or(false);
         by_block(&ctx.store, BlockId::Number(tag), |h| {
-            to_json(block(&ctx.store, h, full)?)
+            block(&ctx.store, h, full)
         })
     });
     method(&mut m, "eth_getBlockByHash", |ctx, p| {
         let mut seq = p.sequence();
         let hash: B256 = next(&mut seq)?;
         let full: bool = optional(&mut seq)?.unwrap_or(false);
-        to_json(block(&ctx.store, hash, full)?)
+        block(&ctx.store, hash, full)
     });
     method(&mut m, "eth_getBlockTransactionCountByNumber", |ctx, p| {
         let tag: BlockNumberOrTag = next(&mut p.sequence())?;
@@ -527,21 +526,20 @@ pub(crate) fn module(ctx: Arc<RpcContext>, transport: Transport) -> RpcModule<Ar
     method(&mut m, "eth_getTransactionReceipt", |ctx, p| {
         let hash: B256 = next(&mut p.sequence())?;
         let Some(loc) = ctx.store.transaction_location(&hash)? else {
-            return Ok(Value::Null);
+            return Ok(None);
         };
         let receipts = block_receipts(&ctx.store, loc.block_hash)?.unwrap_or_default();
-        let receipt = usize::try_from(loc.index)
+        Ok(usize::try_from(loc.index)
             .ok()
-            .and_then(|i| receipts.into_iter().nth(i));
-        to_json(receipt)
+            .and_then(|i| receipts.into_iter().nth(i)))
     });
     method(&mut m, "eth_getBlockReceipts", |ctx, p| {
         let id: BlockId = next(&mut p.sequence())?;
-        by_block(&ctx.store, id, |h| to_json(block_receipts(&ctx.store, h)?))
+        by_block(&ctx.store, id, |h| block_receipts(&ctx.store, h))
     });
     method(&mut m, "eth_sendRawTransaction", |ctx, p| {
         let raw: Bytes = next(&mut p.sequence())?;
-        to_json(send_raw_transaction(ctx, &raw)?)
+        send_raw_transaction(ctx, &raw)
     });
     method(&mut m, "eth_call", |ctx, p| {
         let mut seq = p.sequence();
@@ -556,7 +554,7 @@ pub(crate) fn module(ctx: Arc<RpcContext>, transport: Transport) -> RpcModule<Ar
             .with_label_values(&[status])
             .inc_by(outcome.gas_used);
         if outcome.success {
-            to_json(outcome.output)
+            Ok(outcome.output)
         } else {
             Err(failed_call(outcome))
         }
@@ -606,7 +604,7 @@ pub(crate) fn module(ctx: Arc<RpcContext>, transport: Transport) -> RpcModule<Ar
     });
     method(&mut m, "eth_getLogs", |ctx, p| {
         let filter: Filter = next(&mut p.sequence())?;
-        to_json(get_logs(&ctx.store, &ctx.limits, &filter)?)
+        get_logs(&ctx.store, &ctx.limits, &filter)
     });
     method(&mut m, "eth_getProof", |ctx, p| {
         let mut seq = p.sequence();

@@ -212,6 +212,6 @@ pub(crate) fn register(m: &mut RpcModule<Arc<RpcContext>>, transport: Transport)
                 _ => return Err(not_found()),
             }
         };
-        to_json(get_logs(&ctx.store, &ctx.limits, &filter)?)
+        get_logs(&ctx.store, &ctx.limits, &filter)
     });
 }

@@ -213,22 +213,26 @@ pub(crate) struct Connection {
     id: usize,
 }
 
-/// Registers a method, timed and counted under its name. It runs where [`on_pool`] says.
-pub(crate) fn method<F>(module: &mut RpcModule<Arc<RpcContext>>, name: &'static str, f: F)
+/// Registers a method, timed and counted under its name. It runs where [`on_pool`] says. Its
+/// answer is serialized once, straight into the response: a method that returns a typed
+/// value (logs, a block) skips building a `serde_json::Value` tree of it first.
+pub(crate) fn method<F, R>(module: &mut RpcModule<Arc<RpcContext>>, name: &'static str, f: F)
 where
-    F: Fn(&RpcContext, Params<'_>) -> RpcResult<Value> + Clone + Send + Sync + 'static,
+    F: Fn(&RpcContext, Params<'_>) -> RpcResult<R> + Clone + Send + Sync + 'static,
+    R: Answer,
 {
     register(module, name, move |ctx, params, _| f(ctx, params));
 }
 
 /// Like [`method`], for a method that needs to know the connection it was called on.
-pub(crate) fn connection_method<F>(
+pub(crate) fn connection_method<F, R>(
     module: &mut RpcModule<Arc<RpcContext>>,
     name: &'static str,
     transport: Transport,
     f: F,
 ) where
-    F: Fn(&RpcContext, Params<'_>, Connection) -> RpcResult<Value> + Clone + Send + Sync + 'static,
+    F: Fn(&RpcContext, Params<'_>, Connection) -> RpcResult<R> + Clone + Send + Sync + 'static,
+    R: Answer,
 {
     register(module, name, move |ctx, params, extensions| {
         let id = extensions
@@ -299,9 +303,14 @@ fn on_workers(job: impl FnOnce() + Send + 'static) {
     }
 }
 
-fn register<F>(module: &mut RpcModule<Arc<RpcContext>>, name: &'static str, f: F)
+/// What a method may answer: anything serializable that can cross to the workers.
+pub(crate) trait Answer: serde::Serialize + Clone + Send + Sync + 'static {}
+impl<T: serde::Serialize + Clone + Send + Sync + 'static> Answer for T {}
+
+fn register<F, R>(module: &mut RpcModule<Arc<RpcContext>>, name: &'static str, f: F)
 where
-    F: Fn(&RpcContext, Params<'_>, &Extensions) -> RpcResult<Value> + Clone + Send + Sync + 'static,
+    F: Fn(&RpcContext, Params<'_>, &Extensions) -> RpcResult<R> + Clone + Send + Sync + 'static,
+    R: Answer,
 {
     // The method's summary, looked up once rather than by label on every call.
     let timer: Arc<std::sync::OnceLock<consort_metrics::Summary>> = Arc::default();
