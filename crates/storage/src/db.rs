@@ -8,10 +8,7 @@ use alloy_consensus::ReceiptEnvelope;
 use alloy_primitives::{Bloom, Bytes, B256};
 use alloy_rlp::{Decodable, Encodable};
 use consort_primitives::{Header, TxEnvelope};
-use rocksdb::{
-    ColumnFamilyDescriptor, Direction, IteratorMode, Options, Snapshot, WriteBatch, WriteOptions,
-    DB,
-};
+use rocksdb::{ColumnFamilyDescriptor, Options, Snapshot, WriteBatch, WriteOptions, DB};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -292,50 +289,69 @@ impl Store {
     }
 
     /// The canonical blocks in `from..=to` whose logs bloom `wanted` accepts, in order, read
-    /// from one snapshot with two forward scans (hashes and blooms by number) instead of a
-    /// header per block. Stops at the first height without a canonical block.
+    /// from one snapshot: one forward scan of the blooms by number, and a canonical hash only
+    /// for a block that matches, instead of a header per block. A height without a bloom entry
+    /// (a store from before the table) reads its header. Stops at the first height without a
+    /// canonical block that it needs.
     pub fn blocks_by_bloom(
         &self,
         from: u64,
         to: u64,
         wanted: &dyn Fn(&Bloom) -> bool,
     ) -> Result<Vec<(u64, B256)>> {
-        let snapshot = self.db.snapshot();
-        let start = number_key(from);
-        let mode = || IteratorMode::From(&start, Direction::Forward);
-        let hashes = snapshot.iterator_cf(self.cf(CANONICAL)?, mode());
-        let mut blooms = snapshot.iterator_cf(self.cf(LOG_BLOOMS)?, mode());
-        let mut next_bloom = || -> Result<Option<(u64, Box<[u8]>)>> {
-            match blooms.next().transpose()? {
-                Some((key, value)) => Ok(Some((decode_number(LOG_BLOOMS, &key)?, value))),
-                None => Ok(None),
-            }
-        };
-        let mut pending = next_bloom()?;
         let mut out = Vec::new();
-        for (expected, entry) in (from..=to).zip(hashes) {
-            let (key, value) = entry?;
-            if decode_number(CANONICAL, &key)? != expected {
-                break;
-            }
-            let hash = decode_b256(CANONICAL, &value)?;
-            // Bloom entries below this height (none in a store that always wrote them) are
-            // skipped; a height without one reads its header.
-            while pending.as_ref().is_some_and(|(n, _)| *n < expected) {
-                pending = next_bloom()?;
-            }
-            let bloom = match &pending {
-                Some((n, raw)) if *n == expected => decode_bloom(raw)?,
-                _ => match self.header_in(Some(&snapshot), &hash)? {
-                    Some(header) => header.logs_bloom,
-                    None => break,
-                },
-            };
-            if wanted(&bloom) {
-                out.push((expected, hash));
-            }
+        if to < from {
+            return Ok(out);
         }
-        Ok(out)
+        let snapshot = self.db.snapshot();
+        let mut hashes = NumberCursor::new(snapshot.raw_iterator_cf(self.cf(CANONICAL)?));
+        let mut blooms = snapshot.raw_iterator_cf(self.cf(LOG_BLOOMS)?);
+        blooms.seek(number_key(from));
+        // Heights in `range` without a bloom entry: their headers' blooms.
+        let from_headers = |hashes: &mut NumberCursor,
+                            range: std::ops::RangeInclusive<u64>,
+                            out: &mut Vec<(u64, B256)>| {
+            for n in range {
+                let Some(hash) = hashes.at(CANONICAL, n)? else {
+                    return Ok(false);
+                };
+                let Some(header) = self.header_in(Some(&snapshot), &hash)? else {
+                    return Ok(false);
+                };
+                if wanted(&header.logs_bloom) {
+                    out.push((n, hash));
+                }
+            }
+            Ok::<_, StorageError>(true)
+        };
+        let mut expected = from;
+        loop {
+            let entry = match (blooms.key(), blooms.value()) {
+                (Some(key), Some(value)) => Some((decode_number(LOG_BLOOMS, key)?, value)),
+                _ => {
+                    blooms.status()?;
+                    None
+                }
+            };
+            let Some((n, raw)) = entry.filter(|(n, _)| *n <= to) else {
+                from_headers(&mut hashes, expected..=to, &mut out)?;
+                return Ok(out);
+            };
+            if n > expected && !from_headers(&mut hashes, expected..=n - 1, &mut out)? {
+                return Ok(out);
+            }
+            if wanted(&decode_bloom(raw)?) {
+                let Some(hash) = hashes.at(CANONICAL, n)? else {
+                    return Ok(out);
+                };
+                out.push((n, hash));
+            }
+            if n == to {
+                return Ok(out);
+            }
+            expected = n + 1;
+            blooms.next();
+        }
     }
 
     /// A canonical header by number.
@@ -542,6 +558,49 @@ pub(crate) fn decode<T: Decodable>(table: &'static str, raw: &[u8]) -> Result<T>
         });
     }
     Ok(value)
+}
+
+/// A forward cursor over a table keyed by block number: reading the next few heights steps
+/// the iterator instead of seeking again.
+struct NumberCursor<'a> {
+    iter: rocksdb::DBRawIteratorWithThreadMode<'a, DB>,
+}
+
+impl<'a> NumberCursor<'a> {
+    /// Heights closer than this ahead are stepped to, farther ones sought.
+    const STEP: u64 = 16;
+
+    fn new(iter: rocksdb::DBRawIteratorWithThreadMode<'a, DB>) -> Self {
+        Self { iter }
+    }
+
+    fn position(&self, table: &'static str) -> Result<Option<u64>> {
+        self.iter
+            .key()
+            .map(|key| decode_number(table, key))
+            .transpose()
+    }
+
+    /// The 32-byte value at height `n`, if there is one.
+    fn at(&mut self, table: &'static str, n: u64) -> Result<Option<B256>> {
+        match self.position(table)? {
+            Some(p) if p < n && n - p <= Self::STEP => {
+                while self.position(table)?.is_some_and(|p| p < n) {
+                    self.iter.next();
+                }
+            }
+            Some(p) if p == n => {}
+            _ => self.iter.seek(number_key(n)),
+        }
+        self.iter.status()?;
+        if self.position(table)? != Some(n) {
+            return Ok(None);
+        }
+        self.iter
+            .value()
+            .map(|raw| decode_b256(table, raw))
+            .transpose()
+    }
 }
 
 fn decode_number(table: &'static str, raw: &[u8]) -> Result<u64> {

@@ -95,16 +95,22 @@ fn blocks_are_found_by_their_logs_bloom_with_or_without_the_bloom_index() {
             store.blocks_by_bloom(0, 3, &|_| true).unwrap(),
             expect(&[0, 1, 2, 3])
         );
+        assert_eq!(
+            store.blocks_by_bloom(18, 1_000, &|_| true).unwrap(),
+            expect(&[18, 19, 20])
+        );
     };
     check(&open(dir.path(), Some(512)));
 
-    // A store written before the index (no entries for blocks 0-12) reads those blooms from the
-    // headers and the rest from the index.
+    // A store written before the index (no entries for blocks 0-12, nor, as if written by
+    // versions in turn, 16-18) reads those blooms from the headers and the rest from the index.
     {
         let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), dir.path()).unwrap();
         let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.path(), names).unwrap();
         let blooms = db.cf_handle("log_blooms").unwrap();
         db.delete_range_cf(blooms, 0u64.to_be_bytes(), 13u64.to_be_bytes())
+            .unwrap();
+        db.delete_range_cf(blooms, 16u64.to_be_bytes(), 19u64.to_be_bytes())
             .unwrap();
         assert!(db.get_cf(blooms, 12u64.to_be_bytes()).unwrap().is_none());
         assert!(db.get_cf(blooms, 13u64.to_be_bytes()).unwrap().is_some());
