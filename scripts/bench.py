@@ -75,6 +75,23 @@ def memory_kb(pid, field):
     raise RuntimeError(f"no {field} for {pid}")
 
 
+def cpu_seconds(pid):
+    """User and system CPU a process has used, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def read_bench(node, key, *args):
+    """A consort-bench read run, with the node's CPU per answered request (the load generator
+    shares the cores, so this is the node's own cost, which the throughput alone hides)."""
+    before = cpu_seconds(node.proc.pid)
+    r = bench(node, key, *args)
+    requests = r["requests_per_second"] * r["seconds"]
+    r["server_cpu_us"] = 1e6 * (cpu_seconds(node.proc.pid) - before) / requests if requests else 0
+    return r
+
+
 class Node:
     """A node process: its JSON-RPC URL, metrics URL and how long it took to answer."""
 
@@ -186,8 +203,8 @@ def log_reads(node, key):
     wait_height(node, 1_000)
     result = {}
     for c in CONCURRENCY:
-        r = bench(node, key, "--read=eth_getLogs", f"--concurrency={c}",
-                  f"--seconds={READ_SECONDS}")
+        r = read_bench(node, key, "--read=eth_getLogs", f"--concurrency={c}",
+                       f"--seconds={READ_SECONDS}")
         log(f"  eth_getLogs at {c}: {r['requests_per_second']:.0f} req/s, "
             f"{r['answer_items']} logs each")
         result[str(c)] = r
@@ -218,8 +235,8 @@ def single_node(start, key):
         result["rss_peak_mb"] = node.rss_mb("VmHWM")
         for method in READS:
             for c in CONCURRENCY:
-                r = bench(node, key, f"--read={method}", f"--concurrency={c}",
-                          f"--seconds={READ_SECONDS}")
+                r = read_bench(node, key, f"--read={method}", f"--concurrency={c}",
+                               f"--seconds={READ_SECONDS}")
                 log(f"  {method} at {c}: {r['requests_per_second']:.0f} req/s")
                 result["reads"].setdefault(method, {})[str(c)] = r
     finally:
@@ -351,7 +368,7 @@ def report(results):
         f"Load generator: `consort-bench` ({results['bench_profile']} build), on the same cores "
         "as the node. Medians of "
         f"{RUNS} runs; {TXS:,} transactions per run from 200 senders, 32 requests in flight.",
-        "Ratios are consort / anvil; above 1 consort is faster (or, for memory and start, "
+        "Ratios are consort / anvil; above 1 consort is faster (or, for memory, start and CPU, "
         "larger).",
         "",
         "### Single node, 1 s blocks, 1 Ggas block gas limit",
@@ -385,6 +402,9 @@ def report(results):
             row(f"`{method}`, concurrency {c} (req/s)",
                 {n: s[n]["reads"][method][str(c)]["requests_per_second"] for n in names},
                 lambda v: f"{v:,.0f}")
+        row(f"`{method}`, node CPU per request at concurrency {CONCURRENCY[-1]} (µs)",
+            {n: s[n]["reads"][method][str(CONCURRENCY[-1])]["server_cpu_us"] for n in names},
+            lambda v: f"{v:.1f}")
     row("start to RPC ready (ms, median)", {n: median(s[n]["ready_ms"]) for n in names},
         lambda v: f"{v:.0f}")
     row("resident memory idle (MB)", {n: s[n]["rss_idle_mb"] for n in names},
