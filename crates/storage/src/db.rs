@@ -304,7 +304,8 @@ impl Store {
             return Ok(out);
         }
         let snapshot = self.db.snapshot();
-        let mut hashes = NumberCursor::new(snapshot.raw_iterator_cf(self.cf(CANONICAL)?));
+        let mut hashes =
+            NumberCursor::new(CANONICAL, snapshot.raw_iterator_cf(self.cf(CANONICAL)?));
         let mut blooms = snapshot.raw_iterator_cf(self.cf(LOG_BLOOMS)?);
         blooms.seek(number_key(from));
         // Heights in `range` without a bloom entry: their headers' blooms.
@@ -312,7 +313,7 @@ impl Store {
                             range: std::ops::RangeInclusive<u64>,
                             out: &mut Vec<(u64, B256)>| {
             for n in range {
-                let Some(hash) = hashes.at(CANONICAL, n)? else {
+                let Some(hash) = hashes.at(n)? else {
                     return Ok(false);
                 };
                 let Some(header) = self.header_in(Some(&snapshot), &hash)? else {
@@ -341,7 +342,7 @@ impl Store {
                 return Ok(out);
             }
             if wanted(&decode_bloom(raw)?) {
-                let Some(hash) = hashes.at(CANONICAL, n)? else {
+                let Some(hash) = hashes.at(n)? else {
                     return Ok(out);
                 };
                 out.push((n, hash));
@@ -563,6 +564,7 @@ pub(crate) fn decode<T: Decodable>(table: &'static str, raw: &[u8]) -> Result<T>
 /// A forward cursor over a table keyed by block number: reading the next few heights steps
 /// the iterator instead of seeking again.
 struct NumberCursor<'a> {
+    table: &'static str,
     iter: rocksdb::DBRawIteratorWithThreadMode<'a, DB>,
 }
 
@@ -570,22 +572,22 @@ impl<'a> NumberCursor<'a> {
     /// Heights closer than this ahead are stepped to, farther ones sought.
     const STEP: u64 = 16;
 
-    fn new(iter: rocksdb::DBRawIteratorWithThreadMode<'a, DB>) -> Self {
-        Self { iter }
+    fn new(table: &'static str, iter: rocksdb::DBRawIteratorWithThreadMode<'a, DB>) -> Self {
+        Self { table, iter }
     }
 
-    fn position(&self, table: &'static str) -> Result<Option<u64>> {
+    fn position(&self) -> Result<Option<u64>> {
         self.iter
             .key()
-            .map(|key| decode_number(table, key))
+            .map(|key| decode_number(self.table, key))
             .transpose()
     }
 
     /// The 32-byte value at height `n`, if there is one.
-    fn at(&mut self, table: &'static str, n: u64) -> Result<Option<B256>> {
-        match self.position(table)? {
+    fn at(&mut self, n: u64) -> Result<Option<B256>> {
+        match self.position()? {
             Some(p) if p < n && n - p <= Self::STEP => {
-                while self.position(table)?.is_some_and(|p| p < n) {
+                while self.position()?.is_some_and(|p| p < n) {
                     self.iter.next();
                 }
             }
@@ -593,12 +595,12 @@ impl<'a> NumberCursor<'a> {
             _ => self.iter.seek(number_key(n)),
         }
         self.iter.status()?;
-        if self.position(table)? != Some(n) {
+        if self.position()? != Some(n) {
             return Ok(None);
         }
         self.iter
             .value()
-            .map(|raw| decode_b256(table, raw))
+            .map(|raw| decode_b256(self.table, raw))
             .transpose()
     }
 }
