@@ -27,6 +27,7 @@ mod sim;
 mod sync;
 #[cfg(test)]
 mod testing;
+mod txgossip;
 mod validators;
 
 pub use chain::{Chain, ChainError};
@@ -374,6 +375,7 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
         .sample_on_scrape(&registry, tokio::runtime::Handle::current());
     let (pending_txs, _) = broadcast::channel(4096);
     let (new_blocks, _) = broadcast::channel(256);
+    let tx_batch = Arc::new(txgossip::TxBatch::default());
     let ctx = Arc::new(RpcContext {
         store: store.clone(),
         chain: genesis.clone(),
@@ -401,7 +403,8 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
             .as_ref()
             .zip(enode.clone())
             .map(|((h, _, _), enode)| {
-                Arc::new(p2p::RpcNetwork(h.clone(), enode)) as Arc<dyn consort_rpc::PeerNetwork>
+                Arc::new(p2p::RpcNetwork(h.clone(), enode, tx_batch.clone()))
+                    as Arc<dyn consort_rpc::PeerNetwork>
             }),
         sync: sync_status.clone(),
         permissions: permissions.as_ref().map(|p| p.local().clone()),
@@ -496,6 +499,7 @@ pub async fn launch(args: NodeArgs) -> Result<NodeHandle, NodeError> {
             driver: driver_tx.clone(),
             hints: hints_tx,
             executor,
+            txs: tx_batch,
         };
         tokio::spawn(inbound.run(events));
         let syncer = sync::Syncer {

@@ -6,6 +6,7 @@ use crate::chain::Chain;
 use crate::driver::{DriverEvent, DriverSender};
 use crate::metrics::QbftMetrics;
 use crate::sync::{self, SyncHint, SyncStatus};
+use crate::txgossip::{self, TxBatch, TX_BATCH_INTERVAL};
 use alloy_primitives::{Address, B256};
 use alloy_rlp::Decodable;
 use consort_network::{Enode, NetworkEvent, NetworkHandle, PeerId, Topic, Validation};
@@ -23,9 +24,10 @@ const REBROADCAST_INTERVAL: Duration = Duration::from_secs(5);
 const _: () =
     assert!(REBROADCAST_INTERVAL.as_millis() > consort_network::DUPLICATE_CACHE_TIME.as_millis());
 
-/// The network as JSON-RPC sees it, with our advertised enode.
+/// The network as JSON-RPC sees it, with our advertised enode and the batch that local
+/// transactions wait in (sent by [`Inbound`] at its interval, or here when full).
 #[derive(Debug)]
-pub struct RpcNetwork(pub NetworkHandle, pub Enode);
+pub struct RpcNetwork(pub NetworkHandle, pub Enode, pub Arc<TxBatch>);
 
 impl PeerNetwork for RpcNetwork {
     fn enode(&self) -> String {
@@ -68,7 +70,9 @@ impl PeerNetwork for RpcNetwork {
     }
 
     fn broadcast_transaction(&self, raw: Vec<u8>) {
-        self.0.publish(Topic::Transactions, raw);
+        if let Some(full) = self.2.push(&raw) {
+            self.0.publish(Topic::Transactions, full);
+        }
     }
 }
 
@@ -125,7 +129,7 @@ impl GossipJudge {
     pub(crate) fn judge(&mut self, topic: Topic, from: PeerId, data: &[u8]) -> Judged {
         match topic {
             Topic::Consensus => self.consensus(from, data),
-            Topic::Transactions => Judged::just(self.transaction(data)),
+            Topic::Transactions => Judged::just(self.transactions(data)),
             Topic::Blocks => self.block(from, data),
         }
     }
@@ -177,22 +181,33 @@ impl GossipJudge {
         }
     }
 
-    fn transaction(&self, data: &[u8]) -> Validation {
+    /// A batch of transactions ([`txgossip`]): rejected if it or any transaction in it does
+    /// not decode; forwarded if the pool took any of them; otherwise (all known, stale, or
+    /// refused by the pool's rules) dropped quietly. The pool judges each transaction as it
+    /// judges one sent over JSON-RPC.
+    fn transactions(&self, data: &[u8]) -> Validation {
+        let Ok(txs) = txgossip::decode(data) else {
+            return Validation::Reject;
+        };
         let ctx = &self.rpc;
-        match submit_transaction(
-            &ctx.pool,
-            &ctx.pool_metrics,
-            &ctx.store,
-            data,
-            TxSource::Remote,
-        ) {
-            Ok(tx) => {
-                let _ = ctx.pending_txs.send(tx.hash);
-                Validation::Accept
+        let mut verdict = Validation::Ignore;
+        for raw in txs {
+            match submit_transaction(
+                &ctx.pool,
+                &ctx.pool_metrics,
+                &ctx.store,
+                raw,
+                TxSource::Remote,
+            ) {
+                Ok(tx) => {
+                    let _ = ctx.pending_txs.send(tx.hash);
+                    verdict = Validation::Accept;
+                }
+                Err(SubmitError::Pool(PoolError::Decode(_))) => return Validation::Reject,
+                Err(_) => {}
             }
-            Err(SubmitError::Pool(PoolError::Decode(_))) => Validation::Reject,
-            Err(_) => Validation::Ignore,
         }
+        verdict
     }
 
     fn block(&mut self, from: PeerId, data: &[u8]) -> Judged {
@@ -238,11 +253,15 @@ pub(crate) struct Inbound {
     pub hints: mpsc::Sender<SyncHint>,
     /// The handler as an executor: what the network queued, what was handled.
     pub executor: consort_metrics::Executor,
+    /// Local transactions waiting to be gossiped, sent every [`TX_BATCH_INTERVAL`].
+    pub txs: Arc<TxBatch>,
 }
 
 impl Inbound {
     pub(crate) async fn run(mut self, mut events: mpsc::Receiver<NetworkEvent>) {
         let mut rebroadcast = tokio::time::interval(REBROADCAST_INTERVAL);
+        let mut send_txs = tokio::time::interval(TX_BATCH_INTERVAL);
+        send_txs.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.executor.started(1);
         loop {
             tokio::select! {
@@ -256,6 +275,11 @@ impl Inbound {
                 },
                 _ = rebroadcast.tick() => {
                     self.to_driver(Input::Rebroadcast);
+                }
+                _ = send_txs.tick() => {
+                    if let Some(batch) = self.txs.take() {
+                        self.network.publish(Topic::Transactions, batch);
+                    }
                 }
             }
         }

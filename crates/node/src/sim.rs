@@ -655,10 +655,11 @@ impl World {
                 self.nonces += 1;
                 let raw = alloy_eips::eip2718::Encodable2718::encoded_2718(&self.transfer(nonce));
                 self.note(format!("transaction nonce {nonce} to n{i}"));
-                self.deliver(i, i, Topic::Transactions, raw.clone());
+                let batch = crate::txgossip::encode([raw.as_slice()]);
+                self.deliver(i, i, Topic::Transactions, batch.clone());
                 for to in 0..NODES {
                     if to != i {
-                        self.send(i, to, Topic::Transactions, raw.clone());
+                        self.send(i, to, Topic::Transactions, batch.clone());
                     }
                 }
             }
@@ -1041,6 +1042,37 @@ mod tests {
             .check_header_seals(&parent, &malleated)
             .expect_err("a malleated extraData was accepted");
         assert!(err.to_string().contains("extraData"), "{err}");
+    }
+
+    /// A gossiped batch reaches the pool through the node's judge: every transaction in it
+    /// is pooled and the batch forwarded; a batch of known transactions is dropped quietly;
+    /// a batch with an item that is not a transaction, or that is not a batch, costs the
+    /// relaying peer.
+    #[test]
+    fn gossiped_transaction_batches_are_judged_transaction_by_transaction() {
+        use alloy_eips::eip2718::Encodable2718;
+        use consort_network::Validation;
+        let mut world = World::new(7);
+        world.start(0);
+        let chain_id = world.genesis.chain_id;
+        let key = crate::testing::DEV_KEY_0;
+        let txs: Vec<Vec<u8>> = (0..3)
+            .map(|n| crate::testing::typed_transfer(key, chain_id, n).encoded_2718())
+            .chain([crate::testing::transfer(key, chain_id, 3).encoded_2718()])
+            .collect();
+        let peer = world.nodes[1].peer;
+        let Some(running) = world.nodes[0].running.as_mut() else {
+            panic!("n0 did not start");
+        };
+        let mut judge = |data: &[u8]| running.judge.judge(Topic::Transactions, peer, data).verdict;
+        let batch = crate::txgossip::encode(txs.iter().map(Vec::as_slice));
+        assert_eq!(judge(&batch), Validation::Accept);
+        assert_eq!(running.judge.rpc.pool.lock().map(|p| p.len()).ok(), Some(4));
+        let mut judge = |data: &[u8]| running.judge.judge(Topic::Transactions, peer, data).verdict;
+        assert_eq!(judge(&batch), Validation::Ignore, "all known");
+        let junk_item = crate::txgossip::encode([txs[0].as_slice(), &[0x02, 0x01, 0x02]]);
+        assert_eq!(judge(&junk_item), Validation::Reject);
+        assert_eq!(judge(&txs[0]), Validation::Reject, "a bare transaction");
     }
 
     #[test]

@@ -19,9 +19,6 @@ pub(crate) fn address_of(key: &str) -> Address {
 
 /// A legacy transfer of 1 wei signed by `key` (hex).
 pub(crate) fn transfer(key: &str, chain_id: u64, nonce: u64) -> consort_primitives::TxEnvelope {
-    use alloy_consensus::SignableTransaction;
-    let key = secp256k1::SecretKey::from_slice(&hex::decode(key).unwrap_or_default())
-        .unwrap_or_else(|_| unreachable!());
     let tx = alloy_consensus::TxLegacy {
         chain_id: Some(chain_id),
         nonce,
@@ -31,6 +28,34 @@ pub(crate) fn transfer(key: &str, chain_id: u64, nonce: u64) -> consort_primitiv
         value: U256::from(1),
         input: Default::default(),
     };
+    consort_primitives::TxEnvelope::Legacy(signed(key, tx))
+}
+
+/// An EIP-1559 transfer of 1 wei signed by `key` (hex).
+pub(crate) fn typed_transfer(
+    key: &str,
+    chain_id: u64,
+    nonce: u64,
+) -> consort_primitives::TxEnvelope {
+    let tx = alloy_consensus::TxEip1559 {
+        chain_id,
+        nonce,
+        max_fee_per_gas: 2_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        gas_limit: 21_000,
+        to: alloy_primitives::TxKind::Call(Address::repeat_byte(0x77)),
+        value: U256::from(1),
+        ..Default::default()
+    };
+    consort_primitives::TxEnvelope::Eip1559(signed(key, tx))
+}
+
+fn signed<T: alloy_consensus::SignableTransaction<alloy_primitives::Signature>>(
+    key: &str,
+    tx: T,
+) -> alloy_consensus::Signed<T> {
+    let key = secp256k1::SecretKey::from_slice(&hex::decode(key).unwrap_or_default())
+        .unwrap_or_else(|_| unreachable!());
     let hash = tx.signature_hash();
     let sig =
         secp256k1::SECP256K1.sign_ecdsa_recoverable(&secp256k1::Message::from_digest(hash.0), &key);
@@ -40,5 +65,5 @@ pub(crate) fn transfer(key: &str, chain_id: u64, nonce: u64) -> consort_primitiv
         U256::from_be_slice(&bytes[32..]),
         i32::from(rec) == 1,
     );
-    consort_primitives::TxEnvelope::Legacy(tx.into_signed(signature))
+    tx.into_signed(signature)
 }
