@@ -18,9 +18,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
-/// jemalloc, for Rust and RocksDB alike (it replaces `malloc`): it gives back to the kernel
-/// the pages a free leaves unused (`.cargo/config.toml`), where glibc's per-thread arenas
-/// held on to most of what a burst of load freed. `MALLOC_CONF` tunes it at start.
+/// jemalloc, for Rust and RocksDB alike (it replaces `malloc`): its background thread gives
+/// back to the kernel pages left unused for 30 ms (`.cargo/config.toml`), where glibc's
+/// per-thread arenas held on to most of what a burst of load freed. `MALLOC_CONF` tunes it
+/// at start.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
