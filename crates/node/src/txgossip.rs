@@ -29,15 +29,22 @@ impl TxBatch {
     /// Adds one transaction (its EIP-2718 encoding). A batch that is now full comes back as
     /// the message to send at once.
     pub fn push(&self, raw: &[u8]) -> Option<Vec<u8>> {
-        let mut items = self.items.lock().unwrap_or_else(|e| e.into_inner());
-        push_item(&mut items, raw);
-        (items.len() >= TX_BATCH_BYTES).then(|| message(&std::mem::take(&mut *items)))
+        let full = {
+            let mut items = self.items();
+            push_item(&mut items, raw);
+            (items.len() >= TX_BATCH_BYTES).then(|| std::mem::take(&mut *items))
+        };
+        full.map(|items| message(&items))
     }
 
     /// The batch so far as a message to send, if it holds anything.
     pub fn take(&self) -> Option<Vec<u8>> {
-        let mut items = self.items.lock().unwrap_or_else(|e| e.into_inner());
-        (!items.is_empty()).then(|| message(&std::mem::take(&mut *items)))
+        let items = std::mem::take(&mut *self.items());
+        (!items.is_empty()).then(|| message(&items))
+    }
+
+    fn items(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
+        self.items.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
