@@ -172,9 +172,11 @@ fn wait_all_at(members: &[Member], target: u64, timeout: Duration, what: &str) {
     }
 }
 
-/// Every running member's head, peer count and consensus round, for a failure message.
+/// Every running member's head, peer count and consensus round, then the warnings each has
+/// logged, for a failure message.
 fn describe(members: &[Member]) -> String {
-    running(members)
+    let nodes = running(members);
+    let state = nodes
         .iter()
         .map(|m| {
             let peers = rpc(&m.url(), "net_peerCount", json!([]))["result"].clone();
@@ -182,7 +184,12 @@ fn describe(members: &[Member]) -> String {
             format!("{} head {} peers {peers} round {round}", m.name, m.head())
         })
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    let warnings = nodes.iter().filter_map(|m| {
+        let lines = m.node.as_ref()?.warnings(20);
+        (!lines.is_empty()).then(|| format!("\n{} warned:\n  {}", m.name, lines.join("\n  ")))
+    });
+    std::iter::once(state).chain(warnings).collect()
 }
 
 /// No two running members hold different blocks at any height they share: the chains are

@@ -139,6 +139,20 @@ fn start_in_env(
     }
 }
 
+impl Node {
+    /// The warnings and errors the node has logged since its log was last read, the last
+    /// `keep` of them: what a failure message shows of a node.
+    pub fn warnings(&self, keep: usize) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .log
+            .try_iter()
+            .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+            .collect();
+        lines.drain(..lines.len().saturating_sub(keep));
+        lines
+    }
+}
+
 fn after(line: &str, marker: &str) -> Option<String> {
     let start = line.find(marker)? + marker.len();
     Some(line[start..].split_whitespace().next()?.to_string())
