@@ -14,7 +14,7 @@ use alloy_rpc_types_eth::{
 use consort_chainspec::Genesis;
 use consort_evm::{AccountOverride, CallLimits, CallOutcome, CallRequest};
 use consort_primitives::{Header, KECCAK_EMPTY};
-use consort_storage::{BlockReader, StateReader, StateSnapshot};
+use consort_storage::{Account, BlockReader, StateReader, StateSnapshot};
 use consort_txpool::{PoolReader, TxSource};
 use jsonrpsee::server::{PendingSubscriptionSink, RpcModule, SubscriptionMessage};
 use jsonrpsee::types::{ErrorObjectOwned, Params};
@@ -100,22 +100,40 @@ fn state_of<'a, C: BlockReader + StateReader + ?Sized>(
     chain: &'a C,
     id: Option<BlockId>,
 ) -> RpcResult<C::Snapshot<'a>> {
-    match id {
-        None
-        | Some(BlockId::Number(
+    let id = match id {
+        Some(id) if !names_head(Some(id)) => id,
+        _ => return Ok(chain.head_state()?),
+    };
+    let (number, _) =
+        resolve(chain, id)?.ok_or_else(|| RpcError::Unavailable("header not found".into()))?;
+    chain.state_at(number).map_err(|e| {
+        RpcError::Unavailable(format!("state of block {number} is not available: {e}"))
+    })
+}
+
+/// Whether a state query names the head's state by a tag.
+fn names_head(id: Option<BlockId>) -> bool {
+    matches!(
+        id,
+        None | Some(BlockId::Number(
             BlockNumberOrTag::Latest
-            | BlockNumberOrTag::Pending
-            | BlockNumberOrTag::Safe
-            | BlockNumberOrTag::Finalized,
-        )) => Ok(chain.head_state()?),
-        Some(id) => {
-            let (number, _) = resolve(chain, id)?
-                .ok_or_else(|| RpcError::Unavailable("header not found".into()))?;
-            chain.state_at(number).map_err(|e| {
-                RpcError::Unavailable(format!("state of block {number} is not available: {e}"))
-            })
-        }
+                | BlockNumberOrTag::Pending
+                | BlockNumberOrTag::Safe
+                | BlockNumberOrTag::Finalized,
+        ))
+    )
+}
+
+/// One account as of the block `id` names: at the head, a single read with no snapshot.
+fn account_of<C: BlockReader + StateReader + ?Sized>(
+    chain: &C,
+    address: &Address,
+    id: Option<BlockId>,
+) -> RpcResult<Option<Account>> {
+    if names_head(id) {
+        return Ok(chain.head_account(address)?);
     }
+    Ok(state_of(chain, id)?.basic_account(address)?)
 }
 
 /// `eth_getBalance`.
@@ -124,8 +142,7 @@ fn balance<C: BlockReader + StateReader + ?Sized>(
     address: &Address,
     id: Option<BlockId>,
 ) -> RpcResult<U256> {
-    let account = state_of(chain, id)?.basic_account(address)?;
-    Ok(account.map_or(U256::ZERO, |a| a.balance))
+    Ok(account_of(chain, address, id)?.map_or(U256::ZERO, |a| a.balance))
 }
 
 /// `eth_getTransactionCount`: the account's nonce, or for `pending` the nonce after the
@@ -137,9 +154,7 @@ fn transaction_count<C: BlockReader + StateReader + ?Sized>(
     id: Option<BlockId>,
 ) -> RpcResult<u64> {
     let pending = matches!(id, Some(BlockId::Number(BlockNumberOrTag::Pending)));
-    let nonce = state_of(chain, id)?
-        .basic_account(address)?
-        .map_or(0, |a| a.nonce);
+    let nonce = account_of(chain, address, id)?.map_or(0, |a| a.nonce);
     if pending {
         if let Some(n) = pool()? {
             return Ok(n.max(nonce));

@@ -91,6 +91,12 @@ pub trait StateReader {
     fn state_at(&self, number: u64) -> Result<Self::Snapshot<'_>>;
     /// The state after the head, with the head taken from the same snapshot.
     fn head_state(&self) -> Result<Self::Snapshot<'_>>;
+
+    /// One account in the head state. A single read is consistent by itself, so a store
+    /// answers it without pinning a snapshot or reading the head first.
+    fn head_account(&self, address: &Address) -> Result<Option<Account>> {
+        self.head_state()?.basic_account(address)
+    }
 }
 
 impl BlockReader for Store {
@@ -153,6 +159,10 @@ impl StateReader for Store {
 
     fn head_state(&self) -> Result<StateView<'_>> {
         Store::head_state(self)
+    }
+
+    fn head_account(&self, address: &Address) -> Result<Option<Account>> {
+        self.latest_state().basic_account(address)
     }
 }
 
@@ -234,6 +244,10 @@ impl<T: StateReader + ?Sized> StateReader for Arc<T> {
 
     fn head_state(&self) -> Result<T::Snapshot<'_>> {
         (**self).head_state()
+    }
+
+    fn head_account(&self, address: &Address) -> Result<Option<Account>> {
+        (**self).head_account(address)
     }
 }
 

@@ -5,7 +5,7 @@ mod common;
 
 use alloy_primitives::{keccak256, Address, B256, U256};
 use common::*;
-use consort_storage::{Account, AccountChange, StateChanges, Store, StoreOptions};
+use consort_storage::{Account, AccountChange, StateChanges, StateReader, Store, StoreOptions};
 use consort_trie::verify_proof;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -142,6 +142,32 @@ fn a_view_reads_one_block_while_blocks_commit_concurrently() {
         );
     });
     assert!(rounds > 1, "{rounds} rounds");
+}
+
+#[test]
+fn a_head_account_read_answers_for_a_committed_head_while_blocks_commit() {
+    let (_dir, store) = store(Some(512));
+    commit_next(&store, &everything_is(0));
+    let rounds = while_blocks_commit(&store, || {
+        // Read without a snapshot: the answer is the account of a head committed between the
+        // two head reads around it, all of it from that block.
+        for i in (0..ACCOUNTS).step_by(10) {
+            let before = store.head().unwrap().unwrap().0;
+            let a = store.head_account(&account(i)).unwrap().unwrap();
+            let after = store.head().unwrap().unwrap().0;
+            let block = a.nonce;
+            assert_eq!(a.balance, U256::from(block), "account {i}");
+            assert!(
+                (before..=after).contains(&block),
+                "account {i} of block {block} read between heads {before} and {after}"
+            );
+        }
+    });
+    assert!(rounds > 1, "{rounds} rounds");
+    assert_eq!(
+        store.head_account(&Address::repeat_byte(0xee)).unwrap(),
+        None
+    );
 }
 
 #[test]
