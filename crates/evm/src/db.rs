@@ -3,6 +3,7 @@ use consort_primitives::KECCAK_EMPTY;
 use consort_storage::{StateView, StorageError};
 use revm::database_interface::{DBErrorMarker, DatabaseRef};
 use revm::state::{AccountInfo, Bytecode};
+use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
 
 /// A storage failure seen by revm.
 #[derive(Debug, thiserror::Error)]
@@ -63,21 +64,20 @@ struct CodeCache {
     bytes: usize,
 }
 
-static CODE_CACHE: std::sync::LazyLock<std::sync::Mutex<CodeCache>> =
-    std::sync::LazyLock::new(|| {
-        std::sync::Mutex::new(CodeCache {
-            entries: lru::LruCache::unbounded(),
-            bytes: 0,
-        })
-    });
+static CODE_CACHE: LazyLock<Mutex<CodeCache>> = LazyLock::new(|| Mutex::new(CodeCache::new()));
 
-fn code_cache() -> std::sync::MutexGuard<'static, CodeCache> {
-    CODE_CACHE
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+fn code_cache() -> MutexGuard<'static, CodeCache> {
+    CODE_CACHE.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl CodeCache {
+    fn new() -> Self {
+        Self {
+            entries: lru::LruCache::unbounded(),
+            bytes: 0,
+        }
+    }
+
     fn get(&mut self, hash: &B256) -> Option<Bytecode> {
         self.entries.get(hash).cloned()
     }
@@ -155,10 +155,7 @@ mod tests {
 
     #[test]
     fn the_code_cache_answers_what_analysis_would_and_stays_within_its_bytes() {
-        let mut cache = CodeCache {
-            entries: lru::LruCache::unbounded(),
-            bytes: 0,
-        };
+        let mut cache = CodeCache::new();
         let (hash, code) = contract(1, 1_000);
         cache.put(hash, code.clone());
         let cached = cache.get(&hash).unwrap();
